@@ -1,0 +1,180 @@
+"""FAQ rows -> instruction records, rejects and a per-source report; then a deterministic split.
+
+    tunebot data examples/acme.yaml
+
+Every input row ends up in exactly one of: a split, or `rejects.jsonl` with its file, line and
+reason, so `rows_in == kept + rejected` holds per source and is written to `report.json`.
+"""
+
+from __future__ import annotations
+
+import glob
+import random
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data_tools.readers import ANSWER_NAMES, QUESTION_NAMES, DataError, RawRow, pick_column, read_rows
+from tunebot.config import DataConfig, SourceConfig
+from tunebot.prompts import make_record
+from tunebot.text import detect_lang
+
+_SPACE_RUN = re.compile(r"[ \t\u3000]+")
+
+
+@dataclass
+class SourceReport:
+    """Counts for one input file."""
+
+    file: str
+    rows_in: int = 0
+    kept: int = 0
+    rejected: Counter = field(default_factory=Counter)
+
+    def as_json(self) -> dict[str, Any]:
+        """Returns the report entry written to report.json."""
+        return {
+            "file": self.file,
+            "rows_in": self.rows_in,
+            "kept": self.kept,
+            "rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(self.rejected),
+        }
+
+
+def clean_text(value: Any) -> str:
+    """Trims a field and tidies whitespace while keeping line breaks inside an answer.
+
+    >>> clean_text("  Hello\\r\\n  world  ")
+    'Hello\\nworld'
+    """
+    text = "" if value is None else str(value)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [_SPACE_RUN.sub(" ", line).strip() for line in text.split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+def dedupe_key(question: str, answer: str) -> str:
+    """Returns the key two pairs share when they are the same pair up to width, case and spacing."""
+    folded = unicodedata.normalize("NFKC", f"{question}\u0000{answer}").casefold()
+    return re.sub(r"\s+", "", folded)
+
+
+def expand_sources(sources: list[SourceConfig]) -> list[tuple[SourceConfig, Path]]:
+    """Expands globs; a path or glob that matches nothing is an error naming it."""
+    expanded = []
+    for source in sources:
+        matches = sorted(glob.glob(source.path, recursive=True)) if glob.has_magic(source.path) else [source.path]
+        if not matches or not Path(matches[0]).exists():
+            raise DataError(f"{source.path}: no such file (data.sources)")
+        expanded.extend((source, Path(match)) for match in matches)
+    return expanded
+
+
+def _columns(source: SourceConfig, path: Path, first: RawRow) -> tuple[str, str]:
+    columns = list(first.fields)
+    question = pick_column(columns, source.question_field, QUESTION_NAMES, "question", path)
+    answer = pick_column(columns, source.answer_field, ANSWER_NAMES, "answer", path)
+    return question, answer
+
+
+def _reject(row: RawRow, reason: str, field_name: str | None = None) -> dict[str, Any]:
+    return {"source": row.source, "reason": reason, "field": field_name, "row": row.fields}
+
+
+def _check_pair(question: str, answer: str, cfg: DataConfig) -> tuple[str, str] | None:
+    if not question:
+        return "empty question", "question"
+    if not answer:
+        return "empty answer", "answer"
+    if len(answer) < cfg.min_answer_chars:
+        return f"answer shorter than {cfg.min_answer_chars} characters", "answer"
+    for name, text in (("question", question), ("answer", answer)):
+        if len(text) > cfg.max_chars:
+            return f"{name} longer than {cfg.max_chars} characters ({len(text)})", name
+    if dedupe_key(question, "") == dedupe_key(answer, ""):
+        return "answer repeats the question", "answer"
+    return None
+
+
+def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list[dict], list[SourceReport]]:
+    """Reads every source and returns (records, rejects, per-source reports).
+
+    >>> records, rejects, reports = build_records(cfg.data, cfg.system_prompt)   # doctest: +SKIP
+    """
+    records: list[dict] = []
+    rejects: list[dict] = []
+    reports: list[SourceReport] = []
+    seen: dict[str, str] = {}
+    for source, path in expand_sources(cfg.sources):
+        report = SourceReport(str(path))
+        reports.append(report)
+        columns: tuple[str, str] | None = None
+        for row in read_rows(path, source.format, source.encoding):
+            report.rows_in += 1
+            if row.error:
+                rejects.append(_reject(row, row.error))
+                report.rejected[row.error.split(":")[0]] += 1
+                continue
+            columns = columns or _columns(source, path, row)
+            problem = _row_problem(row, columns, cfg, seen)
+            if problem:
+                rejects.append(_reject(row, *problem))
+                report.rejected[problem[0].split(" (")[0]] += 1
+                continue
+            question, answer = clean_text(row.fields[columns[0]]), clean_text(row.fields[columns[1]])
+            seen[dedupe_key(question, answer)] = row.source
+            record_id = f"{path.stem}-{row.line:05d}"
+            records.append(make_record(record_id, row.source, detect_lang(question + answer), system_prompt, question, answer))
+            report.kept += 1
+        if report.rows_in == 0:
+            raise DataError(f"{path}: no rows (only a header or blank lines)")
+    return records, rejects, reports
+
+
+def _row_problem(row: RawRow, columns: tuple[str, str], cfg: DataConfig, seen: dict[str, str]) -> tuple[str, str | None] | None:
+    for name in columns:
+        if name not in row.fields:
+            return f"missing field {name!r}", name
+    question, answer = clean_text(row.fields[columns[0]]), clean_text(row.fields[columns[1]])
+    problem = _check_pair(question, answer, cfg)
+    if problem:
+        return problem
+    earlier = seen.get(dedupe_key(question, answer))
+    if earlier:
+        return f"duplicate (same question and answer as {earlier})", None
+    return None
+
+
+def split_records(records: list[dict], val: float, test: float, seed: int) -> dict[str, list[dict]]:
+    """Splits records into train/val/test per source file, deterministically by seed.
+
+    Each source is shuffled on its own so every file (and so every language of a bilingual
+    FAQ) is represented in val and test. A source with at least 3 records gets at least one
+    test record when `test > 0`.
+
+    >>> parts = split_records(records, 0.1, 0.1, 0); sorted(parts)   # doctest: +SKIP
+    ['test', 'train', 'val']
+    """
+    by_file: dict[str, list[dict]] = {}
+    for record in records:
+        by_file.setdefault(record["source"].rsplit(":", 1)[0], []).append(record)
+    parts: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+    for name in sorted(by_file):
+        group = list(by_file[name])
+        random.Random(f"{seed}:{Path(name).name}").shuffle(group)
+        n_test = _share(len(group), test)
+        n_val = _share(len(group) - n_test, val / (1 - test) if test < 1 else 0)
+        parts["test"].extend(group[:n_test])
+        parts["val"].extend(group[n_test : n_test + n_val])
+        parts["train"].extend(group[n_test + n_val :])
+    return parts
+
+
+def _share(size: int, fraction: float) -> int:
+    if fraction <= 0 or size < 3:
+        return 0
+    return max(1, min(size - 1, round(size * fraction)))

@@ -1,0 +1,63 @@
+"""The data stage end to end: read sources, build records, split, write files, print a summary.
+
+    tunebot data examples/acme.yaml
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+from data_tools.readers import DataError
+from data_tools.build import SourceReport, build_records, split_records
+from tunebot.config import RunConfig
+from tunebot.prompts import answer_of, question_of
+from tunebot.rundir import RunDir, atomic_write_json, atomic_write_jsonl
+
+
+def _length_stats(records: list[dict]) -> dict[str, Any]:
+    if not records:
+        return {}
+    questions = [len(question_of(record)) for record in records]
+    answers = [len(answer_of(record)) for record in records]
+    return {
+        "question_chars": {"mean": round(statistics.mean(questions), 1), "max": max(questions)},
+        "answer_chars": {"mean": round(statistics.mean(answers), 1), "max": max(answers)},
+    }
+
+
+def summary_table(reports: list[SourceReport], parts: dict[str, list[dict]]) -> str:
+    """Returns the table `tunebot data` prints: one line per source, then the split sizes."""
+    lines = [f"{'source':<40} {'rows':>6} {'kept':>6} {'rejected':>8}  reasons"]
+    for report in reports:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in report.rejected.most_common()) or "-"
+        name = report.file if len(report.file) <= 40 else "…" + report.file[-39:]
+        lines.append(f"{name:<40} {report.rows_in:>6} {report.kept:>6} {sum(report.rejected.values()):>8}  {reasons}")
+    lines.append("split: " + ", ".join(f"{name} {len(rows)}" for name, rows in parts.items()))
+    return "\n".join(lines)
+
+
+def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
+    """Writes data/{train,val,test}.jsonl, rejects.jsonl and report.json, then DONE."""
+    out = run_dir.start("data")
+    records, rejects, reports = build_records(cfg.data, cfg.system_prompt)
+    if not records:
+        raise DataError(f"no usable records in {[r.file for r in reports]}: see {out / 'rejects.jsonl'}")
+    split = cfg.data.split
+    parts = split_records(records, split.val, split.test, split.seed)
+    for name, rows in parts.items():
+        atomic_write_jsonl(out / f"{name}.jsonl", rows)
+    atomic_write_jsonl(out / "rejects.jsonl", rejects)
+    report = {
+        "sources": [report.as_json() for report in reports],
+        "rows_in": sum(report.rows_in for report in reports),
+        "kept": len(records),
+        "rejected": len(rejects),
+        "splits": {name: len(rows) for name, rows in parts.items()},
+        "langs": dict(Counter(record["lang"] for record in records)),
+        "lengths": _length_stats(records),
+    }
+    atomic_write_json(out / "report.json", report)
+    print(summary_table(reports, parts))
+    run_dir.mark_done("data", cfg.fingerprint("data"), records=len(records))

@@ -1,0 +1,26 @@
+"""sft: LoRA fine-tuning with TRL's SFTTrainer (sft/train.py) and adapter merging (sft/merge.py).
+
+    tunebot train examples/acme.yaml && tunebot merge examples/acme.yaml
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tunebot.config import RunConfig
+    from tunebot.rundir import RunDir
+
+
+def run(cfg: "RunConfig", run_dir: "RunDir") -> None:
+    """Fine-tunes the configured model on data/train.jsonl and writes sft/adapter."""
+    from sft.train import train
+
+    train(cfg, run_dir)
+
+
+def merge(cfg: "RunConfig", run_dir: "RunDir") -> None:
+    """Merges sft/adapter into the base model and writes merged/."""
+    from sft.merge import merge_adapter
+
+    merge_adapter(cfg, run_dir)

@@ -1,0 +1,100 @@
+"""Shared fixtures: a tiny Llama built from the default model's real config and real tokenizer.
+
+    python -m pytest -q
+
+The tiny model keeps its vocabulary and chat template (so prompts tokenize exactly as with the
+real model) but has 2 layers of width 64, so a LoRA step takes well under a second on CPU.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+
+EN_PAIRS = [
+    ("How long do refunds take?", "Refunds reach your card within 5 business days."),
+    ("Can I return an item?", "Yes, unused items can be returned within 30 days."),
+    ("Is shipping free?", "Shipping is free on orders over 50 dollars."),
+    ("How do I reset my password?", "Use the Forgot password link on the sign-in page."),
+    ("When is support open?", "Support is open from 9 am to 6 pm on weekdays."),
+    ("Can I change my address?", "You can change the address until the order ships."),
+]
+JA_PAIRS = [
+    ("返品できますか？", "未使用の商品は30日以内なら返品できます。"),
+    ("送料はいくらですか？", "5,500円以上のご購入で送料無料です。"),
+    ("領収書は発行できますか？", "マイページの注文履歴から領収書を発行できます。"),
+    ("営業時間を教えてください。", "平日9時から18時まで営業しています。"),
+    ("パスワードを忘れました。", "ログイン画面の「パスワードを忘れた方」から再設定できます。"),
+    ("注文をキャンセルしたいです。", "発送前であればマイページからキャンセルできます。"),
+]
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """The converted default model (converted once per machine, ~40 s the first time)."""
+    from tunebot.models import ensure_default_model
+
+    return ensure_default_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, default_model_dir: Path) -> Path:
+    """A 2-layer, width-64 Llama from the default model's config, with its real tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(default_model_dir)
+    config.update(
+        {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "head_dim": 16, "max_position_embeddings": 1024}
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(default_model_dir)
+    tokenizer.model_max_length = 1024
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def write_faq_files(folder: Path) -> tuple[Path, Path]:
+    """Writes a small English JSONL FAQ and a Japanese CSV FAQ for tests; returns their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    en = folder / "faq_en.jsonl"
+    en.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in EN_PAIRS), encoding="utf-8")
+    ja = folder / "faq_ja.csv"
+    with open(ja, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["質問", "回答"])
+        writer.writerows(JA_PAIRS)
+    return en, ja
+
+
+@pytest.fixture
+def run_config_file(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    """A complete run config over the test FAQs and the tiny model, with a 3-step LoRA run."""
+    en, ja = write_faq_files(tmp_path / "data")
+    raw = {
+        "name": "unit",
+        "model": str(tiny_model_dir),
+        "system_prompt": "You are ACME support. あなたはACMEのサポート担当です。",
+        "runs_dir": str(tmp_path / "runs"),
+        "data": {"sources": [{"path": str(en)}, {"path": str(ja)}], "split": {"val": 0.2, "test": 0.2, "seed": 0}},
+        "sft": {"max_steps": 3, "batch_size": 2, "lr": 5e-3, "logging_steps": 1, "lora_r": 4, "lora_alpha": 8},
+        "eval": {"max_new_tokens": 8, "batch_size": 4},
+    }
+    path = tmp_path / "unit.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path

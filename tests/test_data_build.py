@@ -1,0 +1,157 @@
+"""data_tools: reading FAQ files in their real encodings, records, rejects, accounting and split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import EN_PAIRS, JA_PAIRS, write_faq_files
+from data_tools.build import build_records, clean_text, split_records
+from data_tools.readers import DataError, read_rows
+from data_tools.stage import run_data_stage
+from tunebot.config import DataConfig, parse_config
+from tunebot.rundir import RunDir, read_jsonl
+
+JA_CSV = "質問,回答,カテゴリ\n返品できますか？,\"はい、30日以内なら\r\n返品できます。\",返品\n送料は？,５，５００円以上で無料です。,配送\n"
+
+
+def data_config(*paths: Path, **extra: object) -> DataConfig:
+    return DataConfig.model_validate({"sources": [{"path": str(p)} for p in paths], **extra})
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932"])
+def test_japanese_csv_in_every_common_encoding(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_bytes(JA_CSV.encode(encoding))
+    records, rejects, reports = build_records(data_config(path), "S")
+    assert not rejects and reports[0].rows_in == 2
+    assert records[0]["prompt"][1]["content"] == "返品できますか？"
+    # the quoted multi-line answer keeps its line break (\r\n normalized); full-width kept verbatim
+    assert records[0]["completion"][0]["content"] == "はい、30日以内なら\n返品できます。"
+    assert records[1]["completion"][0]["content"] == "５，５００円以上で無料です。"
+    assert records[0]["source"] == f"{path}:2" and records[1]["source"] == f"{path}:4"
+    assert {record["lang"] for record in records} == {"ja"}
+
+
+def test_record_format(tmp_path: Path) -> None:
+    en, _ = write_faq_files(tmp_path)
+    records, _, _ = build_records(data_config(en), "Be brief.")
+    record = records[0]
+    assert set(record) == {"id", "source", "lang", "prompt", "completion"}
+    assert record["prompt"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": EN_PAIRS[0][0]},
+    ]
+    assert record["completion"] == [{"role": "assistant", "content": EN_PAIRS[0][1]}]
+    assert record["lang"] == "en" and record["id"] == "faq_en-00001"
+
+
+def test_missing_columns_error_names_file_and_columns(tmp_path: Path) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"faq.csv: no question column found among \['foo', 'bar'\]"):
+        build_records(data_config(path), "S")
+    cfg = DataConfig.model_validate({"sources": [{"path": str(path), "question_field": "foo", "answer_field": "baz"}]})
+    with pytest.raises(DataError, match=r"answer column 'baz' not found; columns are \['foo', 'bar'\]"):
+        build_records(cfg, "S")
+
+
+def test_explicit_column_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "faq.tsv"
+    path.write_text("foo\tbar\nWhat is ACME?\tA shop.\n", encoding="utf-8")
+    cfg = DataConfig.model_validate({"sources": [{"path": str(path), "question_field": "foo", "answer_field": "bar"}]})
+    records, _, _ = build_records(cfg, "S")
+    assert records[0]["completion"][0]["content"] == "A shop."
+
+
+def test_every_row_is_kept_or_rejected_with_a_reason(tmp_path: Path) -> None:
+    path = tmp_path / "faq.jsonl"
+    lines = [
+        json.dumps({"question": "How do I pay?", "answer": "By card or bank transfer."}),
+        "{this is not json",
+        json.dumps({"question": "", "answer": "Orphan answer."}),
+        json.dumps({"question": "Where is my order?"}),
+        json.dumps(["a", "list"]),
+        json.dumps({"question": "How do I pay?", "answer": "By card or bank transfer."}),
+        json.dumps({"question": "Same?", "answer": "same?"}),
+        "",
+        json.dumps({"question": "Can I return it?", "answer": "Yes, within 30 days."}),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    records, rejects, reports = build_records(data_config(path), "S")
+    report = reports[0].as_json()
+    assert report["rows_in"] == 8 == report["kept"] + report["rejected"]
+    assert [r["source"] for r in records] == [f"{path}:1", f"{path}:9"]
+    reasons = {r["source"].rsplit(":", 1)[1]: r["reason"] for r in rejects}
+    assert reasons["2"].startswith("broken JSON line")
+    assert reasons["3"] == "empty question"
+    assert reasons["4"] == "missing field 'answer'"
+    assert reasons["5"].startswith("expected a JSON object")
+    assert reasons["6"] == f"duplicate (same question and answer as {path}:1)"
+    assert reasons["7"] == "answer repeats the question"
+    assert all(reject["row"] for reject in rejects)  # what the user gave is kept with the reject
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "file is empty"), (b"question,answer\n", "no rows"), (b"\xff\xfe\x00\x81\x00", "unknown text encoding")],
+)
+def test_unreadable_files_are_clear_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        build_records(data_config(path), "S")
+
+
+def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
+    odd = tmp_path / "faq.docx"
+    odd.write_text("x", encoding="utf-8")
+    with pytest.raises(DataError, match=r"faq.docx: unknown file format"):
+        list(read_rows(odd))
+    with pytest.raises(DataError, match=r"nope.csv: no such file"):
+        build_records(data_config(tmp_path / "nope.csv"), "S")
+
+
+def test_globs_expand_to_every_file(tmp_path: Path) -> None:
+    write_faq_files(tmp_path)
+    cfg = DataConfig.model_validate({"sources": [{"path": str(tmp_path / "faq_*")}]})
+    records, _, reports = build_records(cfg, "S")
+    assert len(reports) == 2 and len(records) == len(EN_PAIRS) + len(JA_PAIRS)
+
+
+def test_split_is_deterministic_disjoint_and_covers_each_source(tmp_path: Path) -> None:
+    en, ja = write_faq_files(tmp_path)
+    records, _, _ = build_records(data_config(en, ja), "S")
+    first = split_records(records, 0.2, 0.2, seed=0)
+    again = split_records(records, 0.2, 0.2, seed=0)
+    other = split_records(records, 0.2, 0.2, seed=1)
+    ids = {name: [r["id"] for r in rows] for name, rows in first.items()}
+    assert ids == {name: [r["id"] for r in rows] for name, rows in again.items()}
+    assert ids != {name: [r["id"] for r in rows] for name, rows in other.items()}
+    all_ids = sum(ids.values(), [])
+    assert sorted(all_ids) == sorted(r["id"] for r in records)  # nothing lost, nothing twice
+    for part in ("val", "test"):
+        assert {r["lang"] for r in first[part]} == {"en", "ja"}  # stratified by source file
+
+
+def test_clean_text_keeps_inner_line_breaks() -> None:
+    assert clean_text("  a\u3000 b \r\n\r\n c ") == "a b\nc"
+    assert clean_text(None) == ""
+
+
+def test_data_stage_writes_the_run_directory(tmp_path: Path) -> None:
+    en, ja = write_faq_files(tmp_path / "in")
+    (tmp_path / "in" / "faq_en.jsonl").open("a", encoding="utf-8").write("{broken\n")
+    cfg = parse_config({"name": "d", "data": {"sources": [{"path": str(en)}, {"path": str(ja)}]}})
+    run_dir = RunDir(tmp_path / "run")
+    run_data_stage(cfg, run_dir)
+    report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
+    assert report["rows_in"] == len(EN_PAIRS) + len(JA_PAIRS) + 1
+    assert report["kept"] + report["rejected"] == report["rows_in"]
+    assert sum(report["splits"].values()) == report["kept"]
+    rejects = list(read_jsonl(run_dir.path("data", "rejects.jsonl")))
+    assert rejects[0]["source"].endswith("faq_en.jsonl:7")
+    assert run_dir.is_done("data")
+    assert run_dir.done_info("data")["fingerprint"] == cfg.fingerprint("data")

@@ -1,0 +1,144 @@
+"""The `tunebot` command line: parse arguments, load the config once, hand it to the stages.
+
+    tunebot --help
+
+Nothing heavy is imported here: stages, torch and the metrics load inside the command that
+needs them, so `tunebot --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tunebot import __version__
+from tunebot.errors import TunebotError
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "acme-demo.yaml"
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML run config (see examples/)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a config value, e.g. --set sft.lr=1e-4 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Returns the argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tunebot",
+        description="FAQs and support logs -> instruction pairs -> LoRA fine-tune -> evaluation report.",
+    )
+    parser.add_argument("--version", action="version", version=f"tunebot {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser("demo", help="run the whole pipeline on the bundled Japanese + English sample")
+    demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    demo.add_argument("--force", action="store_true", help="redo stages that already finished")
+    run = commands.add_parser("run", help="data -> train -> eval -> merge in one run directory")
+    _add_config(run)
+    run.add_argument("--force", action="store_true", help="redo stages that already finished")
+    helps = {
+        "data": "build instruction records and splits from the config's sources",
+        "train": "fine-tune with LoRA (TRL SFTTrainer) and save the adapter",
+        "eval": "answer the test split with base and tuned, score and report",
+        "merge": "merge the adapter into the base model (merged/)",
+    }
+    for name, text in helps.items():
+        _add_config(commands.add_parser(name, help=text))
+    models = commands.add_parser("models", help="provision/check the bundled default model")
+    models.add_argument("--check", action="store_true", help="only report the cache state, convert nothing")
+    models.add_argument("--rebuild", action="store_true", help="convert again even if the cache is fine")
+    score = commands.add_parser("score", help="score predictions against references (line-aligned files)")
+    score.add_argument("--pred", required=True, help="predictions, one per line (UTF-8)")
+    score.add_argument("--ref", required=True, help="references, one per line (UTF-8)")
+    score.add_argument("--lang", choices=["auto", "ja", "en"], default="auto", help="tokenization language")
+    score.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return parser
+
+
+def _cmd_stage(args: argparse.Namespace) -> int:
+    from tunebot.config import load_config
+    from tunebot.pipeline import open_run_dir, run_stage
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir = open_run_dir(cfg)
+    seconds = run_stage(args.command, cfg, run_dir)
+    print(f"{args.command}: done in {seconds:.0f} s ({run_dir.root})")
+    return 0
+
+
+def _print_result(run_dir: Path, timings: dict[str, float], began: float) -> None:
+    scores = run_dir / "eval" / "scores.json"
+    print()
+    if scores.is_file():
+        from eval.scoring import table_from_document
+
+        print(table_from_document(json.loads(scores.read_text(encoding="utf-8"))))
+    stages = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
+    print(f"\nrun directory: {run_dir}")
+    print(f"wall time: {time.perf_counter() - began:.0f} s ({stages})")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tunebot.config import load_config
+    from tunebot.pipeline import run_pipeline
+
+    began = time.perf_counter()
+    config = DEMO_CONFIG if args.command == "demo" else Path(args.config)
+    if args.command == "demo" and not config.is_file():
+        raise FileNotFoundError(f"{config}: the demo config ships with the source tree; run from a clone")
+    cfg = load_config(config, args.overrides)
+    run_dir, timings = run_pipeline(cfg, force=args.force)
+    _print_result(run_dir.root, timings, began)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from tunebot.models import check_cache, default_model_dir, ensure_default_model
+
+    if not args.check:
+        ensure_default_model(rebuild=args.rebuild)
+    status = check_cache(default_model_dir())
+    size = f"{status.size_bytes / 1e6:.0f} MB" if status.size_bytes else "-"
+    print(f"default  SmolLM2-135M-Instruct  {status.reason}  {size}  {status.path}")
+    return 0 if status.ok else 1
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from eval.scoring import format_scores_table, score_files
+
+    try:
+        scores = score_files(args.pred, args.ref, args.lang)
+    except ValueError as error:  # unreadable or mismatched files: say which, no traceback
+        print(f"tunebot: error: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        keys = ("bleu", "rouge1", "rouge2", "rougeL", "f1", "exact_match")
+        print(json.dumps({key: round(getattr(scores, key), 4) for key in keys}))
+    else:
+        print(format_scores_table({Path(args.pred).name: scores}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; known failures print one clear line and exit 2, not a traceback."""
+    args = build_parser().parse_args(argv)
+    handlers = {"demo": _cmd_run, "run": _cmd_run, "models": _cmd_models, "score": _cmd_score}
+    handler = handlers.get(args.command, _cmd_stage)
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("tunebot: interrupted; finished stages are kept, run the same command to resume", file=sys.stderr)
+        return 130
+    except (TunebotError, FileNotFoundError) as error:
+        print(f"tunebot: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

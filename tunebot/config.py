@@ -1,0 +1,257 @@
+"""The one typed run configuration: YAML in, `RunConfig` out, parsed once and passed down.
+
+    tunebot run examples/acme.yaml --set sft.lr=1e-4 --set eval.max_new_tokens=64
+
+Every field is described once here; `extra="forbid"` turns a misspelled key into an error that
+names its key path (`sft.lrr: unknown key`), never a silent default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from tunebot.errors import TunebotError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+_SHORT_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+class ConfigError(TunebotError, ValueError):
+    """A config file or override that cannot be turned into a `RunConfig`."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceConfig(_Section):
+    """One input file (or glob) and how to read it."""
+
+    path: str = Field(description="File path or glob, relative to the config file's folder.")
+    kind: Literal["faq"] = Field("faq", description="What the file holds: question/answer pairs.")
+    format: Literal["auto", "csv", "tsv", "jsonl", "json"] = Field(
+        "auto", description="File format; auto = from the extension and content."
+    )
+    encoding: str | None = Field(
+        None, description="Text encoding; None = detect (UTF-8, UTF-8 with BOM, CP932/Shift_JIS)."
+    )
+    question_field: str | None = Field(
+        None, description="Column/key holding the question; None = detect from common names."
+    )
+    answer_field: str | None = Field(
+        None, description="Column/key holding the answer; None = detect from common names."
+    )
+
+
+class SplitConfig(_Section):
+    """How records are divided into train/val/test."""
+
+    val: float = Field(0.1, ge=0.0, lt=1.0, description="Share of records for validation.")
+    test: float = Field(0.1, ge=0.0, lt=1.0, description="Share of records for the test split.")
+    seed: int = Field(0, description="Seed of the deterministic split.")
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> "SplitConfig":
+        if self.val + self.test >= 0.9:
+            raise ValueError(f"val + test = {self.val + self.test:.2f} leaves too little to train on")
+        return self
+
+
+class DataConfig(_Section):
+    """Inputs and how they become instruction records."""
+
+    sources: list[SourceConfig] = Field(min_length=1, description="Input files, read in order.")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Train/val/test split.")
+    min_answer_chars: int = Field(2, ge=1, description="Shorter answers are rejected.")
+    max_chars: int = Field(8000, ge=16, description="Longer questions or answers are rejected.")
+
+
+class SftConfig(_Section):
+    """Fine-tuning with TRL's SFTTrainer and PEFT."""
+
+    method: Literal["auto", "lora"] = Field(
+        "auto", description="auto = LoRA on CPU (QLoRA on CUDA arrives with the sft issue)."
+    )
+    epochs: float = Field(3.0, gt=0, description="Passes over the training split.")
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1 = epochs decide.")
+    lr: float = Field(2.0e-4, gt=0, description="Peak learning rate.")
+    batch_size: int = Field(4, ge=1, description="Sequences per device per step.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    max_length: int = Field(512, ge=16, description="Longest tokenized example; longer ones are truncated.")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (alpha / r scales the update).")
+    # 0 by default: on CPU the dropout masks cost ~40% of the forward pass (measured on the
+    # default model, batch 8), and on a few hundred FAQ pairs it buys nothing measurable.
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Modules that get adapters; all-linear = every linear layer but the head."
+    )
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps spent warming up the lr.")
+    lr_scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="lr schedule.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    packing: bool = Field(False, description="Pack several short examples into one sequence.")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute activations to save memory (slower; useful for long sequences on GPU)."
+    )
+    logging_steps: int = Field(5, ge=1, description="Log loss every N steps.")
+    seed: int = Field(0, description="Seed for initialisation and data order.")
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = all cores.")
+
+
+class EvalConfig(_Section):
+    """Scoring the base and tuned models on the test split."""
+
+    systems: list[Literal["base", "tuned"]] = Field(
+        ["base", "tuned"], min_length=1, description="Systems to answer the test split."
+    )
+    backend: Literal["hf"] = Field("hf", description="Generation backend: transformers generate.")
+    max_new_tokens: int = Field(128, ge=1, le=4096, description="Longest generated answer.")
+    batch_size: int = Field(16, ge=1, description="Prompts generated together (left padded).")
+    max_examples: int | None = Field(None, ge=1, description="Score only the first N test records.")
+    lang: Literal["auto", "ja", "en"] = Field(
+        "auto", description="Language for tokenizing metrics; auto = detect per example."
+    )
+
+
+class ServeConfig(_Section):
+    """Serving the models (used by `tunebot serve`)."""
+
+    engine: Literal["vllm", "transformers"] = Field("vllm", description="Inference engine.")
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
+
+
+class RunConfig(_Section):
+    """A whole run: which model, which data, and how each stage behaves."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Run name = folder under runs_dir.")
+    model: str = Field("default", description="default (bundled SmolLM2-135M-Instruct), a local path or an HF id.")
+    system_prompt: str = Field(
+        "You are a helpful customer-support assistant.",
+        min_length=1,
+        description="System message used in training, evaluation and serving alike.",
+    )
+    runs_dir: str = Field("runs", description="Folder holding run directories, relative to the working directory.")
+    data: DataConfig = Field(description="Input files and record building.")
+    sft: SftConfig = Field(default_factory=SftConfig, description="Fine-tuning.")
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation.")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="Serving.")
+
+    @field_validator("system_prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    def fingerprint(self, stage: str) -> str:
+        """Returns a short hash of the config fields a stage's output depends on.
+
+        A finished stage whose fingerprint still matches is skipped by `tunebot run`;
+        any change upstream (data, prompt, model, training) changes it.
+
+        >>> cfg.fingerprint("sft")   # doctest: +SKIP
+        '3f2a9c01d4e5'
+        """
+        dumped = self.model_dump(mode="json")
+        chosen = {name: dumped[name] for name in STAGE_INPUTS[stage]}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# The config fields each stage's output depends on (directly or through earlier stages).
+STAGE_INPUTS: dict[str, tuple[str, ...]] = {
+    "data": ("data", "system_prompt"),
+    "sft": ("data", "system_prompt", "model", "sft"),
+    "merged": ("data", "system_prompt", "model", "sft"),
+    "eval": ("data", "system_prompt", "model", "sft", "eval"),
+}
+
+
+def _format_errors(error: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid config"]
+    for item in error.errors():
+        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  {path}: {message}")
+    return "\n".join(lines)
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Applies one `a.b=value` override to a raw config dict; the value is parsed as YAML.
+
+    >>> raw = {"sft": {"lr": 1}}; apply_override(raw, "sft.lr=1e-4"); raw["sft"]["lr"]
+    0.0001
+    """
+    key, sep, value = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected KEY.PATH=VALUE")
+    parts = key.strip().split(".")
+    node = raw
+    for depth, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {assignment!r}: {'.'.join(parts[: depth + 1])} is not a section")
+        node = child
+    parsed = yaml.safe_load(value) if value.strip() else ""
+    # YAML 1.1 reads 1e-4 as a string (it wants 1.0e-4); users type it the short way.
+    if isinstance(parsed, str) and _SHORT_FLOAT.match(parsed):
+        parsed = float(parsed)
+    node[parts[-1]] = parsed
+
+
+def parse_config(raw: dict[str, Any], origin: str = "config") -> RunConfig:
+    """Validates a raw dict into a `RunConfig`; errors name every bad key path.
+
+    >>> parse_config({"name": "x", "data": {"sources": [{"path": "faq.csv"}]}}).sft.lr
+    0.0002
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error, origin)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Reads a YAML config, applies `--set` overrides and validates it.
+
+    Relative source paths are resolved against the config file's folder, so a config can be
+    run from anywhere.
+
+    >>> load_config("examples/acme.yaml", ["sft.epochs=1"]).sft.epochs   # doctest: +SKIP
+    1.0
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    for assignment in overrides:
+        apply_override(raw, assignment)
+    cfg = parse_config(raw, origin=str(path))
+    base = path.resolve().parent
+    for source in cfg.data.sources:
+        if not Path(source.path).is_absolute():
+            source.path = str(base / source.path)
+    # A model given as a path next to the config is found from anywhere; an HF id is left alone.
+    if cfg.model != "default" and not Path(cfg.model).is_absolute() and (base / cfg.model).exists():
+        cfg.model = str(base / cfg.model)
+    return cfg
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """Returns the resolved config as YAML with every default filled in."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True, sort_keys=False)

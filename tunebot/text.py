@@ -1,0 +1,157 @@
+"""Language detection, Japanese-aware word tokens and answer normalization for the metrics.
+
+    python -c "from tunebot.text import tokenize_words; print(tokenize_words('返品できます。', 'ja'))"
+
+Metrics and retrieval need words, and Japanese has no spaces: it is segmented with MeCab
+(fugashi + unidic-lite). Where MeCab cannot load, Japanese falls back to single characters
+(latin and digit runs inside it stay whole), which keeps scores meaningful but not comparable
+with MeCab-based ones: `ja_tokenizer_name()` says which one is in use, and scores record it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from typing import Any
+
+# A line is Japanese when at least this share of its letters is Japanese script. Kana and kanji
+# carry about a word's worth of meaning in 1-2 characters against ~5 letters per English word,
+# so a Japanese sentence with a URL or a product name stays "ja" and an English sentence quoting
+# one Japanese word stays "en".
+JA_LETTER_SHARE = 0.2
+
+_JA_RANGES = (
+    (0x3005, 0x3007),  # 々 〆 〇
+    (0x3040, 0x30FF),  # hiragana, katakana (incl. ー)
+    (0x31F0, 0x31FF),  # katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFF66, 0xFF9F),  # half-width katakana
+    (0x20000, 0x2FA1F),  # CJK extensions B-F and compatibility supplement
+)
+
+# Numbers keep their decimal point ("2.5"); words keep inner apostrophes ("wasn't").
+_EN_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)*")
+# Character fallback for Japanese: latin/digit runs stay whole, every other letter is a token.
+_CHAR_FALLBACK = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|[^\W_]")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+_SPACES = re.compile(r"\s+")
+
+
+def is_japanese_char(char: str) -> bool:
+    """Says whether one character is kana or a CJK ideograph: is_japanese_char('返') -> True."""
+    code = ord(char)
+    return any(low <= code <= high for low, high in _JA_RANGES)
+
+
+def detect_lang(text: str) -> str:
+    """Returns "ja" when Japanese script makes up a meaningful share of the letters, else "en".
+
+    detect_lang('返品できますか？') -> 'ja'; detect_lang('Can I return it?') -> 'en'.
+    Text without letters (digits, punctuation, empty) counts as "en".
+    """
+    letters = japanese = 0
+    for char in text:
+        if char.isalpha():
+            letters += 1
+            japanese += is_japanese_char(char)
+    return "ja" if letters and japanese / letters >= JA_LETTER_SHARE else "en"
+
+
+def line_langs(references: list[str], langs: list[str] | None = None, lang: str = "auto") -> list[str]:
+    """Returns one language per line: `langs` checked, else `lang` for all, else detected.
+
+    line_langs(['返品できます。', 'Yes.']) -> ['ja', 'en']; line_langs(['Yes.'], lang='ja') -> ['ja'].
+    Detection reads the reference, not the prediction: an untuned model may answer a Japanese
+    question in broken English, and it must still be scored as Japanese.
+    """
+    if langs is None:
+        if lang == "auto":
+            return [detect_lang(reference) for reference in references]
+        return [_check_lang(lang)] * len(references)
+    if len(langs) != len(references):
+        raise ValueError(f"got {len(langs)} languages for {len(references)} lines")
+    return [_check_lang(line_lang) for line_lang in langs]
+
+
+@functools.lru_cache(maxsize=1)
+def _mecab_tagger() -> Any:
+    """Loads fugashi's MeCab tagger with unidic-lite once; None where either is missing."""
+    try:
+        import fugashi
+        import unidic_lite
+
+        # Naming the dictionary avoids picking up a full `unidic` package that was installed
+        # but never downloaded, or a system mecabrc pointing elsewhere.
+        return fugashi.Tagger(f'-d "{unidic_lite.DICDIR}" -r /dev/null')
+    except (ImportError, RuntimeError):
+        return None
+
+
+def mecab_available() -> bool:
+    """Says whether Japanese is segmented with MeCab (True) or falls back to characters."""
+    return _mecab_tagger() is not None
+
+
+def ja_tokenizer_name() -> str:
+    """Names the Japanese word tokenizer in use, for recording next to scores."""
+    return "mecab-unidic" if mecab_available() else "char"
+
+
+def word_tokenizer_name(lang: str) -> str:
+    """Names the word tokenizer `tokenize_words` uses for `lang`: 'mecab-unidic', 'char' or 'words'."""
+    return ja_tokenizer_name() if _check_lang(lang) == "ja" else "words"
+
+
+def _check_lang(lang: str) -> str:
+    if lang not in ("ja", "en"):
+        raise ValueError(f"unsupported language {lang!r}: expected 'ja' or 'en'")
+    return lang
+
+
+def _is_punctuation_or_symbol(token: str) -> bool:
+    return all(unicodedata.category(char)[0] in "PSZ" for char in token)
+
+
+def tokenize_words(text: str, lang: str) -> list[str]:
+    """Splits text into lower-cased word tokens for ROUGE and token F1, punctuation dropped.
+
+    tokenize_words("It wasn't me.", 'en') -> ['it', "wasn't", 'me'];
+    tokenize_words('返品は３０日以内。', 'ja') -> ['返品', 'は', '30', '日', '以内'].
+    lang is "ja", "en" or "auto" (detected from the text).
+    """
+    if lang == "auto":
+        lang = detect_lang(text)
+    _check_lang(lang)
+    # NFKC folds full-width latin/digits and half-width katakana, so 'ＡＢＣ１２３' == 'abc123'.
+    text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
+    if lang == "en":
+        return _EN_WORD.findall(text)
+    tagger = _mecab_tagger()
+    if tagger is None:
+        return _CHAR_FALLBACK.findall(text)
+    surfaces = (word.surface for word in tagger(text))
+    return [token for token in surfaces if token and not _is_punctuation_or_symbol(token)]
+
+
+def normalize_answer(text: str) -> str:
+    """Normalizes an answer for exact match: NFKC, lower case, no punctuation, tidy spaces.
+
+    normalize_answer('Ｙｅｓ,  we can!') -> 'yes we can'
+    normalize_answer('はい、 できます。') -> 'はいできます'
+
+    Spaces next to Japanese characters are removed (Japanese is written without them); spaces
+    between latin words become one. Like SQuAD, punctuation is deleted, not turned into a space.
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(char for char in text if unicodedata.category(char)[0] not in "PS")
+    words = _SPACES.split(text.strip())
+    if not words or words == [""]:
+        return ""
+    joined = words[0]
+    for word in words[1:]:
+        japanese_boundary = is_japanese_char(joined[-1]) or is_japanese_char(word[0])
+        joined += word if japanese_boundary else " " + word
+    return joined
