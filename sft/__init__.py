@@ -19,7 +19,7 @@ def run(cfg: "RunConfig", run_dir: "RunDir") -> None:
     train(cfg, run_dir)
 
 
-def merge(cfg: "RunConfig", run_dir: "RunDir") -> None:
+def run_merge(cfg: "RunConfig", run_dir: "RunDir") -> None:
     """Merges sft/adapter into the base model and writes merged/."""
     from sft.merge import merge_adapter
 

@@ -74,6 +74,7 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str) 
         weight_decay=sft.weight_decay,
         max_length=sft.max_length,
         packing=sft.packing,
+        train_sampling_strategy="group_by_length" if sft.group_by_length else "random",
         completion_only_loss=True,
         gradient_checkpointing=sft.gradient_checkpointing,
         logging_steps=sft.logging_steps,

@@ -96,6 +96,9 @@ class SftConfig(_Section):
     lr_scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="lr schedule.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     packing: bool = Field(False, description="Pack several short examples into one sequence.")
+    group_by_length: bool = Field(
+        True, description="Batch examples of similar length together (less padding, same data per epoch)."
+    )
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations to save memory (slower; useful for long sequences on GPU)."
     )

@@ -22,7 +22,7 @@ STAGE_ENTRIES: dict[str, tuple[str, str]] = {
     "data": ("data", "data_tools:run"),
     "train": ("sft", "sft:run"),
     "eval": ("eval", "eval:run"),
-    "merge": ("merged", "sft:merge"),
+    "merge": ("merged", "sft:run_merge"),
 }
 PIPELINE = ("data", "train", "eval", "merge")
 

@@ -1,0 +1,52 @@
+"""The whole pipeline through the CLI: data -> train -> eval -> merge, resume, and the real demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tunebot.cli import main
+from tunebot.config import load_config
+from tunebot.rundir import RunDir, read_jsonl
+
+METRICS = {"bleu", "rouge1", "rouge2", "rougeL", "f1", "exact_match"}
+
+
+def test_run_writes_every_stage_and_resumes(run_config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(run_config_file)]) == 0
+    out = capsys.readouterr().out
+    cfg = load_config(run_config_file)
+    run_dir = RunDir(Path(cfg.runs_dir) / cfg.name)
+    for stage in ("data", "sft", "eval", "merged"):
+        assert run_dir.is_done(stage), stage
+    assert load_config(run_dir.path("config.yaml")) == cfg  # the resolved config, reloadable
+
+    scores = json.loads(run_dir.path("eval", "scores.json").read_text(encoding="utf-8"))
+    assert set(scores["systems"]) == {"base", "tuned"}
+    for metrics in scores["systems"].values():
+        assert set(metrics) == METRICS
+        assert all(0 <= m["mean"] <= 100 and m["n"] == scores["n"] and m["tokenizer"] for m in metrics.values())
+    predictions = list(read_jsonl(run_dir.path("eval", "predictions.jsonl")))
+    test_ids = [r["id"] for r in read_jsonl(run_dir.path("data", "test.jsonl"))]
+    assert len(predictions) == 2 * len(test_ids)
+    assert {p["id"] for p in predictions if p["system"] == "tuned"} == set(test_ids)
+    assert {"id", "system", "prompt", "reference", "prediction", "latency_s"} <= set(predictions[0])
+    assert "run directory:" in out and "wall time:" in out and "ROUGE-L" in out
+
+    # a second run keeps every stage; changing eval settings redoes eval only
+    assert main(["run", str(run_config_file)]) == 0
+    assert capsys.readouterr().out.count("already done for this config") == 4
+    assert main(["run", str(run_config_file), "--set", "eval.max_new_tokens=4"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("already done for this config") == 3 and "== eval" in out
+
+
+@pytest.mark.slow
+def test_demo_on_the_real_model_improves_over_base(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--set", f"runs_dir={tmp_path}"]) == 0
+    scores = json.loads((tmp_path / "acme-demo" / "eval" / "scores.json").read_text(encoding="utf-8"))
+    base, tuned = scores["systems"]["base"], scores["systems"]["tuned"]
+    assert tuned["f1"]["mean"] > base["f1"]["mean"] + 10
+    assert tuned["rougeL"]["mean"] > base["rougeL"]["mean"] + 10
