@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from data_tools.readers import ANSWER_NAMES, QUESTION_NAMES, DataError, RawRow, pick_column, read_rows
+from data_tools.pii import PiiScrubber
 from tunebot.config import DataConfig, SourceConfig
 from tunebot.prompts import make_record
 from tunebot.text import detect_lang
@@ -33,6 +34,7 @@ class SourceReport:
     rows_in: int = 0
     kept: int = 0
     rejected: Counter = field(default_factory=Counter)
+    pii: Counter = field(default_factory=Counter)
 
     def as_json(self) -> dict[str, Any]:
         """Returns the report entry written to report.json."""
@@ -42,6 +44,7 @@ class SourceReport:
             "kept": self.kept,
             "rejected": sum(self.rejected.values()),
             "rejected_by_reason": dict(self.rejected),
+            "pii_found": dict(self.pii),
         }
 
 
@@ -81,8 +84,10 @@ def _columns(source: SourceConfig, path: Path, first: RawRow) -> tuple[str, str]
     return question, answer
 
 
-def _reject(row: RawRow, reason: str, field_name: str | None = None) -> dict[str, Any]:
-    return {"source": row.source, "reason": reason, "field": field_name, "row": row.fields}
+def _reject(row: RawRow, reason: str, field_name: str | None, scrub: PiiScrubber | None) -> dict[str, Any]:
+    # The user's row is kept with the reject, scrubbed like the records: nothing unredacted leaks.
+    fields = {key: scrub.scan_redact(value) if scrub and isinstance(value, str) else value for key, value in row.fields.items()}
+    return {"source": row.source, "reason": reason, "field": field_name, "row": fields}
 
 
 def _check_pair(question: str, answer: str, cfg: DataConfig) -> tuple[str, str] | None:
@@ -109,6 +114,7 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
     rejects: list[dict] = []
     reports: list[SourceReport] = []
     seen: dict[str, str] = {}
+    scrub = None if cfg.pii == "keep" else PiiScrubber(custom=cfg.pii_patterns, allow=cfg.pii_allow)
     for source, path in expand_sources(cfg.sources):
         report = SourceReport(str(path))
         reports.append(report)
@@ -116,16 +122,16 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
         for row in read_rows(path, source.format, source.encoding):
             report.rows_in += 1
             if row.error:
-                rejects.append(_reject(row, row.error))
+                rejects.append(_reject(row, row.error, None, scrub))
                 report.rejected[row.error.split(":")[0]] += 1
                 continue
             columns = columns or _columns(source, path, row)
-            problem = _row_problem(row, columns, cfg, seen)
-            if problem:
-                rejects.append(_reject(row, *problem))
-                report.rejected[problem[0].split(" (")[0]] += 1
+            outcome = _process_row(row, columns, cfg, seen, scrub, report)
+            if isinstance(outcome, Problem):
+                rejects.append(_reject(row, outcome.reason, outcome.field, scrub))
+                report.rejected[outcome.reason.split(" (")[0]] += 1
                 continue
-            question, answer = clean_text(row.fields[columns[0]]), clean_text(row.fields[columns[1]])
+            question, answer = outcome
             seen[dedupe_key(question, answer)] = row.source
             record_id = f"{path.stem}-{row.line:05d}"
             records.append(make_record(record_id, row.source, detect_lang(question + answer), system_prompt, question, answer))
@@ -135,18 +141,35 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
     return records, rejects, reports
 
 
-def _row_problem(row: RawRow, columns: tuple[str, str], cfg: DataConfig, seen: dict[str, str]) -> tuple[str, str | None] | None:
+@dataclass(frozen=True)
+class Problem:
+    """Why a row was rejected, and which field is at fault (None when it is the row as a whole)."""
+
+    reason: str
+    field: str | None = None
+
+
+def _process_row(
+    row: RawRow, columns: tuple[str, str], cfg: DataConfig, seen: dict[str, str], scrub: PiiScrubber | None,
+    report: SourceReport,
+) -> tuple[str, str] | Problem:
     for name in columns:
         if name not in row.fields:
-            return f"missing field {name!r}", name
+            return Problem(f"missing field {name!r}", name)
     question, answer = clean_text(row.fields[columns[0]]), clean_text(row.fields[columns[1]])
+    if scrub is not None:
+        found = scrub.scan(question) + scrub.scan(answer)
+        report.pii.update(found)
+        if found and cfg.pii == "drop":
+            return Problem(f"contains personal data ({', '.join(sorted(found))})")
+        question, answer = scrub.scan_redact(question), scrub.scan_redact(answer)
     problem = _check_pair(question, answer, cfg)
     if problem:
-        return problem
+        return Problem(*problem)
     earlier = seen.get(dedupe_key(question, answer))
     if earlier:
-        return f"duplicate (same question and answer as {earlier})", None
-    return None
+        return Problem(f"duplicate (same question and answer as {earlier})")
+    return question, answer
 
 
 def split_records(records: list[dict], val: float, test: float, seed: int) -> dict[str, list[dict]]:

@@ -29,11 +29,12 @@ def _length_stats(records: list[dict]) -> dict[str, Any]:
 
 def summary_table(reports: list[SourceReport], parts: dict[str, list[dict]]) -> str:
     """Returns the table `tunebot data` prints: one line per source, then the split sizes."""
-    lines = [f"{'source':<40} {'rows':>6} {'kept':>6} {'rejected':>8}  reasons"]
+    lines = [f"{'source':<40} {'rows':>6} {'kept':>6} {'rejected':>8} {'pii':>5}  reasons"]
     for report in reports:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in report.rejected.most_common()) or "-"
         name = report.file if len(report.file) <= 40 else "…" + report.file[-39:]
-        lines.append(f"{name:<40} {report.rows_in:>6} {report.kept:>6} {sum(report.rejected.values()):>8}  {reasons}")
+        found = sum(report.pii.values())
+        lines.append(f"{name:<40} {report.rows_in:>6} {report.kept:>6} {sum(report.rejected.values()):>8} {found:>5}  {reasons}")
     lines.append("split: " + ", ".join(f"{name} {len(rows)}" for name, rows in parts.items()))
     return "\n".join(lines)
 
@@ -56,6 +57,7 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
         "rejected": len(rejects),
         "splits": {name: len(rows) for name, rows in parts.items()},
         "langs": dict(Counter(record["lang"] for record in records)),
+        "pii": {"mode": cfg.data.pii, "found": dict(sum((report.pii for report in reports), Counter()))},
         "lengths": _length_stats(records),
     }
     atomic_write_json(out / "report.json", report)

@@ -71,6 +71,14 @@ def test_overrides_parse_values_as_yaml() -> None:
     assert raw["system_prompt"] == "丁寧に答えてください。"
 
 
+def test_overrides_address_list_items() -> None:
+    raw: dict = {"data": {"sources": [{"path": "a.csv"}, {"path": "b.csv"}]}}
+    apply_override(raw, "data.sources.1.path=/data/real.csv")
+    assert raw["data"]["sources"][1] == {"path": "/data/real.csv"}
+    with pytest.raises(ConfigError, match="data.sources has 2 items, no item '5'"):
+        apply_override(raw, "data.sources.5.path=x")
+
+
 @pytest.mark.parametrize("bad", ["sft.lr", "=3", "sft.lr.x=1"])
 def test_bad_overrides_are_errors(bad: str) -> None:
     with pytest.raises(ConfigError):

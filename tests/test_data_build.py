@@ -155,3 +155,54 @@ def test_data_stage_writes_the_run_directory(tmp_path: Path) -> None:
     assert rejects[0]["source"].endswith("faq_en.jsonl:7")
     assert run_dir.is_done("data")
     assert run_dir.done_info("data")["fingerprint"] == cfg.fingerprint("data")
+
+
+PII_ROWS = [
+    {"question": "My email is taro@example.jp, can you update it?", "answer": "Yes, from My Page. Call 0120-000-000 if stuck."},
+    {"question": "電話090-1234-5678に折り返しをお願いします", "answer": "担当者より折り返しご連絡いたします。"},
+    {"question": "Card 4111 1111 1111 1111 was charged twice", "answer": "We will refund the duplicate charge."},
+]
+
+
+def _pii_source(tmp_path: Path) -> Path:
+    path = tmp_path / "pii.jsonl"
+    lines = [json.dumps(row, ensure_ascii=False) for row in PII_ROWS]
+    lines += ['{"question": "broken taro@example.jp', json.dumps(PII_ROWS[1], ensure_ascii=False)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_pii_redact_reaches_no_file_of_the_run(tmp_path: Path) -> None:
+    path = _pii_source(tmp_path)
+    cfg = parse_config({"name": "p", "data": {"sources": [{"path": str(path)}], "pii_allow": ["0120-000-000"]}})
+    run_dir = RunDir(tmp_path / "run")
+    run_data_stage(cfg, run_dir)
+    written = "".join(p.read_text(encoding="utf-8") for p in run_dir.path("data").iterdir() if p.is_file())
+    for secret in ("taro@example.jp", "090-1234-5678", "4111 1111 1111 1111"):
+        assert secret not in written
+    assert "[EMAIL]" in written and "[PHONE]" in written and "[CARD]" in written
+    assert "0120-000-000" in written  # allow-listed company number kept
+    report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
+    assert report["pii"] == {"mode": "redact", "found": {"EMAIL": 1, "PHONE": 2, "CARD": 1}}
+    assert report["rows_in"] == 5 == report["kept"] + report["rejected"]
+
+
+def test_pii_drop_rejects_rows_and_keep_leaves_them(tmp_path: Path) -> None:
+    path = _pii_source(tmp_path)
+    dropped, rejects, reports = build_records(data_config(path, pii="drop"), "S")
+    assert dropped == []
+    reasons = [r["reason"] for r in rejects]
+    assert reasons[0] == "contains personal data (EMAIL, PHONE)"  # its 0120 number is not allow-listed here
+    assert reasons[1:3] == ["contains personal data (PHONE)", "contains personal data (CARD)"]
+    assert reasons[3].startswith("broken JSON line") and len(rejects) == 5
+    assert all("taro@example.jp" not in json.dumps(r, ensure_ascii=False) for r in rejects)
+    kept, _, _ = build_records(data_config(path, pii="keep"), "S")
+    assert kept[0]["prompt"][1]["content"] == PII_ROWS[0]["question"]
+
+
+def test_custom_pii_pattern(tmp_path: Path) -> None:
+    path = tmp_path / "o.csv"
+    path.write_text("question,answer\n注文ORD-123456が届きません,確認してご連絡します。\n", encoding="utf-8")
+    records, _, reports = build_records(data_config(path, pii_patterns={"ORDER_ID": r"ORD-\d{6}"}), "S")
+    assert records[0]["prompt"][1]["content"] == "注文[ORDER_ID]が届きません"
+    assert reports[0].pii == {"ORDER_ID": 1}

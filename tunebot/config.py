@@ -70,6 +70,28 @@ class DataConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train/val/test split.")
     min_answer_chars: int = Field(2, ge=1, description="Shorter answers are rejected.")
     max_chars: int = Field(8000, ge=16, description="Longer questions or answers are rejected.")
+    pii: Literal["redact", "drop", "keep"] = Field(
+        "redact",
+        description="Personal data: redact = typed placeholders ([EMAIL], [PHONE], ...), drop = reject the row, keep.",
+    )
+    pii_allow: list[str] = Field(
+        [], description="Exact strings never treated as personal data, e.g. the company's own support address."
+    )
+    pii_patterns: dict[str, str] = Field(
+        {}, description="Extra personal data to find, NAME: regex (e.g. order ids); replaced by [NAME]."
+    )
+
+    @field_validator("pii_patterns")
+    @classmethod
+    def _patterns_compile(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+                raise ValueError(f"{name!r}: names are letters, digits and _ (they become [NAME])")
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"{name}: not a valid regular expression ({error})") from None
+        return value
 
 
 class SftConfig(_Section):
@@ -185,8 +207,23 @@ def _format_errors(error: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
+def _step(node: Any, part: str, path: str, assignment: str, create: bool) -> tuple[Any, Any]:
+    """Returns (container, key) for one path segment; list items are addressed by index."""
+    if isinstance(node, list):
+        if not part.isdigit() or int(part) >= len(node):
+            raise ConfigError(f"--set {assignment!r}: {path} has {len(node)} items, no item {part!r}")
+        return node, int(part)
+    if not isinstance(node, dict):
+        raise ConfigError(f"--set {assignment!r}: {path} is not a section")
+    if create:
+        node.setdefault(part, {})
+    return node, part
+
+
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
     """Applies one `a.b=value` override to a raw config dict; the value is parsed as YAML.
+
+    List items are addressed by index: `data.sources.0.path=faq.csv`.
 
     >>> raw = {"sft": {"lr": 1}}; apply_override(raw, "sft.lr=1e-4"); raw["sft"]["lr"]
     0.0001
@@ -195,17 +232,16 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     if not sep or not key.strip():
         raise ConfigError(f"--set {assignment!r}: expected KEY.PATH=VALUE")
     parts = key.strip().split(".")
-    node = raw
+    node: Any = raw
     for depth, part in enumerate(parts[:-1]):
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {assignment!r}: {'.'.join(parts[: depth + 1])} is not a section")
-        node = child
+        container, index = _step(node, part, ".".join(parts[:depth]) or "(top level)", assignment, create=True)
+        node = container[index]
+    container, index = _step(node, parts[-1], ".".join(parts[:-1]) or "(top level)", assignment, create=False)
     parsed = yaml.safe_load(value) if value.strip() else ""
     # YAML 1.1 reads 1e-4 as a string (it wants 1.0e-4); users type it the short way.
     if isinstance(parsed, str) and _SHORT_FLOAT.match(parsed):
         parsed = float(parsed)
-    node[parts[-1]] = parsed
+    container[index] = parsed
 
 
 def parse_config(raw: dict[str, Any], origin: str = "config") -> RunConfig:

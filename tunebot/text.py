@@ -38,6 +38,8 @@ _EN_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)*")
 _CHAR_FALLBACK = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|[^\W_]")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _SPACES = re.compile(r"\s+")
+_LETTER = re.compile(r"[^\W\d_]")
+_JA_CHAR = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in _JA_RANGES) + "]")
 
 
 def is_japanese_char(char: str) -> bool:
@@ -52,11 +54,9 @@ def detect_lang(text: str) -> str:
     detect_lang('返品できますか？') -> 'ja'; detect_lang('Can I return it?') -> 'en'.
     Text without letters (digits, punctuation, empty) counts as "en".
     """
-    letters = japanese = 0
-    for char in text:
-        if char.isalpha():
-            letters += 1
-            japanese += is_japanese_char(char)
+    # Regex scans run in C: a per-character Python loop made this the data stage's bottleneck.
+    letters = len(_LETTER.findall(text))
+    japanese = sum(1 for char in _JA_CHAR.findall(text) if char.isalpha())
     return "ja" if letters and japanese / letters >= JA_LETTER_SHARE else "en"
 
 

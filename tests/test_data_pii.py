@@ -1,0 +1,65 @@
+"""PII redaction: every kind the data stage promises, Japanese formats, checksums, allow-list."""
+
+from __future__ import annotations
+
+import pytest
+
+from data_tools.pii import PiiScrubber, luhn_valid, my_number_valid
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail taro.yamada+faq@example.co.jp now", "mail [EMAIL] now"),
+        ("電話は03-1234-5678です", "電話は[PHONE]です"),
+        ("携帯090-1234-5678まで", "携帯[PHONE]まで"),
+        ("携帯０９０－１２３４－５６７８まで", "携帯[PHONE]まで"),
+        ("09012345678", "[PHONE]"),
+        ("call +81 90-1234-5678 or +1 415 555 0123.", "call [PHONE] or [PHONE]."),
+        ("(03) 1234-5678", "[PHONE]"),
+        ("〒100-0001 東京都千代田区", "[POSTAL_CODE] 東京都千代田区"),
+        ("〒１００－０００１", "[POSTAL_CODE]"),
+        ("card 4111 1111 1111 1111 exp", "card [CARD] exp"),
+        ("card 4111-1111-1111-1111", "[CARD]".join(["card ", ""])),
+        ("マイナンバーは1234 5678 9018です", "マイナンバーは[MY_NUMBER]です"),
+        ("from 192.168.10.254 today", "from [IP] today"),
+        ("v6 2001:0db8:85a3:0000:0000:8a2e:0370:7334", "v6 [IP]"),
+    ],
+)
+def test_redacts_each_kind(text: str, expected: str) -> None:
+    assert PiiScrubber().redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Order 4111 1111 1111 1112 is invalid Luhn",  # not a card
+        "123456789012",  # My Number with a wrong check digit
+        "version 1.2.3.4.5 and 300.1.1.1",  # not IP addresses
+        "受付は10:00〜18:00、2024-01-15発送、5,500円以上で送料無料",
+        "Returns within 30 days; ¥330 fee",
+        "登録番号はT0000000000000です",  # an invoice registration number, not a card
+        "0000 0000 0000 0000",
+    ],
+)
+def test_leaves_lookalikes_alone(text: str) -> None:
+    assert PiiScrubber().redact(text) == text
+
+
+def test_counts_per_kind_and_allow_list() -> None:
+    scrubber = PiiScrubber(allow=["0120-000-000", "support@acme.example"])
+    text = "Call 0120-000-000 or support@acme.example; I am bob@x.org, 090-1111-2222, 03-9999-0000"
+    assert scrubber.redact(text) == "Call 0120-000-000 or support@acme.example; I am [EMAIL], [PHONE], [PHONE]"
+    assert scrubber.found == {"EMAIL": 1, "PHONE": 2}
+    assert scrubber.scan("x@y.jp") == {"EMAIL": 1} and scrubber.found["EMAIL"] == 1  # scan does not count
+
+
+def test_custom_patterns_become_placeholders() -> None:
+    scrubber = PiiScrubber(custom={"order_id": r"ORD-\d{6}"})
+    assert scrubber.redact("注文番号ORD-123456の件") == "注文番号[ORDER_ID]の件"
+
+
+def test_checksums() -> None:
+    assert luhn_valid("4111111111111111") and luhn_valid("5500 0000 0000 0004")
+    assert not luhn_valid("4111111111111112") and not luhn_valid("1234")
+    assert my_number_valid("123456789018") and not my_number_valid("123456789019")
