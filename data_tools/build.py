@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_tools.readers import ANSWER_NAMES, QUESTION_NAMES, DataError, RawRow, pick_column, read_rows
+from data_tools.readers import (
+    ANSWER_NAMES,
+    QUESTION_NAMES,
+    DataError,
+    RawRow,
+    find_category_column,
+    pick_column,
+    read_rows,
+)
 from data_tools.pii import PiiScrubber
 from tunebot.config import DataConfig, SourceConfig
 from tunebot.prompts import make_record
@@ -134,7 +142,11 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
             question, answer = outcome
             seen[dedupe_key(question, answer)] = row.source
             record_id = f"{path.stem}-{row.line:05d}"
-            records.append(make_record(record_id, row.source, detect_lang(question + answer), system_prompt, question, answer))
+            record = make_record(record_id, row.source, detect_lang(question + answer), system_prompt, question, answer)
+            category = find_category_column(list(row.fields))
+            if category and clean_text(row.fields[category]):
+                record["category"] = clean_text(row.fields[category])
+            records.append(record)
             report.kept += 1
         if report.rows_in == 0:
             raise DataError(f"{path}: no rows (only a header or blank lines)")

@@ -26,6 +26,13 @@ ENCODINGS = ("utf-8-sig", "cp932")
 
 QUESTION_NAMES = ("question", "q", "質問", "問い", "問", "instruction", "prompt", "title", "input", "query")
 ANSWER_NAMES = ("answer", "a", "回答", "答え", "答", "response", "completion", "body", "output", "reply")
+CATEGORY_NAMES = ("category", "カテゴリ", "カテゴリー", "分類", "ジャンル", "topic")
+
+
+def find_category_column(columns: list[str]) -> str | None:
+    """Returns the optional category column, kept on records as metadata, or None."""
+    by_key = {_name_key(column): column for column in columns}
+    return next((by_key[name] for name in CATEGORY_NAMES if name in by_key), None)
 
 csv.field_size_limit(1 << 30)
 

@@ -33,6 +33,7 @@ def test_japanese_csv_in_every_common_encoding(tmp_path: Path, encoding: str) ->
     assert records[1]["completion"][0]["content"] == "５，５００円以上で無料です。"
     assert records[0]["source"] == f"{path}:2" and records[1]["source"] == f"{path}:4"
     assert {record["lang"] for record in records} == {"ja"}
+    assert [record["category"] for record in records] == ["返品", "配送"]  # kept as metadata
 
 
 def test_record_format(tmp_path: Path) -> None:
