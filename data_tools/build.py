@@ -127,7 +127,7 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
         report = SourceReport(str(path))
         reports.append(report)
         columns: tuple[str, str] | None = None
-        for row in read_rows(path, source.format, source.encoding):
+        for row in read_rows(path, source.format, source.encoding, source.sheet):
             report.rows_in += 1
             if row.error:
                 rejects.append(_reject(row, row.error, None, scrub))

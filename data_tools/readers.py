@@ -84,9 +84,12 @@ def detect_format(path: Path, declared: str) -> str:
     if declared != "auto":
         return declared
     suffix = path.suffix.lower()
-    known = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+    known = {
+        ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+        ".xlsx": "xlsx", ".md": "markdown", ".markdown": "markdown",
+    }
     if suffix not in known:
-        raise DataError(f"{path}: unknown file format {suffix!r}; set `format:` (csv, tsv, jsonl, json)")
+        raise DataError(f"{path}: unknown file format {suffix!r}; set `format:` (csv, tsv, jsonl, json, xlsx, markdown)")
     return known[suffix]
 
 
@@ -156,7 +159,9 @@ def _read_json_array(path: Path, text: str) -> Iterator[RawRow]:
             yield RawRow(str(path), index, {"raw": str(obj)[:500]}, f"item {index} is not a JSON object")
 
 
-def read_rows(path: str | Path, fmt: str = "auto", encoding: str | None = None) -> Iterator[RawRow]:
+def read_rows(
+    path: str | Path, fmt: str = "auto", encoding: str | None = None, sheet: str | None = None
+) -> Iterator[RawRow]:
     """Yields every row of a FAQ file; `line` is the physical line (JSON arrays: the item number).
 
     >>> rows = list(read_rows("examples/data/acme_faq_ja.csv")); rows[0].line   # doctest: +SKIP
@@ -166,6 +171,11 @@ def read_rows(path: str | Path, fmt: str = "auto", encoding: str | None = None) 
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     kind = detect_format(path, fmt)
+    if kind == "xlsx":
+        from data_tools.sheets import read_xlsx
+
+        yield from read_xlsx(path, sheet)
+        return
     text, _ = decode(path, encoding)
     if not text.strip():
         raise DataError(f"{path}: file is empty")
@@ -173,5 +183,9 @@ def read_rows(path: str | Path, fmt: str = "auto", encoding: str | None = None) 
         yield from _read_delimited(path, text, "," if kind == "csv" else "\t")
     elif kind == "jsonl":
         yield from _read_jsonl(path, text)
+    elif kind == "markdown":
+        from data_tools.markdown import read_markdown
+
+        yield from read_markdown(path, text)
     else:
         yield from _read_json_array(path, text)

@@ -35,9 +35,10 @@ class SourceConfig(_Section):
 
     path: str = Field(description="File path or glob, relative to the config file's folder.")
     kind: Literal["faq"] = Field("faq", description="What the file holds: question/answer pairs.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "json"] = Field(
-        "auto", description="File format; auto = from the extension and content."
+    format: Literal["auto", "csv", "tsv", "jsonl", "json", "xlsx", "markdown"] = Field(
+        "auto", description="File format; auto = from the extension."
     )
+    sheet: str | None = Field(None, description="Worksheet of an .xlsx file; None = the first one.")
     encoding: str | None = Field(
         None, description="Text encoding; None = detect (UTF-8, UTF-8 with BOM, CP932/Shift_JIS)."
     )

@@ -1,0 +1,87 @@
+"""Excel and Markdown FAQs: rows, line numbers, sheets, categories and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from data_tools.build import build_records
+from data_tools.readers import DataError, read_rows
+from tunebot.config import DataConfig
+
+
+def _workbook(path: Path) -> None:
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    notes = workbook.active
+    notes.title = "メモ"
+    notes.append(["not", "the", "faq"])
+    notes.append(["1", "2", "3"])
+    faq = workbook.create_sheet("FAQ")
+    faq.append(["質問", "回答", "カテゴリ"])
+    faq.append(["返品できますか？", "30日以内なら返品できます。", "返品"])
+    faq.append([None, None, None])
+    faq.append(["送料は？", 550, "配送"])
+    workbook.save(path)
+
+
+def test_xlsx_named_sheet_rows_and_row_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "faq.xlsx"
+    _workbook(path)
+    cfg = DataConfig.model_validate({"sources": [{"path": str(path), "sheet": "FAQ"}]})
+    records, rejects, reports = build_records(cfg, "S")
+    assert not rejects and reports[0].rows_in == 2
+    assert [r["source"] for r in records] == [f"{path}:2", f"{path}:4"]  # Excel's own row numbers
+    assert records[1]["completion"][0]["content"] == "550"  # a number cell comes back as typed
+    assert records[0]["category"] == "返品"
+
+
+def test_xlsx_errors_name_file_and_sheets(tmp_path: Path) -> None:
+    path = tmp_path / "faq.xlsx"
+    _workbook(path)
+    with pytest.raises(DataError, match=r"no sheet 'Q&A'; sheets are \['メモ', 'FAQ'\]"):
+        list(read_rows(path, sheet="Q&A"))
+    with pytest.raises(DataError, match=r"faq.xlsx: no question column found among \['not', 'the', 'faq'\]"):
+        build_records(DataConfig.model_validate({"sources": [{"path": str(path)}]}), "S")
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"this is not a zip file")
+    with pytest.raises(DataError, match="broken.xlsx: not a readable .xlsx workbook"):
+        list(read_rows(broken))
+
+
+MARKDOWN = """# ACME よくある質問
+
+## 配送について
+
+### 送料はいくらですか？
+5,500円以上で無料です。
+それ未満は550円です。
+
+### 届くまで何日？
+通常1〜3日です。
+
+```
+# not a heading inside a code block
+```
+
+## Returns
+### Can I return an item?
+Yes, within 30 days.
+"""
+
+
+def test_markdown_headings_become_questions_with_categories(tmp_path: Path) -> None:
+    path = tmp_path / "faq.md"
+    path.write_text(MARKDOWN, encoding="utf-8")
+    rows = list(read_rows(path))
+    assert [(row.line, row.fields["question"], row.fields["category"]) for row in rows] == [
+        (5, "送料はいくらですか？", "配送について"),
+        (9, "届くまで何日？", "配送について"),
+        (17, "Can I return an item?", "Returns"),
+    ]
+    assert rows[0].fields["answer"] == "5,500円以上で無料です。\nそれ未満は550円です。"
+    assert rows[1].fields["answer"].startswith("通常1〜3日です。") and "# not a heading" in rows[1].fields["answer"]
+    records, _, _ = build_records(DataConfig.model_validate({"sources": [{"path": str(path)}]}), "S")
+    assert {r["lang"] for r in records} == {"ja", "en"}
