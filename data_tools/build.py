@@ -26,6 +26,7 @@ from data_tools.readers import (
     pick_column,
     read_rows,
 )
+from data_tools.html_text import html_to_text
 from data_tools.pii import PiiScrubber
 from tunebot.config import DataConfig, SourceConfig
 from tunebot.prompts import make_record
@@ -161,6 +162,11 @@ class Problem:
     field: str | None = None
 
 
+def _field_text(value: Any, cfg: DataConfig) -> str:
+    text = clean_text(value)
+    return clean_text(html_to_text(text)) if cfg.html_to_text else text
+
+
 def _process_row(
     row: RawRow, columns: tuple[str, str], cfg: DataConfig, seen: dict[str, str], scrub: PiiScrubber | None,
     report: SourceReport,
@@ -168,7 +174,9 @@ def _process_row(
     for name in columns:
         if name not in row.fields:
             return Problem(f"missing field {name!r}", name)
-    question, answer = clean_text(row.fields[columns[0]]), clean_text(row.fields[columns[1]])
+    question, answer = _field_text(row.fields[columns[0]], cfg), _field_text(row.fields[columns[1]], cfg)
+    for pattern in cfg.answer_boilerplate:
+        answer = clean_text(re.sub(pattern, "", answer, flags=re.MULTILINE))
     if scrub is not None:
         found = scrub.scan(question) + scrub.scan(answer)
         report.pii.update(found)

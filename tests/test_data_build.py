@@ -207,3 +207,21 @@ def test_custom_pii_pattern(tmp_path: Path) -> None:
     records, _, reports = build_records(data_config(path, pii_patterns={"ORDER_ID": r"ORD-\d{6}"}), "S")
     assert records[0]["prompt"][1]["content"] == "注文[ORDER_ID]が届きません"
     assert reports[0].pii == {"ORDER_ID": 1}
+
+
+def test_html_becomes_text_and_boilerplate_is_removed(tmp_path: Path) -> None:
+    path = tmp_path / "faq.jsonl"
+    rows = [
+        {"question": "<p>How do I <b>return</b> an item?</p>",
+         "answer": "Thank you for contacting ACME!<p>Returns:</p><ul><li>within 30 days</li><li>unused</li></ul>Best regards,\nACME Support"},
+        {"question": "Is a<b and c>d kept?", "answer": "Yes: {{Order Number}} & <plain> text stay as typed."},
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    cfg = data_config(path, answer_boilerplate=[r"^Thank you for contacting ACME!", r"(?s)Best regards,.*$"])
+    records, _, _ = build_records(cfg, "S")
+    assert records[0]["prompt"][1]["content"] == "How do I return an item?"
+    assert records[0]["completion"][0]["content"] == "Returns:\n- within 30 days\n- unused"
+    assert records[1]["prompt"][1]["content"] == rows[1]["question"]  # not markup: untouched
+    assert records[1]["completion"][0]["content"] == rows[1]["answer"]
+    raw, _, _ = build_records(data_config(path, html_to_text=False), "S")
+    assert raw[0]["prompt"][1]["content"] == rows[0]["question"]

@@ -71,6 +71,12 @@ class DataConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train/val/test split.")
     min_answer_chars: int = Field(2, ge=1, description="Shorter answers are rejected.")
     max_chars: int = Field(8000, ge=16, description="Longer questions or answers are rejected.")
+    html_to_text: bool = Field(True, description="Turn HTML in questions and answers into plain text.")
+    answer_boilerplate: list[str] = Field(
+        [],
+        description="Regexes removed from answers, e.g. greetings and signatures of agent replies "
+        "('^お問い合わせありがとうございます。', '(?s)Best regards,.*$').",
+    )
     pii: Literal["redact", "drop", "keep"] = Field(
         "redact",
         description="Personal data: redact = typed placeholders ([EMAIL], [PHONE], ...), drop = reject the row, keep.",
@@ -81,6 +87,16 @@ class DataConfig(_Section):
     pii_patterns: dict[str, str] = Field(
         {}, description="Extra personal data to find, NAME: regex (e.g. order ids); replaced by [NAME]."
     )
+
+    @field_validator("answer_boilerplate")
+    @classmethod
+    def _boilerplate_compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as error:
+                raise ValueError(f"{pattern!r}: not a valid regular expression ({error})") from None
+        return value
 
     @field_validator("pii_patterns")
     @classmethod
