@@ -9,7 +9,6 @@ reason, so `rows_in == kept + rejected` holds per source and is written to `repo
 from __future__ import annotations
 
 import glob
-import random
 import re
 import unicodedata
 from collections import Counter
@@ -190,34 +189,3 @@ def _process_row(
     if earlier:
         return Problem(f"duplicate (same question and answer as {earlier})")
     return question, answer
-
-
-def split_records(records: list[dict], val: float, test: float, seed: int) -> dict[str, list[dict]]:
-    """Splits records into train/val/test per source file, deterministically by seed.
-
-    Each source is shuffled on its own so every file (and so every language of a bilingual
-    FAQ) is represented in val and test. A source with at least 3 records gets at least one
-    test record when `test > 0`.
-
-    >>> parts = split_records(records, 0.1, 0.1, 0); sorted(parts)   # doctest: +SKIP
-    ['test', 'train', 'val']
-    """
-    by_file: dict[str, list[dict]] = {}
-    for record in records:
-        by_file.setdefault(record["source"].rsplit(":", 1)[0], []).append(record)
-    parts: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
-    for name in sorted(by_file):
-        group = list(by_file[name])
-        random.Random(f"{seed}:{Path(name).name}").shuffle(group)
-        n_test = _share(len(group), test)
-        n_val = _share(len(group) - n_test, val / (1 - test) if test < 1 else 0)
-        parts["test"].extend(group[:n_test])
-        parts["val"].extend(group[n_test : n_test + n_val])
-        parts["train"].extend(group[n_test + n_val :])
-    return parts
-
-
-def _share(size: int, fraction: float) -> int:
-    if fraction <= 0 or size < 3:
-        return 0
-    return max(1, min(size - 1, round(size * fraction)))

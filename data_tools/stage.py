@@ -10,7 +10,9 @@ from collections import Counter
 from typing import Any
 
 from data_tools.readers import DataError
-from data_tools.build import SourceReport, build_records, split_records
+from data_tools.build import SourceReport, build_records
+from data_tools.dedupe import near_duplicates
+from data_tools.split import leakage_groups, split_records
 from tunebot.config import RunConfig
 from tunebot.prompts import answer_of, question_of
 from tunebot.rundir import RunDir, atomic_write_json, atomic_write_jsonl
@@ -39,14 +41,43 @@ def summary_table(reports: list[SourceReport], parts: dict[str, list[dict]]) -> 
     return "\n".join(lines)
 
 
+def drop_near_duplicates(
+    records: list[dict], rejects: list[dict], reports: list[SourceReport], threshold: float
+) -> tuple[list[dict], list[dict]]:
+    """Moves near-duplicate records to the rejects; returns (kept records, conflicting-answer pairs)."""
+    questions = [question_of(record) for record in records]
+    duplicates, conflicts = near_duplicates(questions, [answer_of(record) for record in records], threshold)
+    by_file = {report.file: report for report in reports}
+    dropped: set[int] = set()
+    for first, second, similarity in duplicates:
+        if second in dropped:
+            continue
+        dropped.add(second)
+        record = records[second]
+        reason = f"near-duplicate (similarity {similarity:.2f} to {records[first]['source']})"
+        rejects.append({"source": record["source"], "reason": reason, "field": None,
+                        "row": {"question": questions[second], "answer": answer_of(record)}})
+        report = by_file[record["source"].rsplit(":", 1)[0]]
+        report.kept -= 1
+        report.rejected["near-duplicate"] += 1
+    conflict_rows = [
+        {"sources": [records[a]["source"], records[b]["source"]], "question_similarity": similarity,
+         "answers": [answer_of(records[a]), answer_of(records[b])]}
+        for a, b, similarity in conflicts
+    ]
+    return [record for index, record in enumerate(records) if index not in dropped], conflict_rows
+
+
 def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     """Writes data/{train,val,test}.jsonl, rejects.jsonl and report.json, then DONE."""
     out = run_dir.start("data")
     records, rejects, reports = build_records(cfg.data, cfg.system_prompt)
     if not records:
         raise DataError(f"no usable records in {[r.file for r in reports]}: see {out / 'rejects.jsonl'}")
+    records, conflicts = drop_near_duplicates(records, rejects, reports, cfg.data.near_duplicate_threshold)
     split = cfg.data.split
-    parts = split_records(records, split.val, split.test, split.seed)
+    groups = leakage_groups(records, cfg.data.leakage_threshold)
+    parts = split_records(records, split.val, split.test, split.seed, groups)
     for name, rows in parts.items():
         atomic_write_jsonl(out / f"{name}.jsonl", rows)
     atomic_write_jsonl(out / "rejects.jsonl", rejects)
@@ -57,6 +88,8 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
         "rejected": len(rejects),
         "splits": {name: len(rows) for name, rows in parts.items()},
         "langs": dict(Counter(record["lang"] for record in records)),
+        "conflicting_answers": conflicts,
+        "leakage_clusters": sum(1 for size in Counter(groups).values() if size > 1),
         "pii": {"mode": cfg.data.pii, "found": dict(sum((report.pii for report in reports), Counter()))},
         "lengths": _length_stats(records),
     }

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import EN_PAIRS, JA_PAIRS, write_faq_files
-from data_tools.build import build_records, clean_text, split_records
+from data_tools.build import build_records, clean_text
+from data_tools.split import split_records
 from data_tools.readers import DataError, read_rows
 from data_tools.stage import run_data_stage
 from tunebot.config import DataConfig, parse_config

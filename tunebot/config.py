@@ -71,6 +71,12 @@ class DataConfig(_Section):
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train/val/test split.")
     min_answer_chars: int = Field(2, ge=1, description="Shorter answers are rejected.")
     max_chars: int = Field(8000, ge=16, description="Longer questions or answers are rejected.")
+    near_duplicate_threshold: float = Field(
+        0.9, gt=0, le=1, description="Pairs whose question and answer are this similar (char 3-gram Jaccard) are duplicates."
+    )
+    leakage_threshold: float = Field(
+        0.6, gt=0, le=1, description="Questions this similar are kept in the same split, so none leaks into test."
+    )
     html_to_text: bool = Field(True, description="Turn HTML in questions and answers into plain text.")
     answer_boilerplate: list[str] = Field(
         [],
