@@ -91,6 +91,8 @@ def near_duplicates(
     duplicates, conflicts = [], []
     for first, second, question_similarity in similar_pairs(questions, threshold):
         answer_similarity = jaccard(shingles(answers[first]), shingles(answers[second]))
-        target = duplicates if answer_similarity >= threshold else conflicts
-        target.append((first, second, round(min(question_similarity, answer_similarity) if target is duplicates else question_similarity, 3)))
+        if answer_similarity >= threshold:
+            duplicates.append((first, second, round(min(question_similarity, answer_similarity), 3)))
+        else:
+            conflicts.append((first, second, round(question_similarity, 3)))
     return duplicates, conflicts

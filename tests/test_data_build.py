@@ -226,3 +226,21 @@ def test_html_becomes_text_and_boilerplate_is_removed(tmp_path: Path) -> None:
     assert records[1]["completion"][0]["content"] == rows[1]["answer"]
     raw, _, _ = build_records(data_config(path, html_to_text=False), "S")
     assert raw[0]["prompt"][1]["content"] == rows[0]["question"]
+
+
+def test_data_stage_never_imports_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    en, ja = write_faq_files(tmp_path / "in")
+    code = (
+        "import sys\n"
+        "from tunebot.config import parse_config\n"
+        "from tunebot.rundir import RunDir\n"
+        "import data_tools\n"
+        f"cfg = parse_config({{'name': 'n', 'data': {{'sources': [{{'path': {str(en)!r}}}, {{'path': {str(ja)!r}}}]}}}})\n"
+        f"data_tools.run(cfg, RunDir({str(tmp_path / 'run')!r}))\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "TORCH False" in result.stdout
