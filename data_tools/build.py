@@ -177,11 +177,11 @@ def _process_row(
     for pattern in cfg.answer_boilerplate:
         answer = clean_text(re.sub(pattern, "", answer, flags=re.MULTILINE))
     if scrub is not None:
-        found = scrub.scan(question) + scrub.scan(answer)
+        (question, in_question), (answer, in_answer) = scrub.redact_and_count(question), scrub.redact_and_count(answer)
+        found = in_question + in_answer
         report.pii.update(found)
         if found and cfg.pii == "drop":
             return Problem(f"contains personal data ({', '.join(sorted(found))})")
-        question, answer = scrub.scan_redact(question), scrub.scan_redact(answer)
     problem = _check_pair(question, answer, cfg)
     if problem:
         return Problem(*problem)

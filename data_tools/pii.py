@@ -132,6 +132,10 @@ class PiiScrubber:
         """Returns `text` redacted without adding to `found` (for text already counted by `scan`)."""
         return self._replace(text)[0]
 
+    def redact_and_count(self, text: str) -> tuple[str, Counter]:
+        """Returns (redacted text, kinds found) in one pass, leaving `found` alone."""
+        return self._replace(text)
+
     def _replace(self, text: str) -> tuple[str, Counter]:
         kinds: Counter = Counter()
         for rule in self.rules:
