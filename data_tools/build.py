@@ -85,16 +85,16 @@ def expand_sources(sources: list[SourceConfig]) -> list[tuple[SourceConfig, Path
     return expanded
 
 
-def _columns(source: SourceConfig, path: Path, first: RawRow) -> tuple[str, str]:
+def _columns(source: SourceConfig, path: Path, first: RawRow) -> tuple[str, str, str | None]:
     columns = list(first.fields)
     question = pick_column(columns, source.question_field, QUESTION_NAMES, "question", path)
     answer = pick_column(columns, source.answer_field, ANSWER_NAMES, "answer", path)
-    return question, answer
+    return question, answer, find_category_column(columns)
 
 
 def _reject(row: RawRow, reason: str, field_name: str | None, scrub: PiiScrubber | None) -> dict[str, Any]:
     # The user's row is kept with the reject, scrubbed like the records: nothing unredacted leaks.
-    fields = {key: scrub.scan_redact(value) if scrub and isinstance(value, str) else value for key, value in row.fields.items()}
+    fields = {key: scrub.redact_and_count(value)[0] if scrub and isinstance(value, str) else value for key, value in row.fields.items()}
     return {"source": row.source, "reason": reason, "field": field_name, "row": fields}
 
 
@@ -126,7 +126,7 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
     for source, path in expand_sources(cfg.sources):
         report = SourceReport(str(path))
         reports.append(report)
-        columns: tuple[str, str] | None = None
+        columns: tuple[str, str, str | None] | None = None
         for row in read_rows(path, source.format, source.encoding, source.sheet):
             report.rows_in += 1
             if row.error:
@@ -143,9 +143,9 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
             seen[dedupe_key(question, answer)] = row.source
             record_id = f"{path.stem}-{row.line:05d}"
             record = make_record(record_id, row.source, detect_lang(question + answer), system_prompt, question, answer)
-            category = find_category_column(list(row.fields))
-            if category and clean_text(row.fields[category]):
-                record["category"] = clean_text(row.fields[category])
+            category = clean_text(row.fields.get(columns[2])) if columns[2] else ""
+            if category:
+                record["category"] = category
             records.append(record)
             report.kept += 1
         if report.rows_in == 0:
@@ -167,10 +167,10 @@ def _field_text(value: Any, cfg: DataConfig) -> str:
 
 
 def _process_row(
-    row: RawRow, columns: tuple[str, str], cfg: DataConfig, seen: dict[str, str], scrub: PiiScrubber | None,
+    row: RawRow, columns: tuple[str, str, str | None], cfg: DataConfig, seen: dict[str, str], scrub: PiiScrubber | None,
     report: SourceReport,
 ) -> tuple[str, str] | Problem:
-    for name in columns:
+    for name in columns[:2]:
         if name not in row.fields:
             return Problem(f"missing field {name!r}", name)
     question, answer = _field_text(row.fields[columns[0]], cfg), _field_text(row.fields[columns[1]], cfg)

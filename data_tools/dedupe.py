@@ -81,15 +81,17 @@ def cluster_ids(size: int, pairs: list[tuple[int, int, float]]) -> list[int]:
 
 
 def near_duplicates(
-    questions: list[str], answers: list[str], threshold: float
+    questions: list[str], answers: list[str], threshold: float, pairs: list[tuple[int, int, float]] | None = None
 ) -> tuple[list[tuple[int, int, float]], list[tuple[int, int, float]]]:
     """Returns (duplicates, conflicts) among question/answer pairs, as (earlier, later, similarity).
 
     A duplicate has both question and answer at least `threshold` similar; a conflict has the
     same question (at least `threshold`) but a different answer, which a team should resolve.
+    `pairs` are similar question pairs already found (at this threshold or a lower one).
     """
     duplicates, conflicts = [], []
-    for first, second, question_similarity in similar_pairs(questions, threshold):
+    found = similar_pairs(questions, threshold) if pairs is None else pairs
+    for first, second, question_similarity in (pair for pair in found if pair[2] >= threshold):
         answer_similarity = jaccard(shingles(answers[first]), shingles(answers[second]))
         if answer_similarity >= threshold:
             duplicates.append((first, second, round(min(question_similarity, answer_similarity), 3)))

@@ -128,10 +128,6 @@ class PiiScrubber:
         self.found.update(kinds)
         return redacted
 
-    def scan_redact(self, text: str) -> str:
-        """Returns `text` redacted without adding to `found` (for text already counted by `scan`)."""
-        return self._replace(text)[0]
-
     def redact_and_count(self, text: str) -> tuple[str, Counter]:
         """Returns (redacted text, kinds found) in one pass, leaving `found` alone."""
         return self._replace(text)

@@ -2,7 +2,7 @@
 
     tunebot data examples/acme-demo.yaml    # prints the split sizes
 
-Records are grouped into clusters of similar questions (data_tools.dedupe); a cluster is
+Records come with cluster ids of similar questions (data_tools.dedupe); a cluster is
 assigned to one split as a whole, so no test question has a near-twin in training. Clusters
 are shuffled by seed inside each source file, so every file (and every language of a bilingual
 FAQ) is represented in val and test.
@@ -12,15 +12,6 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-
-from data_tools.dedupe import cluster_ids, similar_pairs
-from tunebot.prompts import question_of
-
-
-def leakage_groups(records: list[dict], threshold: float) -> list[int]:
-    """Returns a cluster id per record: records whose questions are at least `threshold` similar share one."""
-    questions = [question_of(record) for record in records]
-    return cluster_ids(len(records), similar_pairs(questions, threshold))
 
 
 def _share(size: int, fraction: float) -> int:
@@ -36,7 +27,7 @@ def split_records(
 
     A source with at least 3 records gets at least one test record when `test > 0`.
 
-    >>> parts = split_records(records, 0.1, 0.1, 0, leakage_groups(records, 0.6))   # doctest: +SKIP
+    >>> parts = split_records(records, 0.1, 0.1, 0, cluster_ids(len(records), pairs))   # doctest: +SKIP
     """
     groups = groups if groups is not None else list(range(len(records)))
     members: dict[int, list[dict]] = {}

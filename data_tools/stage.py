@@ -11,8 +11,8 @@ from typing import Any
 
 from data_tools.readers import DataError
 from data_tools.build import SourceReport, build_records
-from data_tools.dedupe import near_duplicates
-from data_tools.split import leakage_groups, split_records
+from data_tools.dedupe import cluster_ids, near_duplicates, similar_pairs
+from data_tools.split import split_records
 from tunebot.config import RunConfig
 from tunebot.prompts import answer_of, question_of
 from tunebot.rundir import RunDir, atomic_write_json, atomic_write_jsonl
@@ -42,11 +42,9 @@ def summary_table(reports: list[SourceReport], parts: dict[str, list[dict]]) -> 
 
 
 def drop_near_duplicates(
-    records: list[dict], rejects: list[dict], reports: list[SourceReport], threshold: float
-) -> tuple[list[dict], list[dict]]:
-    """Moves near-duplicate records to the rejects; returns (kept records, conflicting-answer pairs)."""
-    questions = [question_of(record) for record in records]
-    duplicates, conflicts = near_duplicates(questions, [answer_of(record) for record in records], threshold)
+    records: list[dict], rejects: list[dict], reports: list[SourceReport], duplicates: list[tuple[int, int, float]]
+) -> set[int]:
+    """Moves the later record of each near-duplicate pair to the rejects; returns their indices."""
     by_file = {report.file: report for report in reports}
     dropped: set[int] = set()
     for first, second, similarity in duplicates:
@@ -56,16 +54,34 @@ def drop_near_duplicates(
         record = records[second]
         reason = f"near-duplicate (similarity {similarity:.2f} to {records[first]['source']})"
         rejects.append({"source": record["source"], "reason": reason, "field": None,
-                        "row": {"question": questions[second], "answer": answer_of(record)}})
+                        "row": {"question": question_of(record), "answer": answer_of(record)}})
         report = by_file[record["source"].rsplit(":", 1)[0]]
         report.kept -= 1
         report.rejected["near-duplicate"] += 1
+    return dropped
+
+
+def dedupe_and_group(
+    records: list[dict], rejects: list[dict], reports: list[SourceReport], cfg: RunConfig
+) -> tuple[list[dict], list[int], list[dict]]:
+    """Drops near-duplicates and clusters similar questions; returns (records, cluster ids, conflicts).
+
+    One MinHash pass at the lower of the two thresholds serves both uses.
+    """
+    questions = [question_of(record) for record in records]
+    answers = [answer_of(record) for record in records]
+    duplicate_at, leakage_at = cfg.data.near_duplicate_threshold, cfg.data.leakage_threshold
+    pairs = similar_pairs(questions, min(duplicate_at, leakage_at))
+    duplicates, conflicts = near_duplicates(questions, answers, duplicate_at, pairs)
+    dropped = drop_near_duplicates(records, rejects, reports, duplicates)
+    clusters = cluster_ids(len(records), [pair for pair in pairs if pair[2] >= leakage_at])
+    kept = [index for index in range(len(records)) if index not in dropped]
     conflict_rows = [
         {"sources": [records[a]["source"], records[b]["source"]], "question_similarity": similarity,
-         "answers": [answer_of(records[a]), answer_of(records[b])]}
+         "answers": [answers[a], answers[b]]}
         for a, b, similarity in conflicts
     ]
-    return [record for index, record in enumerate(records) if index not in dropped], conflict_rows
+    return [records[index] for index in kept], [clusters[index] for index in kept], conflict_rows
 
 
 def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
@@ -74,9 +90,8 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     records, rejects, reports = build_records(cfg.data, cfg.system_prompt)
     if not records:
         raise DataError(f"no usable records in {[r.file for r in reports]}: see {out / 'rejects.jsonl'}")
-    records, conflicts = drop_near_duplicates(records, rejects, reports, cfg.data.near_duplicate_threshold)
+    records, groups, conflicts = dedupe_and_group(records, rejects, reports, cfg)
     split = cfg.data.split
-    groups = leakage_groups(records, cfg.data.leakage_threshold)
     parts = split_records(records, split.val, split.test, split.seed, groups)
     for name, rows in parts.items():
         atomic_write_jsonl(out / f"{name}.jsonl", rows)

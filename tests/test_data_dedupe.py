@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from data_tools.dedupe import cluster_ids, jaccard, near_duplicates, shingles, similar_pairs
-from data_tools.split import leakage_groups, split_records
+from data_tools.split import split_records
 from data_tools.stage import run_data_stage
 from tunebot.config import parse_config
 from tunebot.prompts import question_of
@@ -69,7 +69,7 @@ def test_near_twins_never_straddle_splits() -> None:
             records.append({"id": f"r{index}-{variant}", "source": f"faq.csv:{2 * index + variant + 2}",
                             "prompt": [{"role": "user", "content": question}],
                             "completion": [{"role": "assistant", "content": f"Answer {index}.{variant}"}]})
-    groups = leakage_groups(records, 0.6)
+    groups = cluster_ids(len(records), similar_pairs([question_of(r) for r in records], 0.6))
     for seed in range(5):
         parts = split_records(records, 0.2, 0.2, seed, groups)
         where = {record["id"].split("-")[0]: name for name, rows in parts.items() for record in rows}

@@ -26,6 +26,13 @@ class ConfigError(TunebotError, ValueError):
     """A config file or override that cannot be turned into a `RunConfig`."""
 
 
+def _check_regex(pattern: str, label: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"{label}: not a valid regular expression ({error})") from None
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -98,10 +105,7 @@ class DataConfig(_Section):
     @classmethod
     def _boilerplate_compiles(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(f"{pattern!r}: not a valid regular expression ({error})") from None
+            _check_regex(pattern, repr(pattern))
         return value
 
     @field_validator("pii_patterns")
@@ -110,10 +114,7 @@ class DataConfig(_Section):
         for name, pattern in value.items():
             if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
                 raise ValueError(f"{name!r}: names are letters, digits and _ (they become [NAME])")
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(f"{name}: not a valid regular expression ({error})") from None
+            _check_regex(pattern, name)
         return value
 
 
