@@ -1,37 +1,30 @@
-"""FAQ rows -> instruction records, rejects and a per-source report; then a deterministic split.
+"""Input rows -> instruction records or rejects, one at a time, with a report per source file.
 
-    tunebot data examples/acme.yaml
+    tunebot data examples/acme-demo.yaml
 
-Every input row ends up in exactly one of: a split, or `rejects.jsonl` with its file, line and
-reason, so `rows_in == kept + rejected` holds per source and is written to `report.json`.
+Every input unit (an FAQ row, or an agent turn of a support log) ends up as a record or in
+`rejects.jsonl` with its file, line and reason, so `rows_in == kept + rejected` holds per source.
+Records stream out of `RecordBuilder.units()`; nothing here holds a whole file's records.
 """
 
 from __future__ import annotations
 
 import glob
 import re
-import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_tools.readers import (
-    ANSWER_NAMES,
-    QUESTION_NAMES,
-    DataError,
-    RawRow,
-    find_category_column,
-    pick_column,
-    read_rows,
-)
-from data_tools.html_text import html_to_text
+from data_tools.normalize import NON_ANSWERS, TextCleaner, clean_text, fold
 from data_tools.pii import PiiScrubber
+from data_tools.readers import ANSWER_NAMES, QUESTION_NAMES, DataError, RawRow, find_category_column, pick_column, read_rows
 from tunebot.config import DataConfig, SourceConfig
 from tunebot.prompts import make_record
 from tunebot.text import detect_lang
 
-_SPACE_RUN = re.compile(r"[ \t\u3000]+")
+__all__ = ["Candidate", "RecordBuilder", "SourceReport", "build_records", "clean_text", "expand_sources"]
 
 
 @dataclass
@@ -39,39 +32,47 @@ class SourceReport:
     """Counts for one input file."""
 
     file: str
+    unit: str = "row"
     rows_in: int = 0
     kept: int = 0
     rejected: Counter = field(default_factory=Counter)
     pii: Counter = field(default_factory=Counter)
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        """Counts one rejected unit under the reason's short name (before any detail)."""
+        self.rejected[re.split(r" \(|:", reason, maxsplit=1)[0]] += 1
+
+    @property
+    def duplicates(self) -> int:
+        """Exact and near duplicates rejected from this file."""
+        return self.rejected["duplicate"] + self.rejected["near-duplicate"]
 
     def as_json(self) -> dict[str, Any]:
         """Returns the report entry written to report.json."""
         return {
             "file": self.file,
+            "unit": self.unit,
             "rows_in": self.rows_in,
             "kept": self.kept,
             "rejected": sum(self.rejected.values()),
             "rejected_by_reason": dict(self.rejected),
+            "duplicates": self.duplicates,
             "pii_found": dict(self.pii),
+            **self.extra,
         }
 
 
-def clean_text(value: Any) -> str:
-    """Trims a field and tidies whitespace while keeping line breaks inside an answer.
+@dataclass
+class Candidate:
+    """A record that passed cleaning and filters, with what dedupe and the split need."""
 
-    >>> clean_text("  Hello\\r\\n  world  ")
-    'Hello\\nworld'
-    """
-    text = "" if value is None else str(value)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_SPACE_RUN.sub(" ", line).strip() for line in text.split("\n")]
-    return "\n".join(line for line in lines if line)
-
-
-def dedupe_key(question: str, answer: str) -> str:
-    """Returns the key two pairs share when they are the same pair up to width, case and spacing."""
-    folded = unicodedata.normalize("NFKC", f"{question}\u0000{answer}").casefold()
-    return re.sub(r"\s+", "", folded)
+    record: dict[str, Any]
+    question: str  # the customer's side of the prompt: what similarity is measured on
+    answer: str
+    file_index: int
+    category: str = ""
+    conversation: int = -1  # records of one conversation share a number and a split
 
 
 def expand_sources(sources: list[SourceConfig]) -> list[tuple[SourceConfig, Path]]:
@@ -85,107 +86,133 @@ def expand_sources(sources: list[SourceConfig]) -> list[tuple[SourceConfig, Path
     return expanded
 
 
-def _columns(source: SourceConfig, path: Path, first: RawRow) -> tuple[str, str, str | None]:
+def id_prefixes(paths: list[Path]) -> list[str]:
+    """Returns a record-id prefix per file: its stem, numbered when two files share one."""
+    seen: Counter = Counter()
+    prefixes = []
+    for path in paths:
+        seen[path.stem] += 1
+        prefixes.append(path.stem if seen[path.stem] == 1 else f"{path.stem}{seen[path.stem]}")
+    return prefixes
+
+
+class RecordBuilder:
+    """Cleans, scrubs, filters and exact-dedupes every unit of every source.
+
+    >>> builder = RecordBuilder(cfg.data, cfg.system_prompt)                      # doctest: +SKIP
+    >>> for report, outcome in builder.units(): ...                               # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: DataConfig, system_prompt: str) -> None:
+        self.cfg, self.system_prompt = cfg, system_prompt
+        patterns = (*NON_ANSWERS, *cfg.non_answer_patterns) if cfg.non_answer_filter else tuple(cfg.non_answer_patterns)
+        self.cleaner = TextCleaner(cfg.html_to_text, cfg.unicode, cfg.answer_boilerplate, patterns)
+        self.scrub = None if cfg.pii == "keep" else PiiScrubber(custom=cfg.pii_patterns, allow=cfg.pii_allow)
+        self.seen: dict[int, str] = {}
+        self.sources = expand_sources(cfg.sources)
+        self.prefixes = id_prefixes([path for _, path in self.sources])
+        self.reports = [SourceReport(str(path), "row" if source.kind == "faq" else "agent turn") for source, path in self.sources]
+        self.conversations = 0
+
+    def units(self) -> Iterator[tuple[SourceReport, Candidate | dict[str, Any]]]:
+        """Yields (report, candidate or reject) for every unit of every source, in file order."""
+        for index, (source, path) in enumerate(self.sources):
+            report = self.reports[index]
+            if source.kind == "faq":
+                from data_tools.faq import faq_units
+
+                outcomes = faq_units(self, source, path, index)
+            else:
+                from data_tools.logs import log_units
+
+                outcomes = log_units(self, source, path, index)
+            for outcome in outcomes:
+                report.rows_in += 1
+                if isinstance(outcome, Candidate):
+                    report.kept += 1
+                else:
+                    report.reject(outcome["reason"])
+                yield report, outcome
+            if report.rows_in == 0:
+                raise DataError(f"{path}: no rows (only a header or blank lines)")
+
+    def redact(self, text: str, report: SourceReport) -> tuple[str, Counter]:
+        """Returns the text with personal data replaced (per `pii`), counting what was found."""
+        if self.scrub is None:
+            return text, Counter()
+        text, found = self.scrub.redact_and_count(text)
+        report.pii.update(found)
+        return text, found
+
+    def reject(self, source: str, reason: str, field_name: str | None, row: dict[str, Any]) -> dict[str, Any]:
+        """Returns a reject entry; the user's row is kept with it, scrubbed like the records."""
+        if self.scrub is not None:
+            row = {key: self.scrub.redact_and_count(value)[0] if isinstance(value, str) else value for key, value in row.items()}
+        return {"source": source, "reason": reason, "field": field_name, "row": row}
+
+    def check(self, question: str, answer: str, source: str) -> tuple[str, str | None] | None:
+        """Returns (reason, field) when a pair fails a quality filter or repeats an earlier pair, else None."""
+        problem = self._quality(question, answer)
+        if problem:
+            return problem
+        folded_question, folded_answer = fold(question), fold(answer)
+        if folded_question == folded_answer:
+            return "answer repeats the question", "answer"
+        if self.cleaner.is_non_answer(answer):
+            return "non-answer (says nothing the customer can use)", "answer"
+        key = hash((folded_question, folded_answer))
+        earlier = self.seen.get(key)
+        if earlier is not None:
+            return f"duplicate (same question and answer as {earlier})", None
+        self.seen[key] = source
+        return None
+
+    def _quality(self, question: str, answer: str) -> tuple[str, str] | None:
+        cfg = self.cfg
+        if not question:
+            return "empty question", "question"
+        if not answer:
+            return "empty answer", "answer"
+        if len(question) < cfg.min_question_chars:
+            return f"question shorter than {cfg.min_question_chars} characters", "question"
+        if len(answer) < cfg.min_answer_chars:
+            return f"answer shorter than {cfg.min_answer_chars} characters", "answer"
+        for name, text in (("question", question), ("answer", answer)):
+            if len(text) > cfg.max_chars:
+                return f"{name} longer than {cfg.max_chars} characters ({len(text)})", name
+        return None
+
+    def candidate(self, record_id: str, source: str, prompt_turns: list[dict[str, str]], answer: str, file_index: int) -> Candidate:
+        """Builds the record of a cleaned pair; `prompt_turns` are the messages after the system prompt."""
+        question = "\n".join(turn["content"] for turn in prompt_turns if turn["role"] == "user")
+        record = make_record(record_id, source, detect_lang(question + answer), self.system_prompt, "", answer)
+        record["prompt"] = [record["prompt"][0], *prompt_turns]
+        return Candidate(record, question, answer, file_index)
+
+
+def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list[dict], list[SourceReport]]:
+    """Reads every source and returns (records, rejects, per-source reports), exact duplicates removed.
+
+    Loads everything into lists: for tests and small inputs; the data stage streams instead.
+    """
+    builder = RecordBuilder(cfg, system_prompt)
+    records, rejects = [], []
+    for _, outcome in builder.units():
+        if isinstance(outcome, Candidate):
+            records.append(outcome.record)
+        else:
+            rejects.append(outcome)
+    return records, rejects, builder.reports
+
+
+def columns_of(source: SourceConfig, path: Path, first: RawRow) -> tuple[str, str, str | None]:
+    """Returns the (question, answer, category or None) columns of an FAQ file."""
     columns = list(first.fields)
     question = pick_column(columns, source.question_field, QUESTION_NAMES, "question", path)
     answer = pick_column(columns, source.answer_field, ANSWER_NAMES, "answer", path)
     return question, answer, find_category_column(columns)
 
 
-def _reject(row: RawRow, reason: str, field_name: str | None, scrub: PiiScrubber | None) -> dict[str, Any]:
-    # The user's row is kept with the reject, scrubbed like the records: nothing unredacted leaks.
-    fields = {key: scrub.redact_and_count(value)[0] if scrub and isinstance(value, str) else value for key, value in row.fields.items()}
-    return {"source": row.source, "reason": reason, "field": field_name, "row": fields}
-
-
-def _check_pair(question: str, answer: str, cfg: DataConfig) -> tuple[str, str] | None:
-    if not question:
-        return "empty question", "question"
-    if not answer:
-        return "empty answer", "answer"
-    if len(answer) < cfg.min_answer_chars:
-        return f"answer shorter than {cfg.min_answer_chars} characters", "answer"
-    for name, text in (("question", question), ("answer", answer)):
-        if len(text) > cfg.max_chars:
-            return f"{name} longer than {cfg.max_chars} characters ({len(text)})", name
-    if dedupe_key(question, "") == dedupe_key(answer, ""):
-        return "answer repeats the question", "answer"
-    return None
-
-
-def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list[dict], list[SourceReport]]:
-    """Reads every source and returns (records, rejects, per-source reports).
-
-    >>> records, rejects, reports = build_records(cfg.data, cfg.system_prompt)   # doctest: +SKIP
-    """
-    records: list[dict] = []
-    rejects: list[dict] = []
-    reports: list[SourceReport] = []
-    seen: dict[str, str] = {}
-    scrub = None if cfg.pii == "keep" else PiiScrubber(custom=cfg.pii_patterns, allow=cfg.pii_allow)
-    for source, path in expand_sources(cfg.sources):
-        report = SourceReport(str(path))
-        reports.append(report)
-        columns: tuple[str, str, str | None] | None = None
-        for row in read_rows(path, source.format, source.encoding, source.sheet):
-            report.rows_in += 1
-            if row.error:
-                rejects.append(_reject(row, row.error, None, scrub))
-                report.rejected[row.error.split(":")[0]] += 1
-                continue
-            columns = columns or _columns(source, path, row)
-            outcome = _process_row(row, columns, cfg, seen, scrub, report)
-            if isinstance(outcome, Problem):
-                rejects.append(_reject(row, outcome.reason, outcome.field, scrub))
-                report.rejected[outcome.reason.split(" (")[0]] += 1
-                continue
-            question, answer = outcome
-            seen[dedupe_key(question, answer)] = row.source
-            record_id = f"{path.stem}-{row.line:05d}"
-            record = make_record(record_id, row.source, detect_lang(question + answer), system_prompt, question, answer)
-            category = clean_text(row.fields.get(columns[2])) if columns[2] else ""
-            if category:
-                record["category"] = category
-            records.append(record)
-            report.kept += 1
-        if report.rows_in == 0:
-            raise DataError(f"{path}: no rows (only a header or blank lines)")
-    return records, rejects, reports
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Why a row was rejected, and which field is at fault (None when it is the row as a whole)."""
-
-    reason: str
-    field: str | None = None
-
-
-def _field_text(value: Any, cfg: DataConfig) -> str:
-    text = clean_text(value)
-    return clean_text(html_to_text(text)) if cfg.html_to_text else text
-
-
-def _process_row(
-    row: RawRow, columns: tuple[str, str, str | None], cfg: DataConfig, seen: dict[str, str], scrub: PiiScrubber | None,
-    report: SourceReport,
-) -> tuple[str, str] | Problem:
-    for name in columns[:2]:
-        if name not in row.fields:
-            return Problem(f"missing field {name!r}", name)
-    question, answer = _field_text(row.fields[columns[0]], cfg), _field_text(row.fields[columns[1]], cfg)
-    for pattern in cfg.answer_boilerplate:
-        answer = clean_text(re.sub(pattern, "", answer, flags=re.MULTILINE))
-    if scrub is not None:
-        (question, in_question), (answer, in_answer) = scrub.redact_and_count(question), scrub.redact_and_count(answer)
-        found = in_question + in_answer
-        report.pii.update(found)
-        if found and cfg.pii == "drop":
-            return Problem(f"contains personal data ({', '.join(sorted(found))})")
-    problem = _check_pair(question, answer, cfg)
-    if problem:
-        return Problem(*problem)
-    earlier = seen.get(dedupe_key(question, answer))
-    if earlier:
-        return Problem(f"duplicate (same question and answer as {earlier})")
-    return question, answer
+def rows_of(source: SourceConfig, path: Path) -> Iterator[RawRow]:
+    """Yields the raw rows of an FAQ file."""
+    return read_rows(path, source.format, source.encoding, source.sheet)

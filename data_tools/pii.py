@@ -78,7 +78,7 @@ class PiiRule:
 
 # Order matters: longer digit runs (cards, My Number) are claimed before phone patterns see them.
 BUILTIN_RULES: tuple[PiiRule, ...] = (
-    PiiRule("EMAIL", re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")),
+    PiiRule("EMAIL", re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")),
     PiiRule("CARD", re.compile(rf"(?<![A-Za-z]){_NOT_AFTER_NUMBER}{_D}(?:{_SEP}?{_D}){{12,18}}{_NOT_BEFORE_NUMBER}"), luhn_valid),
     PiiRule(
         "MY_NUMBER",
@@ -114,8 +114,9 @@ class PiiScrubber:
 
     def __post_init__(self) -> None:
         extra = tuple(PiiRule(kind.upper(), re.compile(pattern)) for kind, pattern in self.custom.items())
-        self.rules = extra + BUILTIN_RULES
+        self.custom_rules, self.rules = extra, BUILTIN_RULES
         self.allowed = frozenset(self.allow)
+        self._combined: dict[tuple[int, ...], re.Pattern[str]] = {}
 
     def scan(self, text: str) -> Counter:
         """Returns how many of each kind `text` holds, without changing it or the running counts."""
@@ -134,13 +135,61 @@ class PiiScrubber:
 
     def _replace(self, text: str) -> tuple[str, Counter]:
         kinds: Counter = Counter()
-        for rule in self.rules:
-            def substitute(match: re.Match[str], rule: PiiRule = rule) -> str:
-                value = match.group(0)
-                if value in self.allowed or (rule.check and not rule.check(value)):
-                    return value
-                kinds[rule.kind] += 1
-                return f"[{rule.kind}]"
+        if self.custom_rules:  # user patterns run first, one by one (they may use backreferences)
+            text = _apply(self.custom_rules, text, self.allowed, kinds)
+        possible = _possible_rules(text)
+        if not possible:
+            return text, kinds
+        pattern = self._combined.get(possible)
+        if pattern is None:  # one scan for every kind the text can hold: rule i is group g{i}
+            pattern = re.compile("|".join(f"(?P<g{i}>{self.rules[i].pattern.pattern})" for i in possible))
+            self._combined[possible] = pattern
+        return pattern.sub(lambda match: self._substitute(match, kinds), text), kinds
 
-            text = rule.pattern.sub(substitute, text)
-        return text, kinds
+    def _substitute(self, match: re.Match[str], kinds: Counter) -> str:
+        index = int(match.lastgroup[1:])  # type: ignore[index]
+        rule, value = self.rules[index], match.group(0)
+        if value in self.allowed:
+            return value
+        if rule.check and not rule.check(value):
+            return _apply(self.rules[index + 1 :], value, self.allowed, kinds)  # a failed card may be a phone
+        kinds[rule.kind] += 1
+        return f"[{rule.kind}]"
+
+
+
+_DIGIT = re.compile("[0-9０-９]")
+
+
+def _possible_rules(text: str) -> tuple[int, ...]:
+    """Returns the built-in rules whose shortest match could occur in `text` (cheap tests first).
+
+    Scanning with every pattern at every position is the data stage's cost; most texts can be
+    ruled out by their digit count or a missing @, 〒, dot or colon.
+    """
+    digits = len(_DIGIT.findall(text)) if not text.isalpha() else 0
+    return tuple(
+        index for index, needed in enumerate((
+            "@" in text,  # EMAIL
+            digits >= 13,  # CARD
+            digits >= 12,  # MY_NUMBER
+            "〒" in text and digits >= 7,  # POSTAL_CODE
+            digits >= 4 and text.count(".") >= 3,  # IPv4
+            text.count(":") >= 7,  # IPv6
+            digits >= 6,  # PHONE
+        )) if needed
+    )
+
+
+def _apply(rules: Iterable[PiiRule], text: str, allowed: frozenset[str], kinds: Counter) -> str:
+    """Applies rules one after another (the slow, general path)."""
+    for rule in rules:
+        def substitute(match: re.Match[str], rule: PiiRule = rule) -> str:
+            value = match.group(0)
+            if value in allowed or (rule.check and not rule.check(value)):
+                return value
+            kinds[rule.kind] += 1
+            return f"[{rule.kind}]"
+
+        text = rule.pattern.sub(substitute, text)
+    return text

@@ -2,16 +2,20 @@
 
     tunebot data examples/acme-demo.yaml    # prints the split sizes
 
-Records come with cluster ids of similar questions (data_tools.dedupe); a cluster is
-assigned to one split as a whole, so no test question has a near-twin in training. Clusters
-are shuffled by seed inside each source file, so every file (and every language of a bilingual
-FAQ) is represented in val and test.
+Records come with group ids (clusters of similar questions, whole conversations); a group is
+assigned to one split as a whole, so no test question has a near-twin in training. Each source
+file gets its share of val and test, divided over its categories in proportion (largest
+remainder), so every file, language and category of a FAQ is represented where sizes allow.
 """
 
 from __future__ import annotations
 
 import random
 from pathlib import Path
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
 
 
 def _share(size: int, fraction: float) -> int:
@@ -20,33 +24,85 @@ def _share(size: int, fraction: float) -> int:
     return max(1, min(size - 1, round(size * fraction)))
 
 
+def _quotas(total: int, sizes: dict[str, int], rng: random.Random) -> dict[str, int]:
+    """Divides `total` over strata in proportion to their sizes (largest remainder, ties by seed)."""
+    whole = sum(sizes.values())
+    exact = {name: total * size / whole for name, size in sizes.items()}
+    quotas = {name: int(value) for name, value in exact.items()}
+    order = sorted(sizes, key=lambda name: (quotas[name] - exact[name], rng.random()))
+    for name in order[: total - sum(quotas.values())]:
+        quotas[name] += 1
+    return quotas
+
+
+def _assign_file(clusters: list[tuple[int, int, str]], val: float, test: float, rng_seed: str) -> dict[int, int]:
+    """Assigns the (label, size, stratum) clusters of one file to splits: label -> 0/1/2."""
+    rng = random.Random(rng_seed)
+    size = sum(count for _, count, _ in clusters)
+    n_test = _share(size, test)
+    n_val = _share(size - n_test, val / (1 - test) if test < 1 else 0)
+    by_stratum: dict[str, list[tuple[int, int, str]]] = {}
+    for cluster in clusters:
+        by_stratum.setdefault(cluster[2], []).append(cluster)
+    sizes = {name: sum(count for _, count, _ in members) for name, members in sorted(by_stratum.items())}
+    room = {2: _quotas(n_test, sizes, rng), 1: _quotas(n_val, sizes, rng)}
+    spare = {2: n_test, 1: n_val}
+    assigned: dict[int, int] = {}
+    leftovers = []
+    for name in sizes:
+        members = by_stratum[name]
+        rng.shuffle(members)
+        for label, count, _ in members:
+            # A cluster goes where it fits whole; one too big for test or val trains.
+            target = next((split for split in (2, 1) if count <= room[split][name]), 0)
+            if target:
+                room[target][name] -= count
+                spare[target] -= count
+            else:
+                leftovers.append((label, count))
+            assigned[label] = target
+    for label, count in leftovers:  # room a stratum could not use goes to other clusters of the file
+        target = next((split for split in (2, 1) if 0 < count <= spare[split]), 0)
+        if target:
+            spare[target] -= count
+        assigned[label] = target
+    return assigned
+
+
+def assign_splits(
+    files: list[str], strata: list[str], groups: np.ndarray | list[int], val: float, test: float, seed: int
+) -> np.ndarray:
+    """Returns a split number per record (0 train, 1 val, 2 test); a group never straddles splits.
+
+    A group belongs to the file and stratum of its first record. A file with at least 3 records
+    gets at least one test record when `test > 0`.
+
+    >>> assign_splits(["a.csv"] * 4, [""] * 4, [0, 0, 2, 3], 0.0, 0.25, 0).tolist()
+    [0, 0, 0, 2]
+    """
+    groups = np.asarray(groups)
+    labels, first, counts = np.unique(groups, return_index=True, return_counts=True)
+    by_file: dict[str, list[tuple[int, int, str]]] = {}
+    for label, index, count in zip(labels.tolist(), first.tolist(), counts.tolist()):
+        by_file.setdefault(files[index], []).append((label, count, strata[index]))
+    chosen: dict[int, int] = {}
+    for name in sorted(by_file):
+        chosen.update(_assign_file(by_file[name], val, test, f"{seed}:{Path(name).name}"))
+    lookup = np.array([chosen[label] for label in labels.tolist()], dtype=np.int8)
+    return lookup[np.searchsorted(labels, groups)]
+
+
 def split_records(
     records: list[dict], val: float, test: float, seed: int, groups: list[int] | None = None
 ) -> dict[str, list[dict]]:
-    """Splits records into train/val/test; records of one group always land in the same split.
-
-    A source with at least 3 records gets at least one test record when `test > 0`.
+    """Splits records into train/val/test lists (stratified by file and category).
 
     >>> parts = split_records(records, 0.1, 0.1, 0, cluster_ids(len(records), pairs))   # doctest: +SKIP
     """
-    groups = groups if groups is not None else list(range(len(records)))
-    members: dict[int, list[dict]] = {}
-    for record, group in zip(records, groups):
-        members.setdefault(group, []).append(record)
-    by_file: dict[str, list[list[dict]]] = {}
-    for cluster in members.values():  # a cluster belongs to the file of its first record
-        by_file.setdefault(cluster[0]["source"].rsplit(":", 1)[0], []).append(cluster)
-    parts: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
-    for name in sorted(by_file):
-        clusters = by_file[name]
-        random.Random(f"{seed}:{Path(name).name}").shuffle(clusters)
-        size = sum(len(cluster) for cluster in clusters)
-        n_test = _share(size, test)
-        n_val = _share(size - n_test, val / (1 - test) if test < 1 else 0)
-        room = {"test": n_test, "val": n_val}
-        for cluster in clusters:
-            # A cluster goes where it fits whole; one too big for test or val trains.
-            target = next((name for name in ("test", "val") if len(cluster) <= room[name]), "train")
-            room[target] = room.get(target, 0) - len(cluster)
-            parts[target].extend(cluster)
+    files = [record["source"].rsplit(":", 1)[0] for record in records]
+    strata = [record.get("category", "") for record in records]
+    chosen = assign_splits(files, strata, groups if groups is not None else list(range(len(records))), val, test, seed)
+    parts: dict[str, list[dict]] = {name: [] for name in SPLITS}
+    for record, split in zip(records, chosen.tolist()):
+        parts[SPLITS[split]].append(record)
     return parts

@@ -1,113 +1,200 @@
-"""The data stage end to end: read sources, build records, split, write files, print a summary.
+"""The data stage end to end, streaming: read sources, build records, dedupe, split, write, summarize.
 
-    tunebot data examples/acme.yaml
+    tunebot data examples/acme-demo.yaml
+
+Pass 1 streams every unit through `RecordBuilder`: rejects go straight to `rejects.jsonl`,
+records to a spool file, and only compact per-record arrays and sketches stay in memory
+(about 0.5 KB a record). Then near-duplicates and leakage clusters are found on the sketches,
+the split is chosen, and pass 2 copies each spooled line into its split file.
 """
 
 from __future__ import annotations
 
-import statistics
+import json
+from array import array
 from collections import Counter
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
+import numpy as np
+
+from data_tools.build import Candidate, RecordBuilder, SourceReport
+from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, split_duplicates
 from data_tools.readers import DataError
-from data_tools.build import SourceReport, build_records
-from data_tools.dedupe import cluster_ids, near_duplicates, similar_pairs
-from data_tools.split import split_records
+from data_tools.split import SPLITS, assign_splits
 from tunebot.config import RunConfig
 from tunebot.prompts import answer_of, question_of
-from tunebot.rundir import RunDir, atomic_write_json, atomic_write_jsonl
+from tunebot.rundir import RunDir, atomic_open, atomic_write_json
+
+BATCH = 8192
+MAX_CONFLICTS_LISTED = 1000
 
 
-def _length_stats(records: list[dict]) -> dict[str, Any]:
-    if not records:
-        return {}
-    questions = [len(question_of(record)) for record in records]
-    answers = [len(answer_of(record)) for record in records]
-    return {
-        "question_chars": {"mean": round(statistics.mean(questions), 1), "max": max(questions)},
-        "answer_chars": {"mean": round(statistics.mean(answers), 1), "max": max(answers)},
-    }
+class Spool:
+    """Pass 1's memory: records spooled to disk, with the arrays and sketches the later steps need."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+        self.questions, self.answers = SketchStore(), SketchStore(searchable=False)
+        self._texts: tuple[list[str], list[str]] = ([], [])
+        self.files, self.strata, self.conversations = array("i"), array("i"), array("q")
+        self.lengths = (array("i"), array("i"))
+        self.ja = array("b")
+        self.strata_names: dict[str, int] = {}
+        self.count = 0
+
+    def add(self, candidate: Candidate) -> None:
+        """Writes the record to the spool and queues its texts for sketching."""
+        self.handle.write(json.dumps(candidate.record, ensure_ascii=False) + "\n")
+        self._texts[0].append(candidate.question)
+        self._texts[1].append(candidate.answer)
+        self.files.append(candidate.file_index)
+        self.strata.append(self.strata_names.setdefault(candidate.category, len(self.strata_names)))
+        self.conversations.append(candidate.conversation)
+        self.lengths[0].append(len(candidate.question))
+        self.lengths[1].append(len(candidate.answer))
+        self.ja.append(candidate.record["lang"] == "ja")
+        self.count += 1
+        if len(self._texts[0]) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Sketches the queued texts."""
+        self.questions.add(self._texts[0])
+        self.answers.add(self._texts[1])
+        self._texts = ([], [])
+
+    def conversation_links(self) -> np.ndarray:
+        """Returns (i-1, i) pairs joining consecutive records of one conversation."""
+        conversations = np.frombuffer(self.conversations, dtype=np.int64)
+        same = np.flatnonzero((conversations[1:] == conversations[:-1]) & (conversations[1:] >= 0))
+        return np.stack([same, same + 1], axis=1)
+
+    def statistics(self, kept: np.ndarray) -> dict[str, Any]:
+        """Returns language counts and length statistics of the kept records."""
+        ja = np.frombuffer(self.ja, dtype=np.int8)[kept]
+        stats: dict[str, Any] = {"langs": {lang: count for lang, count in (("en", int((ja == 0).sum())), ("ja", int(ja.sum()))) if count}}
+        for name, lengths in zip(("question_chars", "answer_chars"), self.lengths):
+            values = np.frombuffer(lengths, dtype=np.int32)[kept]
+            stats[name] = {"mean": round(float(values.mean()), 1), "max": int(values.max())} if len(values) else {}
+        return stats
 
 
-def summary_table(reports: list[SourceReport], parts: dict[str, list[dict]]) -> str:
+def _pass_one(builder: RecordBuilder, spool: Spool, rejects: IO[str]) -> None:
+    for _, outcome in builder.units():
+        if isinstance(outcome, Candidate):
+            spool.add(outcome)
+        else:
+            rejects.write(json.dumps(outcome, ensure_ascii=False) + "\n")
+    spool.flush()
+
+
+def _duplicates(spool: Spool, cfg: RunConfig) -> tuple[dict[int, tuple[int, float]], list[tuple[int, int, float]]]:
+    """Returns ({later index: (earlier index, similarity)}, conflicts) among the spooled records."""
+    threshold = cfg.data.near_duplicate_threshold
+    pairs, scores = spool.questions.similar(threshold, DUPLICATE_BAND_ROWS)
+    duplicates, conflicts = split_duplicates(pairs, scores, spool.answers, threshold)
+    dropped: dict[int, tuple[int, float]] = {}
+    for first, second, similarity in duplicates.tolist():
+        dropped.setdefault(int(second), (int(first), similarity))
+    return dropped, [(int(a), int(b), s) for a, b, s in conflicts.tolist()]
+
+
+def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, tuple[int, float]],
+           wanted: set[int], rejects: IO[str], reports: list[SourceReport], files: array) -> dict[int, dict]:
+    """Pass 2: copies each spooled record into its split file, near-duplicates into the rejects.
+
+    Returns the records of the `wanted` indices (earlier twins and conflicts, for messages and the report).
+    """
+    seen: dict[int, dict] = {}
+    with open(spool_path, encoding="utf-8") as spool, atomic_open(out / "train.jsonl") as train, \
+            atomic_open(out / "val.jsonl") as val, atomic_open(out / "test.jsonl") as test:
+        handles = (train, val, test)
+        for index, line in enumerate(spool):
+            if index in wanted or index in dropped:
+                record = json.loads(line)
+                if index in wanted:
+                    seen[index] = record
+                if index in dropped:
+                    earlier, similarity = dropped[index]
+                    reason = f"near-duplicate (similarity {similarity:.2f} to {seen[earlier]['source']})"
+                    row = {"question": question_of(record), "answer": answer_of(record)}
+                    rejects.write(json.dumps({"source": record["source"], "reason": reason, "field": None, "row": row}, ensure_ascii=False) + "\n")
+                    reports[files[index]].kept -= 1
+                    reports[files[index]].reject(reason)
+                    continue
+            handles[chosen[index]].write(line)
+    return seen
+
+
+def summary_table(reports: list[SourceReport], splits: dict[str, int]) -> str:
     """Returns the table `tunebot data` prints: one line per source, then the split sizes."""
-    lines = [f"{'source':<40} {'rows':>6} {'kept':>6} {'rejected':>8} {'pii':>5}  reasons"]
+    lines = [f"{'source':<40} {'unit':<10} {'rows':>7} {'kept':>7} {'rejected':>8} {'dupes':>6} {'pii':>5}  rejected by reason"]
     for report in reports:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in report.rejected.most_common()) or "-"
         name = report.file if len(report.file) <= 40 else "…" + report.file[-39:]
         found = sum(report.pii.values())
-        lines.append(f"{name:<40} {report.rows_in:>6} {report.kept:>6} {sum(report.rejected.values()):>8} {found:>5}  {reasons}")
-    lines.append("split: " + ", ".join(f"{name} {len(rows)}" for name, rows in parts.items()))
+        lines.append(
+            f"{name:<40} {report.unit:<10} {report.rows_in:>7} {report.kept:>7} {sum(report.rejected.values()):>8} "
+            f"{report.duplicates:>6} {found:>5}  {reasons}"
+        )
+    lines.append("split: " + ", ".join(f"{name} {count}" for name, count in splits.items()))
     return "\n".join(lines)
-
-
-def drop_near_duplicates(
-    records: list[dict], rejects: list[dict], reports: list[SourceReport], duplicates: list[tuple[int, int, float]]
-) -> set[int]:
-    """Moves the later record of each near-duplicate pair to the rejects; returns their indices."""
-    by_file = {report.file: report for report in reports}
-    dropped: set[int] = set()
-    for first, second, similarity in duplicates:
-        if second in dropped:
-            continue
-        dropped.add(second)
-        record = records[second]
-        reason = f"near-duplicate (similarity {similarity:.2f} to {records[first]['source']})"
-        rejects.append({"source": record["source"], "reason": reason, "field": None,
-                        "row": {"question": question_of(record), "answer": answer_of(record)}})
-        report = by_file[record["source"].rsplit(":", 1)[0]]
-        report.kept -= 1
-        report.rejected["near-duplicate"] += 1
-    return dropped
-
-
-def dedupe_and_group(
-    records: list[dict], rejects: list[dict], reports: list[SourceReport], cfg: RunConfig
-) -> tuple[list[dict], list[int], list[dict]]:
-    """Drops near-duplicates and clusters similar questions; returns (records, cluster ids, conflicts).
-
-    One MinHash pass at the lower of the two thresholds serves both uses.
-    """
-    questions = [question_of(record) for record in records]
-    answers = [answer_of(record) for record in records]
-    duplicate_at, leakage_at = cfg.data.near_duplicate_threshold, cfg.data.leakage_threshold
-    pairs = similar_pairs(questions, min(duplicate_at, leakage_at))
-    duplicates, conflicts = near_duplicates(questions, answers, duplicate_at, pairs)
-    dropped = drop_near_duplicates(records, rejects, reports, duplicates)
-    clusters = cluster_ids(len(records), [pair for pair in pairs if pair[2] >= leakage_at])
-    kept = [index for index in range(len(records)) if index not in dropped]
-    conflict_rows = [
-        {"sources": [records[a]["source"], records[b]["source"]], "question_similarity": similarity,
-         "answers": [answers[a], answers[b]]}
-        for a, b, similarity in conflicts
-    ]
-    return [records[index] for index in kept], [clusters[index] for index in kept], conflict_rows
 
 
 def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     """Writes data/{train,val,test}.jsonl, rejects.jsonl and report.json, then DONE."""
     out = run_dir.start("data")
-    records, rejects, reports = build_records(cfg.data, cfg.system_prompt)
-    if not records:
-        raise DataError(f"no usable records in {[r.file for r in reports]}: see {out / 'rejects.jsonl'}")
-    records, groups, conflicts = dedupe_and_group(records, rejects, reports, cfg)
+    builder = RecordBuilder(cfg.data, cfg.system_prompt)
+    spool_path = out / ".records.spool.jsonl"
+    try:
+        with atomic_open(out / "rejects.jsonl") as rejects:
+            with open(spool_path, "w", encoding="utf-8") as handle:
+                spool = Spool(handle)
+                _pass_one(builder, spool, rejects)
+            if spool.count == 0:
+                raise DataError(f"no usable records in {[r.file for r in builder.reports]}: every row was rejected (see the reasons above)")
+            report = _finish(cfg, spool, spool_path, out, rejects, builder.reports)
+    finally:
+        spool_path.unlink(missing_ok=True)
+    atomic_write_json(out / "report.json", report)
+    print(summary_table(builder.reports, report["splits"]))
+    run_dir.mark_done("data", cfg.fingerprint("data"), records=report["kept"])
+
+
+def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: IO[str], reports: list[SourceReport]) -> dict[str, Any]:
+    """Dedupes, clusters and splits the spooled records, routes them, and returns report.json."""
+    dropped, conflicts = _duplicates(spool, cfg)
+    labels = spool.questions.clusters(cfg.data.leakage_threshold, spool.conversation_links())
+    kept = np.ones(spool.count, dtype=bool)
+    kept[list(dropped)] = False
+    names = [report.file for report in reports]
+    strata = {number: name for name, number in spool.strata_names.items()}
+    kept_index = np.flatnonzero(kept)
+    files = np.frombuffer(spool.files, dtype=np.int32)[kept_index]
+    stratum = np.frombuffer(spool.strata, dtype=np.int32)[kept_index]
     split = cfg.data.split
-    parts = split_records(records, split.val, split.test, split.seed, groups)
-    for name, rows in parts.items():
-        atomic_write_jsonl(out / f"{name}.jsonl", rows)
-    atomic_write_jsonl(out / "rejects.jsonl", rejects)
-    report = {
+    chosen = np.zeros(spool.count, dtype=np.int8)
+    chosen[kept_index] = assign_splits([names[f] for f in files.tolist()], [strata[s] for s in stratum.tolist()],
+                                       labels[kept_index], split.val, split.test, split.seed)
+    listed = conflicts[:MAX_CONFLICTS_LISTED]
+    wanted = {first for first, _ in dropped.values()} | {i for a, b, _ in listed for i in (a, b)}
+    seen = _route(spool_path, out, chosen, dropped, wanted, rejects, reports, spool.files)
+    cluster_sizes = np.bincount(np.unique(labels[kept_index], return_inverse=True)[1])
+    return {
         "sources": [report.as_json() for report in reports],
         "rows_in": sum(report.rows_in for report in reports),
-        "kept": len(records),
-        "rejected": len(rejects),
-        "splits": {name: len(rows) for name, rows in parts.items()},
-        "langs": dict(Counter(record["lang"] for record in records)),
-        "conflicting_answers": conflicts,
-        "leakage_clusters": sum(1 for size in Counter(groups).values() if size > 1),
+        "kept": int(kept.sum()),
+        "rejected": sum(sum(report.rejected.values()) for report in reports),
+        "splits": {name: int((chosen[kept_index] == number).sum()) for number, name in enumerate(SPLITS)},
+        **spool.statistics(kept_index),
+        "duplicates": {"exact": sum(r.rejected["duplicate"] for r in reports), "near": len(dropped)},
+        "conflicting_answers_total": len(conflicts),
+        "conflicting_answers": [
+            {"sources": [seen[a]["source"], seen[b]["source"]], "question_similarity": round(similarity, 3),
+             "answers": [answer_of(seen[a]), answer_of(seen[b])]}
+            for a, b, similarity in listed
+        ],
+        "leakage_clusters": int((cluster_sizes > 1).sum()),
         "pii": {"mode": cfg.data.pii, "found": dict(sum((report.pii for report in reports), Counter()))},
-        "lengths": _length_stats(records),
     }
-    atomic_write_json(out / "report.json", report)
-    print(summary_table(reports, parts))
-    run_dir.mark_done("data", cfg.fingerprint("data"), records=len(records))

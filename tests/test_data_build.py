@@ -29,9 +29,12 @@ def test_japanese_csv_in_every_common_encoding(tmp_path: Path, encoding: str) ->
     records, rejects, reports = build_records(data_config(path), "S")
     assert not rejects and reports[0].rows_in == 2
     assert records[0]["prompt"][1]["content"] == "返品できますか？"
-    # the quoted multi-line answer keeps its line break (\r\n normalized); full-width kept verbatim
+    # the quoted multi-line answer keeps its line break (\r\n normalized); NFKC folds full-width
+    # digits but Japanese full-width punctuation (？) stays as written
     assert records[0]["completion"][0]["content"] == "はい、30日以内なら\n返品できます。"
-    assert records[1]["completion"][0]["content"] == "５，５００円以上で無料です。"
+    assert records[1]["completion"][0]["content"] == "5,500円以上で無料です。"
+    verbatim, _, _ = build_records(data_config(path, unicode="none"), "S")
+    assert verbatim[1]["completion"][0]["content"] == "５，５００円以上で無料です。"
     assert records[0]["source"] == f"{path}:2" and records[1]["source"] == f"{path}:4"
     assert {record["lang"] for record in records} == {"ja"}
     assert [record["category"] for record in records] == ["返品", "配送"]  # kept as metadata
@@ -139,7 +142,8 @@ def test_split_is_deterministic_disjoint_and_covers_each_source(tmp_path: Path) 
 
 
 def test_clean_text_keeps_inner_line_breaks() -> None:
-    assert clean_text("  a\u3000 b \r\n\r\n c ") == "a b\nc"
+    assert clean_text("  a\u3000 b \r\n c ") == "a b\nc"
+    assert clean_text("a\r\n\r\n\r\n\r\nb\n \n") == "a\n\nb"  # one blank line between paragraphs
     assert clean_text(None) == ""
 
 

@@ -40,6 +40,10 @@ def test_redacts_each_kind(text: str, expected: str) -> None:
         "Returns within 30 days; ¥330 fee",
         "登録番号はT0000000000000です",  # an invoice registration number, not a card
         "0000 0000 0000 0000",
+        "発送日は2024/01/15、お届けは2024年1月18日 14:30〜16:00です",  # dates and times
+        "価格は¥12,800（税込14,080円）、合計1,234,567円",  # prices
+        "Firmware v2.10.3, model ABC-1234, 型番1234-56",
+        "Pi is 3.14159 and the ratio 16:9",
     ],
 )
 def test_leaves_lookalikes_alone(text: str) -> None:

@@ -41,9 +41,13 @@ class SourceConfig(_Section):
     """One input file (or glob) and how to read it."""
 
     path: str = Field(description="File path or glob, relative to the config file's folder.")
-    kind: Literal["faq"] = Field("faq", description="What the file holds: question/answer pairs.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "json", "xlsx", "markdown"] = Field(
-        "auto", description="File format; auto = from the extension."
+    kind: Literal["faq", "support_log"] = Field(
+        "faq",
+        description="faq = question/answer pairs; support_log = conversations (JSONL messages, CSV ticket "
+        "exports, text transcripts): each agent turn becomes a record with the earlier turns as prompt.",
+    )
+    format: Literal["auto", "csv", "tsv", "jsonl", "json", "xlsx", "markdown", "transcript"] = Field(
+        "auto", description="File format; auto = from the extension (.txt/.log = transcript)."
     )
     sheet: str | None = Field(None, description="Worksheet of an .xlsx file; None = the first one.")
     encoding: str | None = Field(
@@ -54,6 +58,12 @@ class SourceConfig(_Section):
     )
     answer_field: str | None = Field(
         None, description="Column/key holding the answer; None = detect from common names."
+    )
+    agent_roles: list[str] = Field(
+        [], description="support_log: extra speaker/role names of the company's side (agent, 担当, ... are known)."
+    )
+    customer_roles: list[str] = Field(
+        [], description="support_log: extra speaker/role names of the customer's side (customer, 顧客, ... are known)."
     )
 
 
@@ -76,6 +86,7 @@ class DataConfig(_Section):
 
     sources: list[SourceConfig] = Field(min_length=1, description="Input files, read in order.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train/val/test split.")
+    min_question_chars: int = Field(2, ge=1, description="Shorter questions are rejected.")
     min_answer_chars: int = Field(2, ge=1, description="Shorter answers are rejected.")
     max_chars: int = Field(8000, ge=16, description="Longer questions or answers are rejected.")
     near_duplicate_threshold: float = Field(
@@ -85,6 +96,21 @@ class DataConfig(_Section):
         0.6, gt=0, le=1, description="Questions this similar are kept in the same split, so none leaks into test."
     )
     html_to_text: bool = Field(True, description="Turn HTML in questions and answers into plain text.")
+    unicode: Literal["nfkc-ja", "nfkc", "nfc", "none"] = Field(
+        "nfkc-ja",
+        description="Unicode normalization of the text: nfkc-ja = NFKC (full-width letters/digits to ASCII, "
+        "half-width kana to full-width) but Japanese full-width punctuation ！？（）：；～ kept as written; "
+        "nfkc; nfc; none = as written. Template placeholders ({{Order Number}}) are never changed.",
+    )
+    non_answer_filter: bool = Field(
+        True, description="Reject answers that answer nothing (N/A, TBD, 'let me check', 少々お待ちください, ...)."
+    )
+    non_answer_patterns: list[str] = Field(
+        [], description="Extra regexes of non-answers, matched against the whole answer (case-folded, trimmed)."
+    )
+    max_context_turns: int = Field(
+        8, ge=1, description="support_log: earlier messages kept in a record's prompt (older ones are left out)."
+    )
     answer_boilerplate: list[str] = Field(
         [],
         description="Regexes removed from answers, e.g. greetings and signatures of agent replies "
@@ -101,7 +127,7 @@ class DataConfig(_Section):
         {}, description="Extra personal data to find, NAME: regex (e.g. order ids); replaced by [NAME]."
     )
 
-    @field_validator("answer_boilerplate")
+    @field_validator("answer_boilerplate", "non_answer_patterns")
     @classmethod
     def _boilerplate_compiles(cls, value: list[str]) -> list[str]:
         for pattern in value:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tunebot.errors import TunebotError
 
@@ -79,6 +79,25 @@ def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     return count
+
+
+@contextmanager
+def atomic_open(path: Path) -> Iterator[IO[str]]:
+    """Opens a UTF-8 text file to stream into; it appears at `path` only when the block succeeds.
+
+    >>> with atomic_open(Path("/tmp/x.jsonl")) as handle: handle.write("{}\n")   # doctest: +SKIP
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

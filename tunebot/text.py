@@ -55,6 +55,8 @@ def detect_lang(text: str) -> str:
     Text without letters (digits, punctuation, empty) counts as "en".
     """
     # Regex scans run in C: a per-character Python loop made this the data stage's bottleneck.
+    if text.isascii():
+        return "en"
     letters = len(_LETTER.findall(text))
     japanese = sum(1 for char in _JA_CHAR.findall(text) if char.isalpha())
     return "ja" if letters and japanese / letters >= JA_LETTER_SHARE else "en"
