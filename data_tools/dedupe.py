@@ -4,7 +4,7 @@
 
 Character n-grams work for Japanese (no spaces) as well as English. Each text gets two sketches,
 computed a batch at a time and kept in compact arrays (no per-text Python objects):
-- a one-permutation MinHash signature (128 bins, densified by rotation) whose bands index an LSH
+- a MinHash signature (128 multiply-shift hash functions, 16 bits kept per value) whose bands index an LSH
   table: texts sharing a band are candidate pairs;
 - a bottom-k sketch (the k smallest 32-bit n-gram hashes). For texts of at most k distinct
   n-grams (questions up to ~130 characters) it *is* the n-gram set, so candidates are confirmed
@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-BINS = 128  # one-permutation MinHash bins
+BINS = 128  # MinHash values per signature
 BAND_ROWS = 5  # bins per LSH band: 25 bands; a 0.6-similar pair shares one with p=0.87, 0.7: 0.99
 DUPLICATE_BAND_ROWS = 10  # 12 bands: a 0.9-similar pair shares one with p=0.99, a 0.5 one with p=0.01
+CLUSTER_SLACK = 0.0  # leakage clusters join pairs whose estimate reaches the threshold
 WINDOW = 2  # in a crowded LSH bucket each text is paired with its next WINDOW neighbours
 SKETCH_K = 128  # bottom-k size: exact similarity for texts with up to k distinct 3-grams
 
@@ -91,12 +92,15 @@ BATCH_BITS = 14  # texts per sketch batch < 2**14: the text index and 50 hash bi
 BATCH = 1 << BATCH_BITS
 
 
-def sketch_batch(texts: list[str], k: int = SKETCH_K) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (signatures, bottom-k values, bottom-k lengths) of at most BATCH texts.
+_PERMUTATIONS = np.random.default_rng(20261122).integers(1, 2**32, size=(2, BINS), dtype=np.uint64).astype(np.uint32) | np.uint32(1)
 
-    One sort of (text, hash) keys yields both sketches: within a text the hashes ascend, so
-    the first hash of each bin (its top 7 bits) is the bin's minimum, and the first k distinct
-    hashes are the bottom-k sketch.
+
+def sketch_batch(texts: list[str], k: int = SKETCH_K, signatures: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Returns (MinHash signatures, bottom-k values, bottom-k lengths) of at most BATCH texts.
+
+    One sort of (text, hash) keys gives each text's distinct n-gram hashes in ascending order:
+    the first k are the bottom-k sketch. The signature is classic MinHash with BINS
+    multiply-shift hash functions (unbiased for short texts too, unlike one-permutation MinHash).
     """
     count = len(texts)
     owner, hashes = ngram_hashes(texts)
@@ -107,23 +111,25 @@ def sketch_batch(texts: list[str], k: int = SKETCH_K) -> tuple[np.ndarray, np.nd
     rank = np.arange(len(keyed)) - first[text]
     lengths = np.bincount(text[rank < k], minlength=count).astype(np.int32)
     bottom = ((keyed[rank < k] >> _U64(18)) & _U64(0xFFFFFFFF)).astype(np.uint32)
-    bins = ((keyed >> _U64(43)) & _U64(BINS - 1)).astype(np.int64)
-    slot = text * BINS + bins
-    starts = np.concatenate([[True], slot[1:] != slot[:-1]])
-    signature = np.full(count * BINS, -1, dtype=np.int64)
-    signature[slot[starts]] = (keyed[starts] & _U64(0xFFFF)).astype(np.int64)
-    return _densify(signature.reshape(count, BINS)), bottom, lengths
+    if not signatures:
+        return None, bottom, lengths
+    return _minhash(((keyed >> _U64(18)) & _U64(0xFFFFFFFF)).astype(np.uint32), first, count), bottom, lengths
 
 
-def _densify(signature: np.ndarray) -> np.ndarray:
-    """Fills empty bins (-1) by rotation: the next non-empty bin's value, changed by the distance."""
-    empty = signature < 0
-    columns = np.arange(BINS)
-    filled_at = np.where(empty, 2 * BINS, columns)
-    following = np.minimum.accumulate(filled_at[:, ::-1], axis=1)[:, ::-1]
-    following = np.where(following >= 2 * BINS, filled_at.min(axis=1, keepdims=True) + BINS, following)
-    borrowed = np.take_along_axis(signature, following % BINS, axis=1) + (following - columns) * 4099
-    return np.where(empty, borrowed, signature).astype(np.uint16)
+def _minhash(grams: np.ndarray, first: np.ndarray, count: int, chunk: int = 16384) -> np.ndarray:
+    """Returns (count, BINS) uint16 MinHash signatures of the texts whose grams start at `first`."""
+    signature = np.empty((count, BINS), dtype=np.uint16)
+    multiplier, offset = _PERMUTATIONS
+    begin = 0
+    while begin < count:
+        end = int(np.searchsorted(first, first[begin] + chunk, side="right"))
+        end = max(end, begin + 1)
+        stop = first[end] if end < count else len(grams)
+        values = grams[first[begin] : stop, None] * multiplier  # 32-bit multiply-add hashing, wrapping
+        values += offset
+        signature[begin:end] = np.minimum.reduceat(values, first[begin:end] - first[begin], axis=0) & np.uint32(0xFFFF)
+        begin = end
+    return signature
 
 
 def band_keys(signatures: np.ndarray, band: int, rows_per_band: int = BAND_ROWS) -> np.ndarray:
@@ -152,7 +158,7 @@ class SketchStore:
     def add(self, texts: list[str]) -> None:
         """Sketches `texts`; they get the next indices."""
         for at in range(0, len(texts), BATCH):
-            signatures, values, lengths = sketch_batch(texts[at : at + BATCH], self.k)
+            signatures, values, lengths = sketch_batch(texts[at : at + BATCH], self.k, self.searchable)
             if self.searchable:
                 self._signatures.append(signatures)
             self._values.append(values)
@@ -166,7 +172,8 @@ class SketchStore:
                 setattr(self, name, [np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)])
 
     def candidates(
-        self, threshold: float, band_rows: int = BAND_ROWS, labels: np.ndarray | None = None, margin: float = 0.15
+        self, threshold: float, band_rows: int = BAND_ROWS, labels: np.ndarray | None = None, margin: float = 0.15,
+        window: int = WINDOW,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yields, band by band, (pairs, estimates): (i, j) pairs (i < j) that share an LSH band of
         `band_rows` bins and whose signatures agree on at least `threshold - margin` of their bins.
@@ -179,9 +186,7 @@ class SketchStore:
             keys = band_keys(signatures, band, band_rows)
             order = np.argsort(keys, kind="stable")
             keys = keys[order]
-            for step in range(1, WINDOW + 1):
-                same = np.flatnonzero(keys[:-step] == keys[step:])
-                left, right = order[same], order[same + step]
+            for left, right in _bucket_pairs(keys, order, window):
                 if labels is not None:
                     apart = labels[left] != labels[right]
                     left, right = left[apart], right[apart]
@@ -198,23 +203,22 @@ class SketchStore:
         pairs = np.stack([codes // self.count, codes % self.count], axis=1)
         return pairs, self.similarity(pairs)
 
-    def clusters(self, threshold: float, links: np.ndarray | None = None) -> np.ndarray:
-        """Returns a cluster label per text, joining texts at least `threshold` similar (and `links`).
+    def clusters(self, threshold: float, links: np.ndarray | None = None, slack: float = CLUSTER_SLACK) -> np.ndarray:
+        """Returns a cluster label per text, joining texts about `threshold` similar or more (and `links`).
 
-        Pairs already joined are not checked again, so families of templated questions cost
-        little more than unique ones.
+        A pair is joined when its MinHash estimate (unbiased, sd <= 0.045) reaches `threshold -
+        slack`: the boundary errs towards joining, which only keeps more rows together, never
+        lets a twin leak. Pairs already joined are not checked again, so families of templated
+        questions cost little more than unique ones.
         """
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
         edges = [links] if links is not None and len(links) else []
         labels = _components(edges, self.count, coo_matrix, connected_components)
-        for pairs, estimate in self.candidates(threshold, BAND_ROWS, labels, margin=0.1):
-            # Clear cases follow the estimate (sd ~0.07); the uncertain band gets the exact check.
-            unsure = estimate < threshold + 0.1
-            unsure[unsure] = self.similarity(pairs[unsure]) < threshold
-            edges.append(pairs[~unsure])
-            if len(edges[-1]):
+        for pairs, _ in self.candidates(threshold, BAND_ROWS, labels, margin=slack, window=1):
+            edges.append(pairs)
+            if len(pairs):
                 labels = _components(edges, self.count, coo_matrix, connected_components)
         return labels
 
@@ -234,6 +238,18 @@ def _components(edges: list[np.ndarray], count: int, coo_matrix: Any, connected_
     pairs = np.concatenate(edges)
     graph = coo_matrix((np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(count, count))
     return connected_components(graph, directed=False)[1]
+
+
+def _bucket_pairs(keys: np.ndarray, order: np.ndarray, window: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yields pairs of texts in one LSH bucket: each with its next `window` neighbours, and each
+    with the bucket's first text (so a crowded bucket still links its members to a common one)."""
+    for step in range(1, window + 1):
+        same = np.flatnonzero(keys[:-step] == keys[step:])
+        yield order[same], order[same + step]
+    starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    first = np.repeat(starts, np.diff(np.concatenate([starts, [len(keys)]])))
+    far = np.flatnonzero(np.arange(len(keys)) - first > window)
+    yield order[first[far]], order[far]
 
 
 def _agreement(signatures: np.ndarray, left: np.ndarray, right: np.ndarray, floor: float = 0.0, chunk: int = 200_000) -> np.ndarray:

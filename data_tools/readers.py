@@ -9,14 +9,14 @@ a broken JSON line is a row with an error, not a crash. A file that cannot be re
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import json
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tunebot.errors import TunebotError
 
@@ -79,6 +79,39 @@ def decode(path: Path, encoding: str | None = None) -> tuple[str, str]:
     raise DataError(f"{path}: unknown text encoding ({'; '.join(failures)}); set `encoding:` for this source")
 
 
+def detect_encoding(path: Path, encoding: str | None = None, chunk: int = 1 << 20) -> str:
+    """Returns the encoding that decodes the whole file, checked in chunks without keeping the text.
+
+    Raises DataError naming the line of the first bad byte, or the file when it holds only spaces.
+    """
+    failures = []
+    for candidate in (encoding,) if encoding else ENCODINGS:
+        decoder = codecs.getincrementaldecoder(candidate)()
+        lines, content = 0, False
+        with open(path, "rb") as handle:
+            try:
+                while data := handle.read(chunk):
+                    content = content or bool(data.strip())
+                    decoder.decode(data)
+                    lines += data.count(b"\n")
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError as error:
+                line = lines + data[: error.start].count(b"\n") + 1
+                if encoding:
+                    raise DataError(f"{path}:{line}: not valid {encoding} ({error.reason})") from None
+                failures.append(f"{candidate}: {error.reason} at line {line}")
+                continue
+        if not content:
+            raise DataError(f"{path}: file is empty")
+        return candidate
+    raise DataError(f"{path}: unknown text encoding ({'; '.join(failures)}); set `encoding:` for this source")
+
+
+def open_text(path: Path, encoding: str | None = None) -> IO[str]:
+    """Opens a text file for streaming in its (detected) encoding, newlines untranslated."""
+    return open(path, encoding=detect_encoding(path, encoding), newline="")
+
+
 def detect_format(path: Path, declared: str) -> str:
     """Returns csv, tsv, jsonl or json from the config, else the extension."""
     if declared != "auto":
@@ -113,8 +146,8 @@ def pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, .
     )
 
 
-def _read_delimited(path: Path, text: str, delimiter: str) -> Iterator[RawRow]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+def _read_delimited(path: Path, text: IO[str], delimiter: str) -> Iterator[RawRow]:
+    reader = csv.reader(text, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -130,8 +163,8 @@ def _read_delimited(path: Path, text: str, delimiter: str) -> Iterator[RawRow]:
         yield RawRow(str(path), line, dict(zip(header, values)))
 
 
-def _read_jsonl(path: Path, text: str) -> Iterator[RawRow]:
-    for number, line in enumerate(text.splitlines(), start=1):
+def _read_jsonl(path: Path, text: IO[str]) -> Iterator[RawRow]:
+    for number, line in enumerate(text, start=1):
         if not line.strip():
             continue
         try:
@@ -176,14 +209,17 @@ def read_rows(
 
         yield from read_xlsx(path, sheet)
         return
+    if kind in ("csv", "tsv", "jsonl"):
+        with open_text(path, encoding) as handle:
+            if kind == "jsonl":
+                yield from _read_jsonl(path, handle)
+            else:
+                yield from _read_delimited(path, handle, "," if kind == "csv" else "\t")
+        return
     text, _ = decode(path, encoding)
     if not text.strip():
         raise DataError(f"{path}: file is empty")
-    if kind in ("csv", "tsv"):
-        yield from _read_delimited(path, text, "," if kind == "csv" else "\t")
-    elif kind == "jsonl":
-        yield from _read_jsonl(path, text)
-    elif kind == "markdown":
+    if kind == "markdown":
         from data_tools.markdown import read_markdown
 
         yield from read_markdown(path, text)

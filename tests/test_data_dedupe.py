@@ -79,3 +79,29 @@ def test_near_twins_never_straddle_splits() -> None:
         train_questions = [question_of(r) for r in parts["train"]]
         for record in parts["test"]:
             assert max(jaccard(shingles(question_of(record)), shingles(q)) for q in train_questions) < 0.6
+
+
+def test_stage_keeps_similar_questions_in_one_split_at_scale(tmp_path: Path) -> None:
+    """A few hundred rows in families of rewordings: no test question has a close twin in train."""
+    import random
+
+    rng = random.Random(7)
+    rows = []
+    for index, base in enumerate(BASE_QUESTIONS * 3):
+        product = ["laptop", "camera", "kettle"][index // len(BASE_QUESTIONS)]
+        for variant in range(rng.randint(1, 6)):
+            question = f"{base} ({product})" + ["", " please", "!", " 急ぎです", " thanks"][variant % 5]
+            rows.append({"question": question, "answer": f"Answer {index}-{variant} for {product}: see the guide."})
+    path = tmp_path / "faq.jsonl"
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    cfg = parse_config({"name": "d", "data": {"sources": [{"path": str(path)}], "split": {"val": 0.1, "test": 0.2}}})
+    run_dir = RunDir(tmp_path / "run")
+    run_data_stage(cfg, run_dir)
+    parts = {name: list(read_jsonl(run_dir.path("data", f"{name}.jsonl"))) for name in ("train", "val", "test")}
+    report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
+    assert report["rows_in"] == len(rows) == report["kept"] + report["rejected"]
+    assert sum(len(rows) for rows in parts.values()) == report["kept"] and len(parts["test"]) > 10
+    train = [shingles(question_of(record)) for record in parts["train"]]
+    for record in parts["test"]:
+        mine = shingles(question_of(record))
+        assert max(jaccard(mine, other) for other in train) < 0.7, question_of(record)

@@ -42,6 +42,24 @@ _LETTER = re.compile(r"[^\W\d_]")
 _JA_CHAR = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in _JA_RANGES) + "]")
 
 
+def _letter_class(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
+    """Returns a character class of the letters (str.isalpha) inside the ranges, built once."""
+    parts, start, previous = [], None, None
+    codes = [code for low, high in ranges if high < 0x10000 for code in range(low, high + 1) if chr(code).isalpha()]
+    for code in codes + [-1]:
+        if start is not None and code != previous + 1:
+            parts.append(f"{chr(start)}-{chr(previous)}")
+            start = None
+        if start is None:
+            start = code
+        previous = code
+    wide = "".join(f"{chr(low)}-{chr(high)}" for low, high in ranges if high >= 0x10000)
+    return re.compile("[" + "".join(parts) + wide + "]")
+
+
+_JA_LETTER = _letter_class(_JA_RANGES)
+
+
 def is_japanese_char(char: str) -> bool:
     """Says whether one character is kana or a CJK ideograph: is_japanese_char('返') -> True."""
     code = ord(char)
@@ -58,7 +76,7 @@ def detect_lang(text: str) -> str:
     if text.isascii():
         return "en"
     letters = len(_LETTER.findall(text))
-    japanese = sum(1 for char in _JA_CHAR.findall(text) if char.isalpha())
+    japanese = len(_JA_LETTER.findall(text))
     return "ja" if letters and japanese / letters >= JA_LETTER_SHARE else "en"
 
 
