@@ -10,6 +10,8 @@ Records stream out of `RecordBuilder.units()`; nothing here holds a whole file's
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -67,12 +69,18 @@ class SourceReport:
 class Candidate:
     """A record that passed cleaning and filters, with what dedupe and the split need."""
 
-    record: dict[str, Any]
+    record: dict[str, Any] | None  # None when it came from a worker process: see `line`
     question: str  # the customer's side of the prompt: what similarity is measured on
     answer: str
     file_index: int
     category: str = ""
     conversation: int = -1  # records of one conversation share a number and a split
+    line: str = ""  # the record as a JSON line, when a worker process made it already
+    lang: str = ""
+
+    def __post_init__(self) -> None:
+        if self.record is not None:
+            self.lang = self.record["lang"]
 
 
 def expand_sources(sources: list[SourceConfig]) -> list[tuple[SourceConfig, Path]]:
@@ -141,7 +149,8 @@ class RecordBuilder:
         if self.scrub is None:
             return text, Counter()
         text, found = self.scrub.redact_and_count(text)
-        report.pii.update(found)
+        if found:
+            report.pii.update(found)
         return text, found
 
     def reject(self, source: str, reason: str, field_name: str | None, row: dict[str, Any]) -> dict[str, Any]:
@@ -152,15 +161,24 @@ class RecordBuilder:
 
     def check(self, question: str, answer: str, source: str) -> tuple[str, str | None] | None:
         """Returns (reason, field) when a pair fails a quality filter or repeats an earlier pair, else None."""
+        problem, key = self.check_quality(question, answer)
+        return problem or self.check_duplicate(key, source)
+
+    def check_quality(self, question: str, answer: str) -> tuple[tuple[str, str] | None, int]:
+        """Returns (reason and field, or None) and the pair's duplicate key (same up to width, case, spaces)."""
         problem = self._quality(question, answer)
         if problem:
-            return problem
+            return problem, 0
         folded_question, folded_answer = fold(question), fold(answer)
         if folded_question == folded_answer:
-            return "answer repeats the question", "answer"
+            return ("answer repeats the question", "answer"), 0
         if self.cleaner.is_non_answer(answer):
-            return "non-answer (says nothing the customer can use)", "answer"
-        key = hash((folded_question, folded_answer))
+            return ("non-answer (says nothing the customer can use)", "answer"), 0
+        digest = hashlib.blake2b(f"{folded_question}\0{folded_answer}".encode(), digest_size=8).digest()
+        return None, int.from_bytes(digest, "little")
+
+    def check_duplicate(self, key: int, source: str) -> tuple[str, None] | None:
+        """Returns a reason when an earlier pair had the same key; else remembers this one."""
         earlier = self.seen.get(key)
         if earlier is not None:
             return f"duplicate (same question and answer as {earlier})", None
@@ -199,7 +217,7 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
     records, rejects = [], []
     for _, outcome in builder.units():
         if isinstance(outcome, Candidate):
-            records.append(outcome.record)
+            records.append(outcome.record if outcome.record is not None else json.loads(outcome.line))
         else:
             rejects.append(outcome)
     return records, rejects, builder.reports

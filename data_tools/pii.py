@@ -134,6 +134,8 @@ class PiiScrubber:
         return self._replace(text)
 
     def _replace(self, text: str) -> tuple[str, Counter]:
+        if not self.custom_rules and "@" not in text and not _possible_rules(text):
+            return text, Counter()
         kinds: Counter = Counter()
         if self.custom_rules:  # user patterns run first, one by one (they may use backreferences)
             text = _apply(self.custom_rules, text, self.allowed, kinds)

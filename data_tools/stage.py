@@ -45,7 +45,7 @@ class Spool:
 
     def add(self, candidate: Candidate) -> None:
         """Writes the record to the spool and queues its texts for sketching."""
-        self.handle.write(json.dumps(candidate.record, ensure_ascii=False) + "\n")
+        self.handle.write(candidate.line or json.dumps(candidate.record, ensure_ascii=False) + "\n")
         self._texts[0].append(candidate.question)
         self._texts[1].append(candidate.answer)
         self.files.append(candidate.file_index)
@@ -53,7 +53,7 @@ class Spool:
         self.conversations.append(candidate.conversation)
         self.lengths[0].append(len(candidate.question))
         self.lengths[1].append(len(candidate.answer))
-        self.ja.append(candidate.record["lang"] == "ja")
+        self.ja.append(candidate.lang == "ja")
         self.count += 1
         if len(self._texts[0]) >= BATCH:
             self.flush()

@@ -248,3 +248,30 @@ def test_data_stage_never_imports_torch(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "TORCH False" in result.stdout
+
+
+def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import data_tools.faq
+
+    path = tmp_path / "faq.csv"
+    lines = ["question,answer,category"]
+    for index in range(300):
+        lines.append(f"How do I return item {index}?,Within 30 days; call 03-1234-{index:04d}.,返品")
+        if index % 7 == 0:
+            lines.append(f"How do I return item {index}?,Within 30 days; call 03-1234-{index:04d}.,返品")  # duplicate
+        if index % 11 == 0:
+            lines.append("Broken,,")  # empty answer
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outputs = []
+    for workers in (1, 2):
+        monkeypatch.setattr(data_tools.faq, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setattr(data_tools.faq, "CHUNK_ROWS", 16)
+        cfg = parse_config({"name": f"w{workers}", "data": {"sources": [{"path": str(path)}], "workers": workers}})
+        run_dir = RunDir(tmp_path / f"run{workers}")
+        run_data_stage(cfg, run_dir)
+        outputs.append({name: run_dir.path("data", name).read_text(encoding="utf-8")
+                        for name in ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl")})
+        report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
+        assert report["rows_in"] == 300 + 43 + 28 == report["kept"] + report["rejected"]
+        assert report["pii"]["found"] == {"PHONE": 343}  # found in every row read, duplicates too
+    assert outputs[0] == outputs[1]
