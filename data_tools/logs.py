@@ -53,6 +53,8 @@ def _merged_turns(builder: RecordBuilder, conversation: Conversation, file_index
         text, found = builder.redact(clean, report)
         if merged and merged[-1][0] == turn.side:
             side, previous, line, count, had = merged[-1]
+            if side == "agent" and builder.cleaner.is_non_answer(previous):
+                previous = ""  # "Let me check." followed by the answer: the answer is the turn
             merged[-1] = (side, "\n".join(part for part in (previous, text) if part), line, count + 1, had or bool(found))
         else:
             merged.append((turn.side, text, turn.line, 1, bool(found)))

@@ -35,7 +35,8 @@ class Spool:
 
     def __init__(self, handle: IO[str]) -> None:
         self.handle = handle
-        self.questions, self.answers = SketchStore(), SketchStore(searchable=False)
+        # answers are only compared for duplicate candidates: a 64-value sketch (sd <= 0.04 at 0.9) will do
+        self.questions, self.answers = SketchStore(), SketchStore(k=64, searchable=False)
         self._texts: tuple[list[str], list[str]] = ([], [])
         self.files, self.strata, self.conversations = array("i"), array("i"), array("q")
         self.lengths = (array("i"), array("i"))

@@ -1,0 +1,306 @@
+"""Support logs -> conversations: JSONL/JSON messages, CSV/TSV ticket exports, text transcripts.
+
+    python -c "from data_tools.conversations import read_conversations; print(next(read_conversations('examples/data/acme_tickets.jsonl')))"
+
+Each message gets a side (customer or agent) from its role or speaker name, in English or
+Japanese (customer/user/顧客/お客様, agent/assistant/operator/担当/オペレーター, ...); system
+messages and internal notes are skipped and counted. A conversation that cannot be used as a
+whole (broken JSON line, unknown role, bad timestamp) comes out with `error` set and no turns,
+so the caller can reject it with its line; nothing raises for one bad conversation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from data_tools.readers import DataError, decode, open_text
+
+AGENT_ROLES = (
+    "agent", "assistant", "operator", "support", "staff", "rep", "representative", "bot", "csr", "advisor",
+    "担当", "担当者", "オペレーター", "サポート", "スタッフ", "係員", "窓口", "店舗",
+)
+CUSTOMER_ROLES = ("customer", "user", "client", "human", "caller", "guest", "buyer", "顧客", "お客様", "お客さま", "客", "ユーザー", "利用者", "会員")
+SKIPPED_ROLES = ("system", "note", "internal", "internal note", "private note", "memo", "メモ", "社内メモ", "内部メモ", "システム")
+
+MESSAGE_LISTS = ("messages", "conversation", "turns", "dialog", "dialogue")
+ROLE_KEYS = ("role", "speaker", "from", "author", "sender")
+TEXT_KEYS = ("content", "text", "value", "body", "message")
+TICKET_COLUMNS = {
+    "ticket": ("ticket_id", "ticket", "ticket id", "conversation_id", "thread_id", "case_id", "チケットid", "チケット番号",
+               "問い合わせ番号", "問合せ番号", "案件番号"),
+    "time": ("timestamp", "created_at", "time", "date", "datetime", "sent_at", "日時", "作成日時", "送信日時", "日付"),
+    "role": ("role", "author_role", "sender", "speaker", "from", "author", "送信者", "発言者", "役割", "担当区分"),
+    "body": ("body", "message", "text", "content", "本文", "内容", "メッセージ"),
+}
+_SPEAKER = re.compile(r"^\s*(?:\[?\d{1,4}[-/]\d{1,2}[-/]\d{1,2}[ T]?\]?\s*)?(?:\[?\d{1,2}:\d{2}(?::\d{2})?\]?\s*)?([^:：\n]{1,30}?)\s*[:：]\s?(.*)$")
+_TEXT_LIKE_ROLES = {"note", "memo", "メモ", "system"}
+_SEPARATOR = re.compile(r"^\s*(?:[-=*]{3,}|#+\s*(.*))\s*$")
+
+
+@dataclass
+class Turn:
+    """One message: its side (customer or agent), its text and the line where it starts."""
+
+    side: str
+    text: str
+    line: int
+
+
+@dataclass
+class Conversation:
+    """A conversation of a support log, or why it cannot be used."""
+
+    file: str
+    line: int
+    conv_id: str
+    turns: list[Turn] = field(default_factory=list)
+    error: str | None = None
+    skipped: int = 0
+
+
+def _key(name: Any) -> str:
+    return unicodedata.normalize("NFKC", str(name)).strip().casefold()
+
+
+def role_side(role: str, agent_roles: Iterable[str] = (), customer_roles: Iterable[str] = ()) -> str | None:
+    """Returns "agent", "customer", "skip" or None (unknown) for a role or speaker name.
+
+    The name matches whole ("担当者"), or by its first word ("Agent Sato", "担当 佐藤",
+    "Agent (Sato)").
+    >>> role_side("担当 佐藤"), role_side("Customer"), role_side("system"), role_side("vendor")
+    ('agent', 'customer', 'skip', None)
+    """
+    sides = (("agent", (*AGENT_ROLES, *agent_roles)), ("customer", (*CUSTOMER_ROLES, *customer_roles)), ("skip", SKIPPED_ROLES))
+    name = _key(role)
+    first = re.split(r"[\s(（【\[]", name, maxsplit=1)[0]
+    for candidate in (name, first):
+        for side, names in sides:
+            if candidate in {_key(n) for n in names}:
+                return side
+    return None
+
+
+def read_conversations(
+    path: str | Path, fmt: str = "auto", encoding: str | None = None,
+    agent_roles: Iterable[str] = (), customer_roles: Iterable[str] = (),
+) -> Iterator[Conversation]:
+    """Yields the conversations of a support log, in file order.
+
+    >>> [len(c.turns) for c in read_conversations("examples/data/acme_tickets.jsonl")][:2]   # doctest: +SKIP
+    [4, 2]
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    kind = _format(path, fmt)
+    roles = (tuple(agent_roles), tuple(customer_roles))
+    if kind == "jsonl":
+        with open_text(path, encoding) as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield _from_json_line(path, number, line, roles)
+    elif kind == "json":
+        yield from _from_json_array(path, decode(path, encoding)[0], roles)
+    elif kind in ("csv", "tsv"):
+        yield from _from_tickets(path, encoding, "," if kind == "csv" else "\t", roles)
+    else:
+        yield from _from_transcript(path, encoding, roles)
+
+
+def _format(path: Path, fmt: str) -> str:
+    if fmt not in ("auto", None):
+        return fmt
+    known = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "transcript", ".log": "transcript"}
+    if path.suffix.lower() not in known:
+        raise DataError(f"{path}: unknown support-log format {path.suffix!r}; set `format:` (jsonl, json, csv, tsv, transcript)")
+    return known[path.suffix.lower()]
+
+
+def _text_of(message: dict[str, Any]) -> str | None:
+    for key in TEXT_KEYS:
+        value = message.get(key)
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):  # OpenAI-style content parts
+            return "\n".join(part.get("text", "") for part in value if isinstance(part, dict) and part.get("type", "text") == "text")
+    return None
+
+
+def _from_json_object(path: Path, number: int, obj: Any, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Conversation:
+    conversation = Conversation(str(path), number, f"{path}:{number}")
+    if not isinstance(obj, dict):
+        conversation.error = f"expected a JSON object, got {type(obj).__name__}"
+        return conversation
+    conversation.conv_id = str(obj.get("id", obj.get("conversation_id", conversation.conv_id)))
+    messages = next((obj[key] for key in MESSAGE_LISTS if isinstance(obj.get(key), list)), None)
+    if messages is None:
+        conversation.error = f"no message list (one of {list(MESSAGE_LISTS)}); keys are {list(obj)[:10]}"
+        return conversation
+    for index, message in enumerate(messages, start=1):
+        role = next((message.get(key) for key in ROLE_KEYS if isinstance(message, dict) and message.get(key)), None)
+        text = _text_of(message) if isinstance(message, dict) else None
+        if role is None or text is None:
+            conversation.error, conversation.turns = f"message {index} has no role or text field", []
+            return conversation
+        side = role_side(str(role), *roles)
+        if side is None:
+            conversation.error, conversation.turns = f"unknown role {role!r} in message {index}; add it to agent_roles or customer_roles", []
+            return conversation
+        if side == "skip":
+            conversation.skipped += 1
+        else:
+            conversation.turns.append(Turn(side, text, number))
+    return conversation
+
+
+def _from_json_line(path: Path, number: int, line: str, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Conversation:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as error:
+        return Conversation(str(path), number, f"{path}:{number}", error=f"broken JSON line: {error.msg} at column {error.colno}")
+    return _from_json_object(path, number, obj, roles)
+
+
+def _from_json_array(path: Path, text: str, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[Conversation]:
+    try:
+        items = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    if not isinstance(items, list):
+        raise DataError(f"{path}: expected a JSON array of conversations, got {type(items).__name__}")
+    for index, obj in enumerate(items, start=1):
+        yield _from_json_object(path, index, obj, roles)
+
+
+def parse_time(value: str) -> datetime | None:
+    """Parses the timestamps of common ticket exports (ISO 8601, 2024/01/02 10:00, 2024年1月2日 10:00).
+
+    >>> parse_time("２０２４年１月２日 10:05").isoformat()
+    '2024-01-02T10:05:00'
+    """
+    text = unicodedata.normalize("NFKC", value).strip()
+    text = re.sub(r"^(\d{4})年(\d{1,2})月(\d{1,2})日\s*", r"\1-\2-\3 ", text).strip()
+    text = re.sub(r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3", text)
+    match = re.match(r"^(\d{4})-(\d{1,2})-(\d{1,2})(.*)$", text)
+    if match:
+        text = f"{match[1]}-{int(match[2]):02d}-{int(match[3]):02d}{match[4]}"
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def _ticket_columns(path: Path, header: list[str]) -> dict[str, str | None]:
+    by_key = {_key(column): column for column in header}
+    found = {role: next((by_key[_key(name)] for name in names if _key(name) in by_key), None) for role, names in TICKET_COLUMNS.items()}
+    missing = [role for role in ("ticket", "role", "body") if found[role] is None]
+    if missing:
+        raise DataError(f"{path}: no {', '.join(missing)} column found among {header}; a ticket export needs ticket id, role and body columns")
+    return found
+
+
+def _from_tickets(path: Path, encoding: str | None, delimiter: str, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[Conversation]:
+    tickets: dict[str, Conversation] = {}
+    stamps: dict[str, list[tuple[datetime | None, int, Turn | None]]] = {}
+    with open_text(path, encoding) as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return
+        columns = _ticket_columns(path, header)
+        start = reader.line_num + 1
+        for values in reader:
+            line, start = start, reader.line_num + 1
+            if not any(value.strip() for value in values):
+                continue
+            row = dict(zip(header, values))
+            ticket = row.get(columns["ticket"], "") or f"{path}:{line}"
+            conversation = tickets.setdefault(ticket, Conversation(str(path), line, ticket))
+            stamps.setdefault(ticket, [])
+            if conversation.error:
+                continue
+            conversation.error = _ticket_row(row, values, header, columns, line, roles, conversation, stamps[ticket])
+    for ticket, conversation in tickets.items():
+        if not conversation.error:
+            ordered = sorted(stamps[ticket], key=lambda item: (item[0] is None, item[0] or datetime.min, item[1]))
+            conversation.turns = [turn for _, _, turn in ordered if turn is not None]
+        else:
+            conversation.turns = []
+        yield conversation
+
+
+def _ticket_row(row: dict[str, str], values: list[str], header: list[str], columns: dict[str, str | None], line: int,
+                roles: tuple[tuple[str, ...], tuple[str, ...]], conversation: Conversation,
+                stamps: list[tuple[datetime | None, int, Turn | None]]) -> str | None:
+    """Adds one message row to its ticket; returns an error for the whole ticket, or None."""
+    if len(values) != len(header):
+        return f"row at line {line} has {len(values)} fields, header has {len(header)}"
+    side = role_side(row[columns["role"]], *roles)  # type: ignore[index]
+    if side is None:
+        return f"unknown role {row[columns['role']]!r} at line {line}; add it to agent_roles or customer_roles"  # type: ignore[index]
+    stamp = None
+    if columns["time"] and row[columns["time"]].strip():
+        stamp = parse_time(row[columns["time"]])
+        if stamp is None:
+            return f"unreadable timestamp {row[columns['time']]!r} at line {line} (field {columns['time']})"
+    if side == "skip":
+        conversation.skipped += 1
+        return None
+    stamps.append((stamp, len(stamps), Turn(side, row[columns["body"]], line)))  # type: ignore[index]
+    return None
+
+
+def _from_transcript(path: Path, encoding: str | None, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[Conversation]:
+    current: Conversation | None = None
+    pending_id: str | None = None
+    with open_text(path, encoding) as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip("\r\n")
+            separator = _SEPARATOR.match(line)
+            if separator:
+                if current is not None:
+                    yield _finish(current)
+                current, pending_id = None, (separator.group(1) or "").strip() or None
+                continue
+            if current is None:
+                if not line.strip():
+                    continue
+                current = Conversation(str(path), number, pending_id or f"{path}:{number}")
+            _transcript_line(current, line, number, roles)
+    if current is not None:
+        yield _finish(current)
+
+
+def _transcript_line(conversation: Conversation, line: str, number: int, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+    match = _SPEAKER.match(line)
+    side = role_side(match.group(1), *roles) if match else None
+    if side == "skip" and _key(match.group(1)) in _TEXT_LIKE_ROLES:  # type: ignore[union-attr]
+        side = None  # "Note: ..." inside a transcript is part of the message
+    if side is not None:
+        if side == "skip":
+            conversation.skipped += 1
+            conversation.turns.append(Turn("skip", "", number))
+        else:
+            conversation.turns.append(Turn(side, match.group(2), number))  # type: ignore[union-attr]
+    elif conversation.turns:
+        previous = conversation.turns[-1]
+        previous.text += "\n" + line
+    elif line.strip() and conversation.error is None:
+        conversation.error = f"text before the first speaker at line {number}: {line[:40]!r}"
+
+
+def _finish(conversation: Conversation) -> Conversation:
+    if conversation.error:
+        conversation.turns = []
+        return conversation
+    conversation.turns = [Turn(t.side, t.text.strip("\n"), t.line) for t in conversation.turns if t.side != "skip"]
+    return conversation
