@@ -26,6 +26,8 @@ from tunebot.config import DataConfig, SourceConfig
 from tunebot.prompts import make_record
 from tunebot.text import detect_lang
 
+_NON_WORD = re.compile(r"[\W_]+")  # as in dedupe.normalize_for_matching
+
 __all__ = ["Candidate", "RecordBuilder", "SourceReport", "build_records", "clean_text", "expand_sources"]
 
 
@@ -76,6 +78,7 @@ class Candidate:
     category: str = ""
     conversation: int = -1  # records of one conversation share a number and a split
     line: str = ""  # the record as a JSON line, when a worker process made it already
+    match: str = ""  # the question as similarity sketches read it, when already computed
     lang: str = ""
 
     def __post_init__(self) -> None:
@@ -161,21 +164,22 @@ class RecordBuilder:
 
     def check(self, question: str, answer: str, source: str) -> tuple[str, str | None] | None:
         """Returns (reason, field) when a pair fails a quality filter or repeats an earlier pair, else None."""
-        problem, key = self.check_quality(question, answer)
+        problem, key, _ = self.check_quality(question, answer)
         return problem or self.check_duplicate(key, source)
 
-    def check_quality(self, question: str, answer: str) -> tuple[tuple[str, str] | None, int]:
-        """Returns (reason and field, or None) and the pair's duplicate key (same up to width, case, spaces)."""
+    def check_quality(self, question: str, answer: str) -> tuple[tuple[str, str] | None, int, str]:
+        """Returns (reason and field, or None), the pair's duplicate key (same up to width, case,
+        spaces) and the question as similarity sketches read it (`normalize_for_matching`)."""
         problem = self._quality(question, answer)
         if problem:
-            return problem, 0
+            return problem, 0, ""
         folded_question, folded_answer = fold(question), fold(answer)
         if folded_question == folded_answer:
-            return ("answer repeats the question", "answer"), 0
+            return ("answer repeats the question", "answer"), 0, ""
         if self.cleaner.is_non_answer(answer):
-            return ("non-answer (says nothing the customer can use)", "answer"), 0
+            return ("non-answer (says nothing the customer can use)", "answer"), 0, ""
         digest = hashlib.blake2b(f"{folded_question}\0{folded_answer}".encode(), digest_size=8).digest()
-        return None, int.from_bytes(digest, "little")
+        return None, int.from_bytes(digest, "little"), _NON_WORD.sub("", folded_question)
 
     def check_duplicate(self, key: int, source: str) -> tuple[str, None] | None:
         """Returns a reason when an earlier pair had the same key; else remembers this one."""

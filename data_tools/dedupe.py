@@ -72,13 +72,14 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _U64(31))
 
 
-def ngram_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def ngram_hashes(texts: list[str], normalized: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Returns (text index, 64-bit hash) of every character 3-gram of the normalized texts.
 
     Code points fit in 21 bits, so three of them pack into one integer without collisions before
     hashing. Texts shorter than 3 characters are padded, so every text has at least one n-gram.
+    `normalized` says the texts already went through `normalize_for_matching`.
     """
-    norms = [normalize_for_matching(text) for text in texts]
+    norms = texts if normalized else [normalize_for_matching(text) for text in texts]
     norms = [norm if len(norm) >= 3 else norm + "\x01" * (3 - len(norm)) for norm in norms]
     lengths = np.fromiter(map(len, norms), dtype=np.int64, count=len(norms))
     codes = np.frombuffer("".join(norms).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
@@ -95,7 +96,9 @@ BATCH = 1 << BATCH_BITS
 _PERMUTATIONS = np.random.default_rng(20261122).integers(1, 2**32, size=(2, BINS), dtype=np.uint64).astype(np.uint32) | np.uint32(1)
 
 
-def sketch_batch(texts: list[str], k: int = SKETCH_K, signatures: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+def sketch_batch(
+    texts: list[str], k: int = SKETCH_K, signatures: bool = True, normalized: bool = False
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Returns (MinHash signatures, bottom-k values, bottom-k lengths) of at most BATCH texts.
 
     One sort of (text, hash) keys gives each text's distinct n-gram hashes in ascending order:
@@ -103,7 +106,7 @@ def sketch_batch(texts: list[str], k: int = SKETCH_K, signatures: bool = True) -
     multiply-shift hash functions (unbiased for short texts too, unlike one-permutation MinHash).
     """
     count = len(texts)
-    owner, hashes = ngram_hashes(texts)
+    owner, hashes = ngram_hashes(texts, normalized)
     keyed = np.sort((owner.astype(np.uint64) << _U64(64 - BATCH_BITS)) | (hashes >> _U64(BATCH_BITS)))
     keyed = keyed[np.concatenate([[True], keyed[1:] != keyed[:-1]])]  # one entry per distinct n-gram
     text = (keyed >> _U64(64 - BATCH_BITS)).astype(np.int64)
@@ -155,10 +158,10 @@ class SketchStore:
         self._lengths: list[np.ndarray] = []
         self.count = 0
 
-    def add(self, texts: list[str]) -> None:
-        """Sketches `texts`; they get the next indices."""
+    def add(self, texts: list[str], normalized: bool = False) -> None:
+        """Sketches `texts` (already `normalize_for_matching`-ed if `normalized`); they get the next indices."""
         for at in range(0, len(texts), BATCH):
-            signatures, values, lengths = sketch_batch(texts[at : at + BATCH], self.k, self.searchable)
+            signatures, values, lengths = sketch_batch(texts[at : at + BATCH], self.k, self.searchable, normalized)
             if self.searchable:
                 self._signatures.append(signatures)
             self._values.append(values)
@@ -334,14 +337,13 @@ def cluster_ids(size: int, pairs: list[tuple[int, int, float]] | np.ndarray) -> 
 
 
 def split_duplicates(
-    pairs: np.ndarray, question_similarity: np.ndarray, answers: SketchStore, threshold: float
+    pairs: np.ndarray, question_similarity: np.ndarray, answer_similarity: np.ndarray, threshold: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Splits similar-question pairs into (duplicates, conflicts) as rows of (earlier, later, similarity).
 
     A duplicate has both question and answer at least `threshold` similar; a conflict has the
     same question but a different answer, which a team should resolve.
     """
-    answer_similarity = answers.similarity(pairs)
     same = answer_similarity >= threshold
     both = np.minimum(question_similarity, answer_similarity)
     duplicates = np.column_stack([pairs[same], both[same]])
@@ -357,9 +359,9 @@ def near_duplicates(
     >>> near_duplicates(["Can I return it?", "can i return it"], ["Yes.", "No."], 0.9)[1]
     [(0, 1, 1.0)]
     """
-    question_store, answer_store = SketchStore(), SketchStore(searchable=False)
+    question_store = SketchStore()
     question_store.add(questions)
-    answer_store.add(answers)
     pairs, scores = question_store.similar(threshold, DUPLICATE_BAND_ROWS)
-    found = split_duplicates(pairs, scores, answer_store, threshold)
+    answer_similarity = np.array([jaccard(shingles(answers[a]), shingles(answers[b])) for a, b in pairs.tolist()])
+    found = split_duplicates(pairs, scores, answer_similarity.reshape(-1), threshold)
     return tuple([(int(a), int(b), round(float(s), 3)) for a, b, s in rows] for rows in found)  # type: ignore[return-value]

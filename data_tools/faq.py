@@ -77,11 +77,12 @@ def unit(builder: RecordBuilder, row: RawRow, columns: Columns | None, file_inde
         found = in_question + in_answer
     if found and builder.cfg.pii == "drop":
         return builder.reject(row.source, f"contains personal data ({', '.join(sorted(found))})", None, row.fields), 0, found
-    problem, key = builder.check_quality(question, answer)
+    problem, key, match = builder.check_quality(question, answer)
     if problem:
         return builder.reject(row.source, problem[0], problem[1], row.fields), 0, found
     record_id = f"{builder.prefixes[file_index]}-{row.line:05d}"
     candidate = builder.candidate(record_id, row.source, [{"role": "user", "content": question}], answer, file_index)
+    candidate.match = match
     category = clean_text(row.fields.get(columns[2])) if columns[2] else ""
     if category:
         candidate.record["category"] = candidate.category = category
@@ -107,7 +108,7 @@ def _work(rows: list[tuple[str, int, dict[str, Any], str | None]]) -> list[Resul
         outcome, key, found = unit(builder, RawRow(*row), columns, file_index)
         if key:  # serialize here, not in the reading process
             line = json.dumps(outcome.record, ensure_ascii=False) + "\n"
-            outcome = Candidate(None, outcome.question, outcome.answer, file_index, outcome.category, line=line, lang=outcome.lang)
+            outcome = Candidate(None, outcome.question, outcome.answer, file_index, outcome.category, line=line, lang=outcome.lang, match=outcome.match)
         results.append((outcome, key, found))
     return results
 

@@ -165,7 +165,6 @@ class PiiScrubber:
 
 
 
-_DIGIT = re.compile("[0-9０-９]")
 IPV6_RULE = 5
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 _DOMAIN = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
@@ -196,7 +195,9 @@ def _possible_rules(text: str) -> tuple[int, ...]:
     Scanning with every pattern at every position is the data stage's cost; most texts can be
     ruled out by their digit count or a missing @, 〒, dot or colon.
     """
-    digits = len(_DIGIT.findall(text)) if not text.isalpha() else 0
+    digits = sum(map(text.count, "0123456789"))
+    if not text.isascii():
+        digits += sum(map(text.count, "０１２３４５６７８９"))
     return tuple(
         index for index, needed in enumerate((
             False,  # EMAIL: found around each @ by _redact_emails

@@ -19,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from data_tools.build import Candidate, RecordBuilder, SourceReport
-from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, split_duplicates
+from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, jaccard, normalize_for_matching, shingles, split_duplicates
 from data_tools.readers import DataError
 from data_tools.split import SPLITS, assign_splits
 from tunebot.config import RunConfig
@@ -35,9 +35,8 @@ class Spool:
 
     def __init__(self, handle: IO[str]) -> None:
         self.handle = handle
-        # answers are only compared for duplicate candidates: a 64-value sketch (sd <= 0.04 at 0.9) will do
-        self.questions, self.answers = SketchStore(), SketchStore(k=64, searchable=False)
-        self._texts: tuple[list[str], list[str]] = ([], [])
+        self.questions = SketchStore()
+        self._texts: list[str] = []
         self.files, self.strata, self.conversations = array("i"), array("i"), array("q")
         self.lengths = (array("i"), array("i"))
         self.ja = array("b")
@@ -47,8 +46,7 @@ class Spool:
     def add(self, candidate: Candidate) -> None:
         """Writes the record to the spool and queues its texts for sketching."""
         self.handle.write(candidate.line or json.dumps(candidate.record, ensure_ascii=False) + "\n")
-        self._texts[0].append(candidate.question)
-        self._texts[1].append(candidate.answer)
+        self._texts.append(candidate.match or normalize_for_matching(candidate.question))
         self.files.append(candidate.file_index)
         self.strata.append(self.strata_names.setdefault(candidate.category, len(self.strata_names)))
         self.conversations.append(candidate.conversation)
@@ -56,14 +54,13 @@ class Spool:
         self.lengths[1].append(len(candidate.answer))
         self.ja.append(candidate.lang == "ja")
         self.count += 1
-        if len(self._texts[0]) >= BATCH:
+        if len(self._texts) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        """Sketches the queued texts."""
-        self.questions.add(self._texts[0])
-        self.answers.add(self._texts[1])
-        self._texts = ([], [])
+        """Sketches the queued questions."""
+        self.questions.add(self._texts, normalized=True)
+        self._texts = []
 
     def conversation_links(self) -> np.ndarray:
         """Returns (i-1, i) pairs joining consecutive records of one conversation."""
@@ -90,15 +87,31 @@ def _pass_one(builder: RecordBuilder, spool: Spool, rejects: IO[str]) -> None:
     spool.flush()
 
 
-def _duplicates(spool: Spool, cfg: RunConfig) -> tuple[dict[int, tuple[int, float]], list[tuple[int, int, float]]]:
-    """Returns ({later index: (earlier index, similarity)}, conflicts) among the spooled records."""
+def _duplicates(spool: Spool, spool_path: Path, cfg: RunConfig) -> tuple[dict[int, tuple[int, float]], list[tuple[int, int, float]]]:
+    """Returns ({later index: (earlier index, similarity)}, conflicts) among the spooled records.
+
+    Answers are compared exactly, read back from the spool for the few similar-question pairs.
+    """
     threshold = cfg.data.near_duplicate_threshold
     pairs, scores = spool.questions.similar(threshold, DUPLICATE_BAND_ROWS)
-    duplicates, conflicts = split_duplicates(pairs, scores, spool.answers, threshold)
+    answers = _spooled_answers(spool_path, set(pairs.reshape(-1).tolist()))
+    answer_similarity = np.array([jaccard(answers[a], answers[b]) for a, b in pairs.tolist()]).reshape(-1)
+    duplicates, conflicts = split_duplicates(pairs, scores, answer_similarity, threshold)
     dropped: dict[int, tuple[int, float]] = {}
     for first, second, similarity in duplicates.tolist():
         dropped.setdefault(int(second), (int(first), similarity))
     return dropped, [(int(a), int(b), s) for a, b, s in conflicts.tolist()]
+
+
+def _spooled_answers(spool_path: Path, wanted: set[int]) -> dict[int, set[str]]:
+    """Returns the answer 3-gram sets of the wanted spooled records."""
+    found: dict[int, set[str]] = {}
+    if wanted:
+        with open(spool_path, encoding="utf-8") as spool:
+            for index, line in enumerate(spool):
+                if index in wanted:
+                    found[index] = shingles(answer_of(json.loads(line)))
+    return found
 
 
 def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, tuple[int, float]],
@@ -165,7 +178,7 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
 
 def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: IO[str], reports: list[SourceReport]) -> dict[str, Any]:
     """Dedupes, clusters and splits the spooled records, routes them, and returns report.json."""
-    dropped, conflicts = _duplicates(spool, cfg)
+    dropped, conflicts = _duplicates(spool, spool_path, cfg)
     labels = spool.questions.clusters(cfg.data.leakage_threshold, spool.conversation_links())
     kept = np.ones(spool.count, dtype=bool)
     kept[list(dropped)] = False

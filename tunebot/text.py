@@ -75,8 +75,10 @@ def detect_lang(text: str) -> str:
     # Regex scans run in C: a per-character Python loop made this the data stage's bottleneck.
     if text.isascii():
         return "en"
-    letters = len(_LETTER.findall(text))
     japanese = len(_JA_LETTER.findall(text))
+    if japanese >= JA_LETTER_SHARE * len(text):
+        return "ja"  # letters <= characters, so the share of letters is at least this
+    letters = len(_LETTER.findall(text))
     return "ja" if letters and japanese / letters >= JA_LETTER_SHARE else "en"
 
 

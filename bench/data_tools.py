@@ -1,0 +1,228 @@
+"""Benchmark of the data stage end to end (read -> clean -> PII -> dedupe -> split -> write).
+
+    .venv/bin/python bench/data_tools.py                 # 10k, 100k and 1M rows (~8 minutes here)
+    .venv/bin/python bench/data_tools.py --quick         # 10k and 100k rows (under 3 minutes)
+    .venv/bin/python bench/data_tools.py --sizes 50000 --json bench/results/data_tools.json
+
+The rows are synthetic FAQ pairs written by this script (seeded): half Japanese, half English,
+questions of 15-80 and answers of 40-300 characters assembled from topic vocabularies so most
+rows are distinct, with ~5% exact duplicates, ~5% near-duplicates, ~3% personal data (e-mail,
+phone, postal code, Luhn-valid card) and ~1% bad rows (empty answer, answer = question, broken
+JSON line). They are spread over 4 files: UTF-8 CSV, CP932 CSV (Japanese) and two JSONL files.
+Each size runs `tunebot data` in a fresh child process, which reports its own wall time and peak
+RSS; data generation is not timed. Targets (issue 3): >= 20,000 rows/s at 1M rows, < 2 GB peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_ROWS_PER_S = 20_000
+TARGET_PEAK_MB = 2048
+
+EN_TOPICS = ("return", "refund", "exchange", "shipping", "delivery", "invoice", "receipt", "coupon", "points", "warranty",
+             "repair", "password", "account", "address", "payment", "card", "bank transfer", "gift wrap", "app", "login")
+EN_OBJECTS = ("kettle", "blender", "rice cooker", "desk lamp", "office chair", "bookshelf", "phone case", "charger",
+              "headphones", "backpack", "umbrella", "water bottle", "towel set", "coffee mill", "toaster", "humidifier",
+              "air purifier", "monitor arm", "keyboard", "mouse", "camera strap", "tripod", "lunch box", "frying pan")
+EN_ASKS = ("How do I {t} my {o}?", "Can I {t} a {o} I bought last week?", "What is your policy on {t} for the {o}?",
+           "Is {t} possible for an opened {o}?", "My {o} arrived today, how does {t} work?", "Where can I check {t} for my {o}?",
+           "Do you offer {t} on the {o} in {c}?", "Why is {t} not available for the {o}?")
+EN_SAYS = ("You can arrange {t} for the {o} from My page within {n} days.", "For the {o}, {t} takes {n} business days.",
+           "{T} for the {o} is free when the order is over {m} yen.", "Please open Order history, choose the {o} and select {t}.",
+           "The {o} is covered: {t} is handled by our {c} center.", "We accept {t} requests for the {o} until day {n}.")
+JA_TOPICS = ("返品", "返金", "交換", "配送", "お届け日", "請求書", "領収書", "クーポン", "ポイント", "保証", "修理",
+             "パスワード", "会員登録", "住所変更", "支払い方法", "カード決済", "銀行振込", "ギフト包装", "アプリ", "ログイン")
+JA_OBJECTS = ("電気ケトル", "ミキサー", "炊飯器", "デスクライト", "オフィスチェア", "本棚", "スマホケース", "充電器",
+              "ヘッドホン", "リュック", "折りたたみ傘", "水筒", "タオルセット", "コーヒーミル", "トースター", "加湿器",
+              "空気清浄機", "モニターアーム", "キーボード", "マウス", "カメラストラップ", "三脚", "弁当箱", "フライパン")
+JA_ASKS = ("{o}の{t}はできますか？", "先週買った{o}の{t}について教えてください。", "{o}の{t}の条件は何ですか？",
+           "開封済みの{o}でも{t}は可能ですか？", "{c}で購入した{o}の{t}はどうすればいいですか？", "{o}の{t}がうまくいきません。")
+JA_SAYS = ("{o}の{t}はマイページから{n}日以内に承ります。", "{o}の{t}には{n}営業日ほどかかります。",
+           "{m}円以上のご注文なら{o}の{t}は無料です。", "注文履歴から{o}を選び、「{t}」を押してください。",
+           "{o}の{t}は{c}の窓口で対応しております。", "{o}は{n}日目まで{t}を受け付けております。")
+CITIES = ("Tokyo", "Osaka", "Nagoya", "Sapporo", "Fukuoka", "Sendai", "Kobe", "Kyoto")
+JA_CITIES = ("東京", "大阪", "名古屋", "札幌", "福岡", "仙台", "神戸", "京都")
+
+
+def _luhn_card(rng: random.Random) -> str:
+    digits = [4] + [rng.randint(0, 9) for _ in range(14)]
+    total = sum(d if i % 2 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(reversed(digits)))
+    digits.append((10 - total % 10) % 10)
+    text = "".join(map(str, digits))
+    return " ".join(text[i : i + 4] for i in range(0, 16, 4))
+
+
+def _pii(rng: random.Random, ja: bool) -> str:
+    kind = rng.randrange(4)
+    if kind == 0:
+        return f" 連絡先: user{rng.randint(1, 99999)}@example.jp" if ja else f" Mail me at user{rng.randint(1, 99999)}@example.com."
+    if kind == 1:
+        return f" 電話は090-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}です。" if ja else f" Call 03-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}."
+    if kind == 2:
+        return f" 住所は〒{rng.randint(100, 999)}-{rng.randint(1000, 9999)}です。" if ja else f" Ship to 〒{rng.randint(100, 999)}-{rng.randint(1000, 9999)}."
+    return f" カード{_luhn_card(rng)}で払いました。" if ja else f" I paid with card {_luhn_card(rng)}."
+
+
+def make_pair(rng: random.Random, ja: bool) -> tuple[str, str]:
+    """Returns one synthetic (question, answer), Japanese or English."""
+    asks, says, topics, objects, cities = (JA_ASKS, JA_SAYS, JA_TOPICS, JA_OBJECTS, JA_CITIES) if ja else (EN_ASKS, EN_SAYS, EN_TOPICS, EN_OBJECTS, CITIES)
+    fill = {"t": rng.choice(topics), "o": rng.choice(objects), "c": rng.choice(cities), "n": rng.randint(2, 90), "m": rng.randint(2, 30) * 500}
+    fill["T"] = fill["t"].capitalize()
+    question = rng.choice(asks).format(**fill)
+    # a second sentence: real FAQs rarely repeat a question verbatim with another answer
+    extra = {"t": rng.choice(topics), "o": rng.choice(objects), "c": rng.choice(cities), "n": fill["n"], "m": fill["m"], "T": ""}
+    question += (" " if not ja else "") + rng.choice(asks).format(**extra)
+    answer = " ".join(rng.choice(says).format(**{**fill, "t": rng.choice(topics), "o": rng.choice(objects)})
+                      for _ in range(rng.randint(1, 4)))
+    return question, answer
+
+
+def generate(rows: int, folder: Path, seed: int = 0) -> list[Path]:
+    """Writes `rows` synthetic rows into 4 files in `folder` and returns their paths."""
+    rng = random.Random(seed)
+    files = [folder / "faq_en.csv", folder / "faq_ja_cp932.csv", folder / "faq_a.jsonl", folder / "faq_b.jsonl"]
+    handles = [open(files[0], "w", encoding="utf-8", newline=""), open(files[1], "w", encoding="cp932", newline=""),
+               open(files[2], "w", encoding="utf-8"), open(files[3], "w", encoding="utf-8")]
+    writers = [csv.writer(handles[0]), csv.writer(handles[1])]
+    writers[0].writerow(["question", "answer", "category"])
+    writers[1].writerow(["質問", "回答", "カテゴリ"])
+    recent: list[tuple[str, str]] = []
+    for index in range(rows):
+        target = index % 4
+        ja = target == 1 or (target >= 2 and rng.random() < 0.5)
+        roll = rng.random()
+        if roll < 0.05 and recent:
+            question, answer = rng.choice(recent)  # exact duplicate
+        elif roll < 0.10 and recent:
+            question, answer = rng.choice(recent)
+            question = question.rstrip("?？") + ("!" if not ja else "！")  # near duplicate
+        else:
+            question, answer = make_pair(rng, ja)
+            if roll < 0.13:
+                question += _pii(rng, ja)
+            recent = (recent + [(question, answer)])[-500:]
+        if 0.13 <= roll < 0.14:
+            answer = "" if roll < 0.135 else question  # bad rows
+        if target < 2:
+            writers[target].writerow([question, answer, "返品" if "返" in question else "general"])
+        elif roll >= 0.998:
+            handles[target].write('{"question": "broken line\n')
+        else:
+            handles[target].write(json.dumps({"question": question, "answer": answer}, ensure_ascii=False) + "\n")
+    for handle in handles:
+        handle.close()
+    return files
+
+
+def write_config(folder: Path, files: list[Path]) -> Path:
+    """Writes the run config for the generated files."""
+    sources = "\n".join(f"    - {{path: {json.dumps(str(path))}}}" for path in files)
+    config = folder / "bench.yaml"
+    config.write_text(
+        f"name: bench\nruns_dir: {json.dumps(str(folder / 'runs'))}\nmodel: default\nsystem_prompt: S\n"
+        f"data:\n  sources:\n{sources}\n  split: {{val: 0.05, test: 0.05, seed: 0}}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def child(config: str) -> None:
+    """Runs the data stage in this process and prints wall time and peak RSS as JSON."""
+    sys.path.insert(0, str(ROOT))
+    from tunebot.cli import main
+
+    began = time.perf_counter()
+    with open(os.devnull, "w") as quiet:
+        stdout, sys.stdout = sys.stdout, quiet
+        try:
+            code = main(["data", config])
+        finally:
+            sys.stdout = stdout
+    wall = time.perf_counter() - began
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"code": code, "wall_s": wall, "peak_mb": peak_mb, "worker_peak_mb": children_mb}))
+
+
+def measure(rows: int, keep: Path | None) -> dict:
+    """Generates `rows` rows, runs the stage in a child process and returns the figures."""
+    folder = Path(tempfile.mkdtemp(prefix=f"tunebot-bench-{rows}-", dir=keep))
+    try:
+        files = generate(rows, folder)
+        config = write_config(folder, files)
+        done = subprocess.run([sys.executable, __file__, "--child", str(config)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"data stage failed on {rows} rows:\n{done.stderr[-3000:]}")
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        report = json.loads((folder / "runs" / "bench" / "data" / "report.json").read_text(encoding="utf-8"))
+        if report["rows_in"] != rows or report["kept"] + report["rejected"] != rows:
+            raise SystemExit(f"accounting broken at {rows} rows: {report['rows_in']=} {report['kept']=} {report['rejected']=}")
+        return {
+            "rows": rows, "files": len(files), "wall_s": round(figures["wall_s"], 1),
+            "rows_per_s": round(rows / figures["wall_s"]), "peak_mb": round(figures["peak_mb"]),
+            "worker_peak_mb": round(figures["worker_peak_mb"]),
+            # an upper bound of the memory in use at once: the reading process plus every worker at its peak
+            "peak_total_mb": round(figures["peak_mb"] + min(4, os.cpu_count() or 1) * figures["worker_peak_mb"]),
+            "kept": report["kept"], "rejected": report["rejected"],
+            "exact_dupes": report["duplicates"]["exact"], "near_dupes": report["duplicates"]["near"],
+            "pii": sum(report["pii"]["found"].values()), "splits": report["splits"],
+        }
+    finally:
+        if keep is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def table(results: list[dict]) -> str:
+    """Returns the printed table, with the targets checked on every row."""
+    head = f"{'rows':>9} {'files':>5} {'wall s':>7} {'rows/s':>8} {'peak MB':>8} {'kept':>9} {'rejected':>8} {'exact':>6} {'near':>6} {'pii':>6}  target"
+    lines = [head]
+    for r in results:
+        ok = r["rows_per_s"] >= TARGET_ROWS_PER_S and r["peak_total_mb"] < TARGET_PEAK_MB
+        lines.append(f"{r['rows']:>9,} {r['files']:>5} {r['wall_s']:>7.1f} {r['rows_per_s']:>8,} {r['peak_total_mb']:>8,} "
+                     f"{r['kept']:>9,} {r['rejected']:>8,} {r['exact_dupes']:>6,} {r['near_dupes']:>6,} {r['pii']:>6,}  "
+                     f"{'PASS' if ok else 'FAIL'}")
+    lines.append(f"target: >= {TARGET_ROWS_PER_S:,} rows/s at 1M rows, peak < {TARGET_PEAK_MB:,} MB "
+                 "(peak = reading process + each worker process at its peak)")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated row counts")
+    parser.add_argument("--quick", action="store_true", help="10k and 100k rows only (under 3 minutes)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--keep", type=Path, help="keep the generated data under this folder")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    sizes = [10_000, 100_000] if args.quick else [int(size) for size in args.sizes.split(",")]
+    results = []
+    for rows in sizes:
+        results.append(measure(rows, args.keep))
+        print(f"{rows:,} rows: {results[-1]['wall_s']} s", file=sys.stderr)
+    print(table(results))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(), "date": str(date.today())}
+        args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
