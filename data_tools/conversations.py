@@ -64,6 +64,7 @@ class Conversation:
     turns: list[Turn] = field(default_factory=list)
     error: str | None = None
     skipped: int = 0
+    raw: str = ""  # the unreadable line, kept (scrubbed) with the reject
 
 
 def _key(name: Any) -> str:
@@ -165,7 +166,8 @@ def _from_json_line(path: Path, number: int, line: str, roles: tuple[tuple[str, 
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as error:
-        return Conversation(str(path), number, f"{path}:{number}", error=f"broken JSON line: {error.msg} at column {error.colno}")
+        return Conversation(str(path), number, f"{path}:{number}", error=f"broken JSON line: {error.msg} at column {error.colno}",
+                            raw=line.rstrip("\r\n"))
     return _from_json_object(path, number, obj, roles)
 
 

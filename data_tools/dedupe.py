@@ -217,12 +217,10 @@ class SketchStore:
         from scipy.sparse import coo_matrix
         from scipy.sparse.csgraph import connected_components
 
-        edges = [links] if links is not None and len(links) else []
-        labels = _components(edges, self.count, coo_matrix, connected_components)
+        labels = _components([links] if links is not None and len(links) else [], self.count, coo_matrix, connected_components)
         for pairs, _ in self.candidates(threshold, BAND_ROWS, labels, margin=slack, window=1):
-            edges.append(pairs)
-            if len(pairs):
-                labels = _components(edges, self.count, coo_matrix, connected_components)
+            if len(pairs):  # join the components the new pairs link; earlier edges live on in `labels`
+                labels[:] = _components([labels[pairs]], self.count, coo_matrix, connected_components)[labels]  # in place: the search reads it
         return labels
 
     def similarity(self, pairs: np.ndarray, chunk: int = 100_000) -> np.ndarray:

@@ -34,7 +34,8 @@ def log_units(builder: RecordBuilder, source: SourceConfig, path: Path, file_ind
         report.extra["conversations"] += 1
         report.extra["skipped_messages"] += conversation.skipped
         if conversation.error:
-            yield builder.reject(f"{path}:{conversation.line}", conversation.error, None, {"conversation": conversation.conv_id})
+            row = {"conversation": conversation.conv_id, **({"raw": conversation.raw} if conversation.raw else {})}
+            yield builder.reject(f"{path}:{conversation.line}", conversation.error, None, row)
             continue
         report.extra["messages"] += len(conversation.turns)
         builder.conversations += 1

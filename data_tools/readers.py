@@ -22,7 +22,28 @@ from tunebot.errors import TunebotError
 
 # Tried in order when the config names no encoding; UTF-8 first because CP932 decodes almost
 # any byte string (into mojibake), so it must come last.
-ENCODINGS = ("utf-8-sig", "cp932")
+ENCODINGS = ("utf-8-sig", "cp932", "euc_jp")
+
+
+def candidate_encodings(path: Path) -> tuple[str, ...]:
+    """Returns the encodings to try, most likely first: UTF-16 when the file starts with its BOM
+    (Excel's "Unicode text"), else UTF-8, then CP932 and EUC-JP in the order charset-normalizer
+    prefers for the file's first 256 KB (either decodes most of the other's bytes, as mojibake).
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 18)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ("utf-16",)
+    try:
+        head.decode("utf-8")
+        return ENCODINGS
+    except UnicodeDecodeError as error:
+        if len(head) == 1 << 18 and error.start >= len(head) - 3:
+            return ENCODINGS  # only a character cut at the end of the sample
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(head, cp_isolation=["cp932", "euc_jp"]).best()
+    return ("utf-8-sig", "euc_jp", "cp932") if best is not None and best.encoding == "euc_jp" else ENCODINGS
 
 QUESTION_NAMES = ("question", "q", "質問", "問い", "問", "instruction", "prompt", "title", "input", "query")
 ANSWER_NAMES = ("answer", "a", "回答", "答え", "答", "response", "completion", "body", "output", "reply")
@@ -70,7 +91,7 @@ def decode(path: Path, encoding: str | None = None) -> tuple[str, str]:
             line = data[: error.start].count(b"\n") + 1
             raise DataError(f"{path}:{line}: not valid {encoding} ({error.reason} at byte {error.start})") from None
     failures = []
-    for candidate in ENCODINGS:
+    for candidate in candidate_encodings(path):
         try:
             return data.decode(candidate), candidate
         except UnicodeDecodeError as error:
@@ -85,7 +106,7 @@ def detect_encoding(path: Path, encoding: str | None = None, chunk: int = 1 << 2
     Raises DataError naming the line of the first bad byte, or the file when it holds only spaces.
     """
     failures = []
-    for candidate in (encoding,) if encoding else ENCODINGS:
+    for candidate in (encoding,) if encoding else candidate_encodings(path):
         decoder = codecs.getincrementaldecoder(candidate)()
         lines, content = 0, False
         with open(path, "rb") as handle:
@@ -170,10 +191,10 @@ def _read_jsonl(path: Path, text: IO[str]) -> Iterator[RawRow]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as error:
-            yield RawRow(str(path), number, {"raw": line[:500]}, f"broken JSON line: {error.msg} at column {error.colno}")
+            yield RawRow(str(path), number, {"raw": line.rstrip("\r\n")}, f"broken JSON line: {error.msg} at column {error.colno}")
             continue
         if not isinstance(obj, dict):
-            yield RawRow(str(path), number, {"raw": line[:500]}, f"expected a JSON object, got {type(obj).__name__}")
+            yield RawRow(str(path), number, {"raw": line.rstrip("\r\n")}, f"expected a JSON object, got {type(obj).__name__}")
             continue
         yield RawRow(str(path), number, obj)
 
@@ -189,7 +210,7 @@ def _read_json_array(path: Path, text: str) -> Iterator[RawRow]:
         if isinstance(obj, dict):
             yield RawRow(str(path), index, obj)
         else:
-            yield RawRow(str(path), index, {"raw": str(obj)[:500]}, f"item {index} is not a JSON object")
+            yield RawRow(str(path), index, {"raw": json.dumps(obj, ensure_ascii=False)}, f"item {index} is not a JSON object")
 
 
 def read_rows(

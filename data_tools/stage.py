@@ -19,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 
 from data_tools.build import Candidate, RecordBuilder, SourceReport
-from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, jaccard, normalize_for_matching, shingles, split_duplicates
+from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
 from data_tools.readers import DataError
 from data_tools.split import SPLITS, assign_splits
 from tunebot.config import RunConfig
@@ -94,8 +94,7 @@ def _duplicates(spool: Spool, spool_path: Path, cfg: RunConfig) -> tuple[dict[in
     """
     threshold = cfg.data.near_duplicate_threshold
     pairs, scores = spool.questions.similar(threshold, DUPLICATE_BAND_ROWS)
-    answers = _spooled_answers(spool_path, set(pairs.reshape(-1).tolist()))
-    answer_similarity = np.array([jaccard(answers[a], answers[b]) for a, b in pairs.tolist()]).reshape(-1)
+    answer_similarity = _answer_similarity(spool_path, pairs)
     duplicates, conflicts = split_duplicates(pairs, scores, answer_similarity, threshold)
     dropped: dict[int, tuple[int, float]] = {}
     for first, second, similarity in duplicates.tolist():
@@ -103,15 +102,27 @@ def _duplicates(spool: Spool, spool_path: Path, cfg: RunConfig) -> tuple[dict[in
     return dropped, [(int(a), int(b), s) for a, b, s in conflicts.tolist()]
 
 
-def _spooled_answers(spool_path: Path, wanted: set[int]) -> dict[int, set[str]]:
-    """Returns the answer 3-gram sets of the wanted spooled records."""
-    found: dict[int, set[str]] = {}
-    if wanted:
+def _answer_similarity(spool_path: Path, pairs: np.ndarray) -> np.ndarray:
+    """Returns the answer similarity of each pair, reading the needed answers back from the spool.
+
+    Their sketches (bottom-256: exact for answers up to ~250 characters) take ~1 KB each.
+    """
+    wanted = np.unique(pairs)
+    store, position = SketchStore(k=256, searchable=False), {}
+    batch: list[str] = []
+    if len(wanted):
+        lookup = set(wanted.tolist())
         with open(spool_path, encoding="utf-8") as spool:
             for index, line in enumerate(spool):
-                if index in wanted:
-                    found[index] = shingles(answer_of(json.loads(line)))
-    return found
+                if index in lookup:
+                    position[index] = len(position)
+                    batch.append(answer_of(json.loads(line)))
+                    if len(batch) >= BATCH:
+                        store.add(batch)
+                        batch = []
+        store.add(batch)
+    local = np.array([[position[a], position[b]] for a, b in pairs.tolist()], dtype=np.int64).reshape(-1, 2)
+    return store.similarity(local)
 
 
 def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, tuple[int, float]],
@@ -127,8 +138,8 @@ def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, t
         for index, line in enumerate(spool):
             if index in wanted or index in dropped:
                 record = json.loads(line)
-                if index in wanted:
-                    seen[index] = record
+                if index in wanted:  # earlier twins need only their source; conflicts their answer too
+                    seen[index] = {"source": record["source"], "completion": record["completion"]}
                 if index in dropped:
                     earlier, similarity = dropped[index]
                     reason = f"near-duplicate (similarity {similarity:.2f} to {seen[earlier]['source']})"

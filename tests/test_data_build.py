@@ -22,7 +22,7 @@ def data_config(*paths: Path, **extra: object) -> DataConfig:
     return DataConfig.model_validate({"sources": [{"path": str(p)} for p in paths], **extra})
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932"])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932", "euc_jp", "utf-16"])
 def test_japanese_csv_in_every_common_encoding(tmp_path: Path, encoding: str) -> None:
     path = tmp_path / "faq.csv"
     path.write_bytes(JA_CSV.encode(encoding))

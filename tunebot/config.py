@@ -51,7 +51,7 @@ class SourceConfig(_Section):
     )
     sheet: str | None = Field(None, description="Worksheet of an .xlsx file; None = the first one.")
     encoding: str | None = Field(
-        None, description="Text encoding; None = detect (UTF-8, UTF-8 with BOM, CP932/Shift_JIS)."
+        None, description="Text encoding; None = detect (UTF-8 with or without BOM, UTF-16 with BOM, CP932/Shift_JIS, EUC-JP)."
     )
     question_field: str | None = Field(
         None, description="Column/key holding the question; None = detect from common names."
