@@ -127,7 +127,7 @@ def _parallel(
     good = head[-1] if head and not head[-1].error else None
     columns = columns_of(source, path, good) if good else None
     rows = itertools.chain(head, rows)
-    context = multiprocessing.get_context("spawn")  # fresh workers: they do not inherit (or count) our memory
+    context = multiprocessing.get_context("fork")  # not spawn: it would re-run an unguarded calling script
     args = (builder.cfg, builder.system_prompt, columns, file_index)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=args) as pool:
         pending: deque[tuple[list[RawRow], Future]] = deque()
