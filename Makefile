@@ -26,5 +26,9 @@ test: setup
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
 
+# Quick benchmarks (each prints a table); drop --quick for the full sizes.
+bench: setup
+	$(BIN)/python bench/data_tools.py --quick
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache
