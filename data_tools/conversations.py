@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from data_tools.readers import DataError, decode, open_text
+from data_tools.readers import DataError, decode, json_array_items, open_text
 
 AGENT_ROLES = (
     "agent", "assistant", "operator", "support", "staff", "rep", "representative", "bot", "csr", "advisor",
@@ -172,13 +172,7 @@ def _from_json_line(path: Path, number: int, line: str, roles: tuple[tuple[str, 
 
 
 def _from_json_array(path: Path, text: str, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[Conversation]:
-    try:
-        items = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    if not isinstance(items, list):
-        raise DataError(f"{path}: expected a JSON array of conversations, got {type(items).__name__}")
-    for index, obj in enumerate(items, start=1):
+    for index, obj in enumerate(json_array_items(path, text, "conversations"), start=1):
         yield _from_json_object(path, index, obj, roles)
 
 

@@ -199,14 +199,19 @@ def _read_jsonl(path: Path, text: IO[str]) -> Iterator[RawRow]:
         yield RawRow(str(path), number, obj)
 
 
-def _read_json_array(path: Path, text: str) -> Iterator[RawRow]:
+def json_array_items(path: Path, text: str, what: str = "objects") -> list[Any]:
+    """Returns the items of a file holding one JSON array; anything else is a DataError naming it."""
     try:
         items = json.loads(text)
     except json.JSONDecodeError as error:
         raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
     if not isinstance(items, list):
-        raise DataError(f"{path}: expected a JSON array of objects, got {type(items).__name__}")
-    for index, obj in enumerate(items, start=1):
+        raise DataError(f"{path}: expected a JSON array of {what}, got {type(items).__name__}")
+    return items
+
+
+def _read_json_array(path: Path, text: str) -> Iterator[RawRow]:
+    for index, obj in enumerate(json_array_items(path, text), start=1):
         if isinstance(obj, dict):
             yield RawRow(str(path), index, obj)
         else:

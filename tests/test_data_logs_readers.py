@@ -101,3 +101,15 @@ def test_timestamps() -> None:
     assert parse_time("2026/3/2 10:05:07").isoformat() == "2026-03-02T10:05:07"
     assert parse_time("2026-03-03T08:00:00+09:00").isoformat() == "2026-03-02T23:00:00"
     assert parse_time("yesterday") is None
+
+
+def test_json_array_of_conversations(tmp_path: Path) -> None:
+    path = tmp_path / "chats.json"
+    path.write_text(json.dumps([{"dialog": [{"author": "顧客", "body": "領収書は？"}, {"author": "担当", "body": "発行できます。"}]},
+                                "not a conversation"], ensure_ascii=False), encoding="utf-8")
+    good, bad = read_conversations(path)
+    assert [(t.side, t.text) for t in good.turns] == [("customer", "領収書は？"), ("agent", "発行できます。")]
+    assert bad.line == 2 and bad.error == "expected a JSON object, got str"
+    path.write_text('{"messages": []}', encoding="utf-8")
+    with pytest.raises(DataError, match="chats.json: expected a JSON array of conversations, got dict"):
+        list(read_conversations(path))

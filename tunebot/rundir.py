@@ -34,16 +34,18 @@ class StageMissing(TunebotError, RuntimeError):
     """A stage was asked to run before the stage it reads from finished."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes `data` to `path` so readers see the old file or the whole new one, never a part.
+@contextmanager
+def atomic_open(path: Path, binary: bool = False) -> Iterator[IO[Any]]:
+    """Opens a file to stream into (UTF-8 text unless `binary`); it appears at `path`, whole, only
+    when the block succeeds, so readers see the old file or the new one, never a part.
 
-    >>> atomic_write_bytes(Path("/tmp/x.txt"), b"hi")
+    >>> with atomic_open(Path("/tmp/x.jsonl")) as handle: handle.write("{}\n")   # doctest: +SKIP
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -52,8 +54,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes `data` to `path` atomically (see `atomic_open`).
+
+    >>> atomic_write_bytes(Path("/tmp/x.txt"), b"hi")
+    """
+    with atomic_open(path, binary=True) as handle:
+        handle.write(data)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Writes UTF-8 text atomically (see `atomic_write_bytes`)."""
+    """Writes UTF-8 text atomically (see `atomic_open`)."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
@@ -64,40 +75,12 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     """Streams rows into a JSONL file atomically and returns how many were written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
     return count
-
-
-@contextmanager
-def atomic_open(path: Path) -> Iterator[IO[str]]:
-    """Opens a UTF-8 text file to stream into; it appears at `path` only when the block succeeds.
-
-    >>> with atomic_open(Path("/tmp/x.jsonl")) as handle: handle.write("{}\n")   # doctest: +SKIP
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
