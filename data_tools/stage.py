@@ -167,6 +167,21 @@ def summary_table(reports: list[SourceReport], splits: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
+def _split_warnings(chosen: np.ndarray, cfg: RunConfig, largest: int) -> list[str]:
+    """Says when whole clusters kept val or test far below their configured share."""
+    warnings = []
+    for number, name in ((1, "val"), (2, "test")):
+        wanted = getattr(cfg.data.split, name)
+        share = float((chosen == number).mean()) if len(chosen) else 0.0
+        if wanted > 0 and share < wanted / 2:
+            warnings.append(
+                f"{name} holds {share:.1%} of the records, not {wanted:.0%}: similar questions stay together and "
+                f"the largest cluster has {largest} records; raise data.leakage_threshold (now "
+                f"{cfg.data.leakage_threshold}) if these are not paraphrases of one question"
+            )
+    return warnings
+
+
 def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     """Writes data/{train,val,test}.jsonl, rejects.jsonl and report.json, then DONE."""
     out = run_dir.start("data")
@@ -184,6 +199,8 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
         spool_path.unlink(missing_ok=True)
     atomic_write_json(out / "report.json", report)
     print(summary_table(builder.reports, report["splits"]))
+    for warning in report["warnings"]:
+        print(f"warning: {warning}")
     run_dir.mark_done("data", cfg.fingerprint("data"), records=report["kept"])
 
 
@@ -221,5 +238,7 @@ def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: 
             for a, b, similarity in listed
         ],
         "leakage_clusters": int((cluster_sizes > 1).sum()),
+        "largest_cluster": int(cluster_sizes.max()) if len(cluster_sizes) else 0,
+        "warnings": _split_warnings(chosen[kept_index], cfg, int(cluster_sizes.max()) if len(cluster_sizes) else 0),
         "pii": {"mode": cfg.data.pii, "found": dict(sum((report.pii for report in reports), Counter()))},
     }

@@ -105,3 +105,17 @@ def test_stage_keeps_similar_questions_in_one_split_at_scale(tmp_path: Path) -> 
     for record in parts["test"]:
         mine = shingles(question_of(record))
         assert max(jaccard(mine, other) for other in train) < 0.7, question_of(record)
+
+
+def test_stage_warns_when_one_cluster_starves_the_test_split(tmp_path: Path) -> None:
+    path = tmp_path / "faq.jsonl"
+    rows = [{"question": f"How do I return the blue kettle from order {n}?", "answer": f"Send it back within {n} days."}
+            for n in range(10, 40)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    cfg = parse_config({"name": "w", "data": {"sources": [{"path": str(path)}], "split": {"val": 0.1, "test": 0.2}}})
+    run_dir = RunDir(tmp_path / "run")
+    run_data_stage(cfg, run_dir)
+    report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
+    assert report["largest_cluster"] == 30 and report["splits"] == {"train": 30, "val": 0, "test": 0}
+    assert [w.split(" holds")[0] for w in report["warnings"]] == ["val", "test"]
+    assert "raise data.leakage_threshold" in report["warnings"][1]
