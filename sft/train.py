@@ -1,4 +1,4 @@
-"""LoRA fine-tuning on the run's training split with TRL's SFTTrainer (loss on the answer only).
+"""Fine-tuning (LoRA, QLoRA, DoRA, IA3) on the run's training split with TRL's SFTTrainer (loss on the answer only).
 
     tunebot train examples/acme.yaml
 
@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tunebot.config import RunConfig
-from tunebot.models import compute_device, load_causal_lm, load_tokenizer, resolve_model
+from sft.methods import adapter_config, load_for_training, resolve_method
+from tunebot.models import compute_device, load_tokenizer, resolve_model
 from tunebot.rundir import RunDir, StageMissing, atomic_directory, read_jsonl
 
 
@@ -40,19 +41,6 @@ def _metrics_callback(path: Path) -> Any:
                 handle.write(json.dumps(line) + "\n")
 
     return MetricsLog()
-
-
-def lora_config(cfg: RunConfig) -> Any:
-    """Returns the PEFT LoRA config the `sft` section asks for."""
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=cfg.sft.lora_r,
-        lora_alpha=cfg.sft.lora_alpha,
-        lora_dropout=cfg.sft.lora_dropout,
-        target_modules=cfg.sft.target_modules,
-        task_type="CAUSAL_LM",
-    )
 
 
 def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str) -> Any:
@@ -107,9 +95,10 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir) -> Any:
         raise StageMissing(f"{run_dir.path('data', 'train.jsonl')} is empty: nothing to train on")
     val_set = _dataset(run_dir.path("data", "val.jsonl"))
     device = compute_device()
+    method = resolve_method(cfg.sft, device)
     model_path = resolve_model(cfg.model)
     tokenizer = load_tokenizer(model_path)
-    model = load_causal_lm(model_path, device)
+    model = load_for_training(model_path, method, device, cfg.sft.gradient_checkpointing)
     out = run_dir.stage_dir("sft")
     trainer = SFTTrainer(
         model=model,
@@ -117,7 +106,7 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir) -> Any:
         train_dataset=train_set,
         eval_dataset=val_set,
         processing_class=tokenizer,
-        peft_config=lora_config(cfg),
+        peft_config=adapter_config(cfg.sft, method),
     )
     trainer.add_callback(_metrics_callback(out / "metrics.jsonl"))
     return trainer
@@ -141,6 +130,7 @@ def train(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
         trainer.processing_class.save_pretrained(scratch)
     tokens = trainer.state.num_input_tokens_seen or _logged_tokens(trainer.state.log_history)
     summary = {
+        "method": resolve_method(cfg.sft, compute_device()),
         "steps": trainer.state.global_step,
         "train_loss": round(result.training_loss, 4),
         "best_val_loss": trainer.state.best_metric,
@@ -150,7 +140,7 @@ def train(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     run_dir.mark_done("sft", cfg.fingerprint("sft"), **summary)
     best = f", best val loss {summary['best_val_loss']:.4f}" if summary["best_val_loss"] is not None else ""
     print(
-        f"sft: {summary['steps']} steps in {seconds:.0f} s, {summary['tokens_per_second']} tokens/s, "
+        f"sft ({summary['method']}): {summary['steps']} steps in {seconds:.0f} s, {summary['tokens_per_second']} tokens/s, "
         f"train loss {summary['train_loss']:.4f}{best} -> {out / 'adapter'}"
     )
     return summary

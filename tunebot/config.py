@@ -150,8 +150,11 @@ class DataConfig(_Section):
 class SftConfig(_Section):
     """Fine-tuning with TRL's SFTTrainer and PEFT."""
 
-    method: Literal["auto", "lora"] = Field(
-        "auto", description="auto = LoRA on CPU (QLoRA on CUDA arrives with the sft issue)."
+    method: Literal["auto", "lora", "qlora", "dora", "ia3"] = Field(
+        "auto",
+        description="auto = QLoRA on CUDA (with bitsandbytes), LoRA otherwise; lora; qlora (4-bit NF4 base, "
+        "double quantization, bf16 compute; CUDA only); dora (weight-decomposed LoRA); ia3 (learned scaling of "
+        "keys, values and MLP output).",
     )
     epochs: float = Field(3.0, gt=0, description="Passes over the training split.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1 = epochs decide.")
