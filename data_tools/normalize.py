@@ -142,8 +142,3 @@ def fold(text: str) -> str:
     """Returns the text up to width, case and spacing: fold("Ａ b") == fold("ab")."""
     folded = (text if text.isascii() else unicodedata.normalize("NFKC", text)).casefold()
     return "".join(folded.split())
-
-
-def dedupe_key(question: str, answer: str) -> str:
-    """Returns the key two pairs share when they are the same pair up to width, case and spacing."""
-    return f"{fold(question)}\u0000{fold(answer)}"

@@ -78,26 +78,14 @@ class RawRow:
 
 
 def decode(path: Path, encoding: str | None = None) -> tuple[str, str]:
-    """Returns the file's text and the encoding that decoded it (UTF-8, UTF-8 BOM or CP932).
+    """Returns the whole file's text (newlines as written) and the encoding that decoded it.
 
     >>> decode(Path("examples/data/acme_faq_ja.csv"))[1]   # doctest: +SKIP
     'utf-8-sig'
     """
-    data = path.read_bytes()
-    if encoding:
-        try:
-            return data.decode(encoding), encoding
-        except UnicodeDecodeError as error:
-            line = data[: error.start].count(b"\n") + 1
-            raise DataError(f"{path}:{line}: not valid {encoding} ({error.reason} at byte {error.start})") from None
-    failures = []
-    for candidate in candidate_encodings(path):
-        try:
-            return data.decode(candidate), candidate
-        except UnicodeDecodeError as error:
-            line = data[: error.start].count(b"\n") + 1
-            failures.append(f"{candidate}: {error.reason} at line {line}")
-    raise DataError(f"{path}: unknown text encoding ({'; '.join(failures)}); set `encoding:` for this source")
+    chosen = detect_encoding(path, encoding)
+    with open(path, encoding=chosen, newline="") as handle:
+        return handle.read(), chosen
 
 
 def detect_encoding(path: Path, encoding: str | None = None, chunk: int = 1 << 20) -> str:

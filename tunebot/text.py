@@ -39,7 +39,6 @@ _CHAR_FALLBACK = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|[^\W_]")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _SPACES = re.compile(r"\s+")
 _LETTER = re.compile(r"[^\W\d_]")
-_JA_CHAR = re.compile("[" + "".join(f"{chr(low)}-{chr(high)}" for low, high in _JA_RANGES) + "]")
 
 
 def _letter_class(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
