@@ -166,7 +166,7 @@ def _from_json_line(path: Path, number: int, line: str, roles: tuple[tuple[str, 
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as error:
-        return Conversation(str(path), number, f"{path}:{number}", error=f"broken JSON line: {error.msg} at column {error.colno}",
+        return Conversation(str(path), number, f"{path}:{number}", error=f"broken JSON line: {error.msg} (column {error.colno})",
                             raw=line.rstrip("\r\n"))
     return _from_json_object(path, number, obj, roles)
 

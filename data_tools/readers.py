@@ -179,7 +179,7 @@ def _read_jsonl(path: Path, text: IO[str]) -> Iterator[RawRow]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as error:
-            yield RawRow(str(path), number, {"raw": line.rstrip("\r\n")}, f"broken JSON line: {error.msg} at column {error.colno}")
+            yield RawRow(str(path), number, {"raw": line.rstrip("\r\n")}, f"broken JSON line: {error.msg} (column {error.colno})")
             continue
         if not isinstance(obj, dict):
             yield RawRow(str(path), number, {"raw": line.rstrip("\r\n")}, f"expected a JSON object, got {type(obj).__name__}")
