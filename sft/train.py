@@ -48,7 +48,7 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str) 
     from trl import SFTConfig
 
     sft = cfg.sft
-    per_epoch = "epoch" if has_val else "no"
+    every = "steps" if sft.eval_steps else "epoch"
     return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=sft.epochs,
@@ -66,9 +66,11 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str) 
         completion_only_loss=True,
         gradient_checkpointing=sft.gradient_checkpointing,
         logging_steps=sft.logging_steps,
-        eval_strategy=per_epoch,
-        save_strategy="epoch",
-        save_total_limit=2,
+        eval_strategy=every if has_val else "no",
+        eval_steps=sft.eval_steps,
+        save_strategy=every,
+        save_steps=sft.eval_steps,
+        save_total_limit=sft.keep_checkpoints,
         load_best_model_at_end=has_val,
         metric_for_best_model="eval_loss" if has_val else None,
         seed=sft.seed,
@@ -109,6 +111,10 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir) -> Any:
         peft_config=adapter_config(cfg.sft, method),
     )
     trainer.add_callback(_metrics_callback(out / "metrics.jsonl"))
+    if cfg.sft.early_stopping_patience and val_set is not None:
+        from transformers import EarlyStoppingCallback
+
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=cfg.sft.early_stopping_patience))
     return trainer
 
 

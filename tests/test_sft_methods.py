@@ -13,6 +13,7 @@ from sft.train import build_trainer, train
 from tunebot.config import SftConfig, load_config
 from tunebot.models import load_adapted, load_causal_lm, load_tokenizer
 from tunebot.pipeline import open_run_dir
+from tunebot.rundir import read_jsonl
 
 
 def test_auto_is_lora_on_cpu_and_qlora_needs_cuda() -> None:
@@ -49,3 +50,27 @@ def test_method_trains_only_its_adapter_and_merges_exactly(run_config_file: Path
         tuned_logits, merged_logits = adapted(**batch).logits, merged(**batch).logits
         assert torch.allclose(tuned_logits, merged_logits, atol=1e-4)
         assert not torch.allclose(tuned_logits, base(**batch).logits, atol=1e-3)  # the adapter matters
+
+
+def test_early_stopping_ends_training_when_val_loss_stops_falling(run_config_file: Path) -> None:
+    # a huge learning rate keeps the val loss from falling for long
+    cfg = load_config(run_config_file, ["sft.max_steps=12", "sft.eval_steps=1", "sft.early_stopping_patience=2", "sft.lr=5.0"])
+    run_dir = open_run_dir(cfg)
+    run_data_stage(cfg, run_dir)
+    summary = train(cfg, run_dir)
+    evals = [line["eval_loss"] for line in read_jsonl(run_dir.path("sft", "metrics.jsonl")) if "eval_loss" in line]
+    assert summary["steps"] == len(evals) < cfg.sft.max_steps  # stopped early, one evaluation per step
+    best = evals.index(min(evals))
+    assert best == len(evals) - 1 - cfg.sft.early_stopping_patience  # then exactly `patience` without progress
+    assert summary["best_val_loss"] == min(evals)
+    assert len(list(run_dir.path("sft", "checkpoints").glob("checkpoint-*"))) <= cfg.sft.keep_checkpoints
+
+
+def test_train_refuses_to_overwrite_a_finished_adapter(run_config_file: Path, capsys: pytest.CaptureFixture) -> None:
+    from tunebot.cli import main
+
+    assert main(["data", str(run_config_file)]) == 0
+    assert main(["train", str(run_config_file)]) == 0
+    assert main(["train", str(run_config_file)]) == 2
+    assert "holds a finished adapter; pass --overwrite" in capsys.readouterr().err
+    assert main(["train", str(run_config_file), "--overwrite"]) == 0

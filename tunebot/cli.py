@@ -44,12 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="redo stages that already finished")
     helps = {
         "data": "build instruction records and splits from the config's sources",
-        "train": "fine-tune with LoRA (TRL SFTTrainer) and save the adapter",
+        "train": "fine-tune (LoRA, QLoRA, DoRA, IA3 with TRL's SFTTrainer) and save the adapter",
         "eval": "answer the test split with base and tuned, score and report",
         "merge": "merge the adapter into the base model (merged/)",
     }
     for name, text in helps.items():
-        _add_config(commands.add_parser(name, help=text))
+        stage = commands.add_parser(name, help=text)
+        _add_config(stage)
+        if name == "train":
+            stage.add_argument("--overwrite", action="store_true", help="train again over a finished adapter")
     models = commands.add_parser("models", help="provision/check the bundled default model")
     models.add_argument("--check", action="store_true", help="only report the cache state, convert nothing")
     models.add_argument("--rebuild", action="store_true", help="convert again even if the cache is fine")
@@ -67,6 +70,8 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     run_dir = open_run_dir(cfg)
+    if args.command == "train" and run_dir.is_done("sft") and not args.overwrite:
+        raise TunebotError(f"{run_dir.path('sft', 'adapter')} holds a finished adapter; pass --overwrite to train again")
     seconds = run_stage(args.command, cfg, run_dir)
     print(f"{args.command}: done in {seconds:.0f} s ({run_dir.root})")
     return 0

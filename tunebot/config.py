@@ -181,6 +181,13 @@ class SftConfig(_Section):
         False, description="Recompute activations to save memory (slower; useful for long sequences on GPU)."
     )
     logging_steps: int = Field(5, ge=1, description="Log loss every N steps.")
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate on the val split (and checkpoint) every N steps; None = every epoch."
+    )
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many evaluations without a lower val loss; None = never stop early."
+    )
+    keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept in sft/checkpoints (the best one is never deleted).")
     seed: int = Field(0, description="Seed for initialisation and data order.")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = all cores.")
 
