@@ -26,6 +26,9 @@ from data_tools.readers import DataError, decode, json_array_items, open_text
 AGENT_ROLES = (
     "agent", "assistant", "operator", "support", "staff", "rep", "representative", "bot", "csr", "advisor",
     "担当", "担当者", "オペレーター", "サポート", "スタッフ", "係員", "窓口", "店舗",
+    # whole names checked before first words, so "Customer Service" is not the customer
+    "customer service", "customer support", "customer care", "live agent", "human agent",
+    "カスタマーサポート", "カスタマーセンター", "サポートセンター",
 )
 CUSTOMER_ROLES = ("customer", "user", "client", "human", "caller", "guest", "buyer", "顧客", "お客様", "お客さま", "客", "ユーザー", "利用者", "会員")
 SKIPPED_ROLES = ("system", "note", "internal", "internal note", "private note", "memo", "メモ", "社内メモ", "内部メモ", "システム")
@@ -42,6 +45,9 @@ TICKET_COLUMNS = {
 }
 _SPEAKER = re.compile(r"^\s*(?:\[?\d{1,4}[-/]\d{1,2}[-/]\d{1,2}[ T]?\]?\s*)?(?:\[?\d{1,2}:\d{2}(?::\d{2})?\]?\s*)?([^:：\n]{1,30}?)\s*[:：]\s?(.*)$")
 _TEXT_LIKE_ROLES = {"note", "memo", "メモ", "system"}
+# A speaker label after a role: "Agent 2", "user_1", "担当者A", "オペレーター1" (not "customers", "Agentur").
+_LABEL = re.compile(r"(.+?)[\s_\-#]*\d{1,3}|(.*[^\x00-\x7f])[a-z]")
+_SUPPORTED_FORMATS = ("jsonl", "json", "csv", "tsv", "transcript")
 _SEPARATOR = re.compile(r"^\s*(?:[-=*]{3,}|#+\s*(.*))\s*$")
 
 
@@ -75,18 +81,23 @@ def role_side(role: str, agent_roles: Iterable[str] = (), customer_roles: Iterab
     """Returns "agent", "customer", "skip" or None (unknown) for a role or speaker name.
 
     The name matches whole ("担当者"), or by its first word ("Agent Sato", "担当 佐藤",
-    "Agent (Sato)").
+    "Agent (Sato)"), either one also without a speaker label ("Agent 2", "担当者A").
     >>> role_side("担当 佐藤"), role_side("Customer"), role_side("system"), role_side("vendor")
     ('agent', 'customer', 'skip', None)
     """
     sides = (("agent", (*AGENT_ROLES, *agent_roles)), ("customer", (*CUSTOMER_ROLES, *customer_roles)), ("skip", SKIPPED_ROLES))
     name = _key(role)
     first = re.split(r"[\s(（【\[]", name, maxsplit=1)[0]
-    for candidate in (name, first):
+    for candidate in (name, first, _without_label(name), _without_label(first)):
         for side, names in sides:
             if candidate in {_key(n) for n in names}:
                 return side
     return None
+
+
+def _without_label(name: str) -> str:
+    match = _LABEL.fullmatch(name)
+    return (match[1] or match[2]) if match else name
 
 
 def read_conversations(
@@ -118,6 +129,8 @@ def read_conversations(
 
 def _format(path: Path, fmt: str) -> str:
     if fmt not in ("auto", None):
+        if fmt not in _SUPPORTED_FORMATS:
+            raise DataError(f"{path}: a support log cannot be {fmt!r}; use one of {list(_SUPPORTED_FORMATS)}")
         return fmt
     known = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "transcript", ".log": "transcript"}
     if path.suffix.lower() not in known:
@@ -140,7 +153,8 @@ def _from_json_object(path: Path, number: int, obj: Any, roles: tuple[tuple[str,
     if not isinstance(obj, dict):
         conversation.error = f"expected a JSON object, got {type(obj).__name__}"
         return conversation
-    conversation.conv_id = str(obj.get("id", obj.get("conversation_id", conversation.conv_id)))
+    conv_id = next((obj[key] for key in ("id", "conversation_id") if obj.get(key) not in (None, "")), None)
+    conversation.conv_id = conversation.conv_id if conv_id is None else str(conv_id)
     messages = next((obj[key] for key in MESSAGE_LISTS if isinstance(obj.get(key), list)), None)
     if messages is None:
         conversation.error = f"no message list (one of {list(MESSAGE_LISTS)}); keys are {list(obj)[:10]}"
@@ -187,7 +201,8 @@ def parse_time(value: str) -> datetime | None:
     text = re.sub(r"^(\d{4})/(\d{1,2})/(\d{1,2})", r"\1-\2-\3", text)
     match = re.match(r"^(\d{4})-(\d{1,2})-(\d{1,2})(.*)$", text)
     if match:
-        text = f"{match[1]}-{int(match[2]):02d}-{int(match[3]):02d}{match[4]}"
+        rest = re.sub(r"^([ T])(\d):", r"\g<1>0\2:", match[4])  # Excel writes 9:05 for 09:05
+        text = f"{match[1]}-{int(match[2]):02d}-{int(match[3]):02d}{rest}"
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
