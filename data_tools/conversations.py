@@ -12,6 +12,7 @@ so the caller can reject it with its line; nothing raises for one bad conversati
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 import unicodedata
@@ -85,14 +86,21 @@ def role_side(role: str, agent_roles: Iterable[str] = (), customer_roles: Iterab
     >>> role_side("担当 佐藤"), role_side("Customer"), role_side("system"), role_side("vendor")
     ('agent', 'customer', 'skip', None)
     """
-    sides = (("agent", (*AGENT_ROLES, *agent_roles)), ("customer", (*CUSTOMER_ROLES, *customer_roles)), ("skip", SKIPPED_ROLES))
+    sides = _role_keys(tuple(agent_roles), tuple(customer_roles))
     name = _key(role)
     first = re.split(r"[\s(（【\[]", name, maxsplit=1)[0]
     for candidate in (name, first, _without_label(name), _without_label(first)):
         for side, names in sides:
-            if candidate in {_key(n) for n in names}:
+            if candidate in names:
                 return side
     return None
+
+
+@functools.lru_cache(maxsize=32)
+def _role_keys(agent_roles: tuple[str, ...], customer_roles: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """Returns the normalized role names of each side (agent first: it wins a name on both sides)."""
+    sides = (("agent", (*AGENT_ROLES, *agent_roles)), ("customer", (*CUSTOMER_ROLES, *customer_roles)), ("skip", SKIPPED_ROLES))
+    return tuple((side, frozenset(_key(name) for name in names)) for side, names in sides)
 
 
 def _without_label(name: str) -> str:
