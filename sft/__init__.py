@@ -1,4 +1,5 @@
-"""sft: LoRA fine-tuning with TRL's SFTTrainer (sft/train.py) and adapter merging (sft/merge.py).
+"""sft: fine-tuning with TRL's SFTTrainer (train.py, methods.py, checkpoints.py, launch.py),
+merging (merge.py) and hyper-parameter search (tune.py).
 
     tunebot train examples/acme.yaml && tunebot merge examples/acme.yaml
 """
@@ -13,10 +14,13 @@ if TYPE_CHECKING:
 
 
 def run(cfg: "RunConfig", run_dir: "RunDir") -> None:
-    """Fine-tunes the configured model on data/train.jsonl and writes sft/adapter."""
+    """Fine-tunes the configured model on data/train.jsonl and writes sft/adapter.
+
+    A run killed mid-training continues from its last checkpoint of the same config.
+    """
     from sft.train import train
 
-    train(cfg, run_dir)
+    train(cfg, run_dir, resume=None)
 
 
 def run_merge(cfg: "RunConfig", run_dir: "RunDir") -> None:

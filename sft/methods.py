@@ -2,8 +2,10 @@
 
     python -c "from tunebot.config import parse_config; from sft.methods import resolve_method; print(resolve_method(parse_config({'name': 'x', 'data': {'sources': [{'path': 'f.csv'}]}}).sft, 'cpu'))"
 
-auto = QLoRA on CUDA when bitsandbytes is installed, LoRA otherwise. Every method here produces
-a PEFT adapter that `tunebot merge` folds into 16/32-bit base weights.
+auto = QLoRA on CUDA when bitsandbytes is installed, LoRA otherwise. lora, qlora, dora and ia3
+produce a PEFT adapter that `tunebot merge` folds into 16/32-bit base weights; prompt and prefix
+produce a PEFT adapter of virtual tokens that stays an adapter (nothing to fold); freeze and full
+change the model's own weights and save a whole model.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from tunebot.errors import TunebotError
 # IA3 scales keys, values and the MLP output; the feed-forward one is applied to its input.
 IA3_TARGETS = ["k_proj", "v_proj", "down_proj"]
 IA3_FEEDFORWARD = ["down_proj"]
+# Methods that change the model's own weights (saved as a whole model, no PEFT adapter).
+FULL_WEIGHT_METHODS = ("freeze", "full")
+# Methods whose learned virtual tokens cannot be folded into the weights (no merged/ model).
+VIRTUAL_TOKEN_METHODS = ("prompt", "prefix")
 
 
 class MethodError(TunebotError, RuntimeError):
@@ -43,10 +49,29 @@ def resolve_method(sft: SftConfig, device: str) -> str:
     return sft.method
 
 
-def adapter_config(sft: SftConfig, method: str) -> Any:
-    """Returns the PEFT config of `method` (lora, qlora, dora, ia3)."""
-    from peft import IA3Config, LoraConfig
+def adapter_config(sft: SftConfig, method: str, init_text: str = "", tokenizer_path: str | None = None) -> Any:
+    """Returns the PEFT config of `method`, or None for freeze/full (plain parameter freezing).
 
+    `init_text` (the system prompt) seeds prompt tuning's virtual tokens when `sft.prompt_init` is text.
+
+    >>> adapter_config(SftConfig(), "prefix").num_virtual_tokens   # doctest: +SKIP
+    20
+    """
+    from peft import IA3Config, LoraConfig, PrefixTuningConfig, PromptTuningConfig
+
+    if method in FULL_WEIGHT_METHODS:
+        return None
+    if method == "prompt":
+        from_text = sft.prompt_init == "text" and bool(init_text) and tokenizer_path is not None
+        return PromptTuningConfig(
+            num_virtual_tokens=sft.num_virtual_tokens,
+            prompt_tuning_init="TEXT" if from_text else "RANDOM",
+            prompt_tuning_init_text=init_text if from_text else None,
+            tokenizer_name_or_path=tokenizer_path if from_text else None,
+            task_type="CAUSAL_LM",
+        )
+    if method == "prefix":
+        return PrefixTuningConfig(num_virtual_tokens=sft.num_virtual_tokens, task_type="CAUSAL_LM")
     if method == "ia3":
         targets = IA3_TARGETS if sft.target_modules == "all-linear" else sft.target_modules
         feedforward = [name for name in IA3_FEEDFORWARD if name in targets]
@@ -61,13 +86,47 @@ def adapter_config(sft: SftConfig, method: str) -> Any:
     )
 
 
-def load_for_training(model_path: str, method: str, device: str, gradient_checkpointing: bool = False) -> Any:
+def transformer_blocks(model: Any) -> Any:
+    """Returns the model's list of transformer blocks (the ModuleList as long as its layer count).
+
+    >>> len(transformer_blocks(model)) == model.config.num_hidden_layers   # doctest: +SKIP
+    True
+    """
+    import torch
+
+    count = model.config.get_text_config().num_hidden_layers
+    for _, module in model.named_modules():
+        if isinstance(module, torch.nn.ModuleList) and len(module) == count:
+            return module
+    raise MethodError(f"{type(model).__name__}: no list of {count} transformer blocks found; use method: lora")
+
+
+def freeze_for_method(model: Any, sft: SftConfig, method: str) -> Any:
+    """Sets requires_grad for full (everything) and freeze (last N blocks, final norm, head) training."""
+    if method == "full":
+        model.requires_grad_(True)
+        return model
+    model.requires_grad_(False)
+    blocks = transformer_blocks(model)
+    if sft.freeze_train_layers > len(blocks):
+        raise MethodError(f"sft.freeze_train_layers={sft.freeze_train_layers}, but the model has {len(blocks)} blocks")
+    for block in blocks[len(blocks) - sft.freeze_train_layers :]:
+        block.requires_grad_(True)
+    model.get_output_embeddings().requires_grad_(True)
+    decoder = model.get_decoder()
+    if getattr(decoder, "norm", None) is not None:
+        decoder.norm.requires_grad_(True)
+    return model
+
+
+def load_for_training(model_path: str, method: str, device: str, sft: SftConfig) -> Any:
     """Loads the base model for `method`: 4-bit NF4 with double quantization and bf16 compute for
     qlora (prepared for k-bit training), else as `load_causal_lm` does."""
     from tunebot.models import load_causal_lm
 
     if method != "qlora":
-        return load_causal_lm(model_path, device)
+        model = load_causal_lm(model_path, device)
+        return freeze_for_method(model, sft, method) if method in FULL_WEIGHT_METHODS else model
     import torch
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
@@ -76,4 +135,4 @@ def load_for_training(model_path: str, method: str, device: str, gradient_checkp
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
     )
     model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=quantization, dtype=torch.bfloat16, device_map={"": 0})
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=sft.gradient_checkpointing)

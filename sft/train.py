@@ -1,19 +1,23 @@
-"""Fine-tuning (LoRA, QLoRA, DoRA, IA3) on the run's training split with TRL's SFTTrainer (loss on the answer only).
+"""Fine-tuning on the run's training split with TRL's SFTTrainer (loss on the answer only).
 
-    tunebot train examples/acme.yaml
+    tunebot train examples/acme.yaml            # add --resume after a killed run
 
-Reads data/train.jsonl (and val.jsonl for per-epoch validation), writes sft/adapter/ (PEFT
-adapter + tokenizer), sft/checkpoints/ and sft/metrics.jsonl (every log line), then sft/DONE.
+Reads data/train.jsonl (and val.jsonl for validation), writes sft/adapter/ (the PEFT adapter, or
+the whole model for freeze/full, + tokenizer; the best checkpoint by val loss), sft/checkpoints/
+and sft/metrics.jsonl (every log line), then sft/DONE. Under torchrun/accelerate (data parallel)
+every process trains and only the first one writes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from tunebot.config import RunConfig
+from sft.checkpoints import require_resumable, resumable, start_fresh, trim_metrics
 from sft.methods import adapter_config, load_for_training, resolve_method
 from tunebot.models import compute_device, load_tokenizer, resolve_model
 from tunebot.rundir import RunDir, StageMissing, atomic_directory, read_jsonl
@@ -32,10 +36,9 @@ def _metrics_callback(path: Path) -> Any:
     class MetricsLog(TrainerCallback):
         """Appends every Trainer log line (loss, lr, eval loss) to sft/metrics.jsonl as it happens."""
 
-        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            path.write_text("", encoding="utf-8")
-
         def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            if not state.is_world_process_zero:
+                return
             line = {"step": state.global_step, "epoch": state.epoch, **(logs or {})}
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(line) + "\n")
@@ -82,8 +85,10 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str) 
     )
 
 
-def build_trainer(cfg: RunConfig, run_dir: RunDir) -> Any:
-    """Returns an SFTTrainer wired to the run's data, model and adapter config, not yet trained.
+def build_trainer(cfg: RunConfig, run_dir: RunDir, out: Path | None = None) -> Any:
+    """Returns an SFTTrainer wired to the run's data, model and method, not yet trained.
+
+    `out` (default sft/) receives checkpoints/ and metrics.jsonl; hyper-parameter trials pass their own.
 
     >>> trainer = build_trainer(cfg, run_dir); trainer.train()   # doctest: +SKIP
     """
@@ -100,15 +105,15 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir) -> Any:
     method = resolve_method(cfg.sft, device)
     model_path = resolve_model(cfg.model)
     tokenizer = load_tokenizer(model_path)
-    model = load_for_training(model_path, method, device, cfg.sft.gradient_checkpointing)
-    out = run_dir.stage_dir("sft")
+    model = load_for_training(model_path, method, device, cfg.sft)
+    out = out or run_dir.stage_dir("sft")
     trainer = SFTTrainer(
         model=model,
         args=sft_arguments(cfg, out / "checkpoints", val_set is not None, device),
         train_dataset=train_set,
         eval_dataset=val_set,
         processing_class=tokenizer,
-        peft_config=adapter_config(cfg.sft, method),
+        peft_config=adapter_config(cfg.sft, method, cfg.system_prompt, model_path),
     )
     trainer.add_callback(_metrics_callback(out / "metrics.jsonl"))
     if cfg.sft.early_stopping_patience and val_set is not None:
@@ -124,29 +129,57 @@ def _logged_tokens(history: list[dict]) -> int:
     return int(max(counts)) if counts else 0
 
 
-def train(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
-    """Trains, saves sft/adapter atomically, marks the stage done and returns its summary."""
+def _prepare(cfg: RunConfig, run_dir: RunDir, resume: bool | None) -> Path | None:
+    """Returns the checkpoint to resume from (None = start over, clearing old checkpoints).
+
+    resume=None resumes when a complete checkpoint of this config exists (what `tunebot run` does).
+    """
     out = run_dir.start("sft")
+    folder, fingerprint = out / "checkpoints", cfg.fingerprint("sft")
+    checkpoint = require_resumable(folder, fingerprint) if resume else None
+    if resume is None:
+        checkpoint = resumable(folder, fingerprint)
+    if int(os.environ.get("RANK", "0")) == 0:  # data parallel: the first process owns the files
+        if checkpoint is None:
+            start_fresh(folder, fingerprint)
+            (out / "metrics.jsonl").write_text("", encoding="utf-8")
+        else:
+            trim_metrics(out / "metrics.jsonl", int(checkpoint.name.split("-")[1]))
+    return checkpoint
+
+
+def train(cfg: RunConfig, run_dir: RunDir, resume: bool | None = False) -> dict[str, Any]:
+    """Trains (or continues from the last checkpoint), saves sft/adapter atomically and returns a summary."""
+    checkpoint = _prepare(cfg, run_dir, resume)
+    if checkpoint is not None:
+        print(f"sft: resuming from {checkpoint}")
     trainer = build_trainer(cfg, run_dir)
     started = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - started
-    with atomic_directory(out / "adapter") as scratch:
-        trainer.model.save_pretrained(scratch)
-        trainer.processing_class.save_pretrained(scratch)
+    summary = _summary(cfg, trainer, result, seconds)
+    if trainer.is_world_process_zero():
+        out = run_dir.stage_dir("sft")
+        with atomic_directory(out / "adapter") as scratch:
+            trainer.model.save_pretrained(scratch)
+            trainer.processing_class.save_pretrained(scratch)
+        run_dir.mark_done("sft", cfg.fingerprint("sft"), **summary)
+        best = f", best val loss {summary['best_val_loss']:.4f}" if summary["best_val_loss"] is not None else ""
+        print(
+            f"sft ({summary['method']}): {summary['steps']} steps in {seconds:.0f} s, {summary['tokens_per_second']} "
+            f"tokens/s, train loss {summary['train_loss']:.4f}{best} -> {out / 'adapter'}"
+        )
+    return summary
+
+
+def _summary(cfg: RunConfig, trainer: Any, result: Any, seconds: float) -> dict[str, Any]:
     tokens = trainer.state.num_input_tokens_seen or _logged_tokens(trainer.state.log_history)
-    summary = {
+    return {
         "method": resolve_method(cfg.sft, compute_device()),
         "steps": trainer.state.global_step,
         "train_loss": round(result.training_loss, 4),
         "best_val_loss": trainer.state.best_metric,
+        "processes": trainer.args.world_size,
         "seconds": round(seconds, 1),
         "tokens_per_second": round(tokens / seconds, 1) if seconds and tokens else None,
     }
-    run_dir.mark_done("sft", cfg.fingerprint("sft"), **summary)
-    best = f", best val loss {summary['best_val_loss']:.4f}" if summary["best_val_loss"] is not None else ""
-    print(
-        f"sft ({summary['method']}): {summary['steps']} steps in {seconds:.0f} s, {summary['tokens_per_second']} tokens/s, "
-        f"train loss {summary['train_loss']:.4f}{best} -> {out / 'adapter'}"
-    )
-    return summary

@@ -23,33 +23,85 @@ def test_auto_is_lora_on_cpu_and_qlora_needs_cuda() -> None:
         resolve_method(SftConfig(method="qlora"), "cpu")
 
 
-@pytest.mark.parametrize(("method", "marker"), [("dora", "lora_"), ("ia3", "ia3_")])
-def test_method_trains_only_its_adapter_and_merges_exactly(run_config_file: Path, method: str, marker: str) -> None:
+def _trainable_by_method(method: str, name: str) -> bool:
+    """Which parameters `method` may change on the 2-block tiny model (freeze trains the last block)."""
+    if method in ("lora", "dora"):
+        return "lora_" in name
+    if method == "ia3":
+        return "ia3_" in name
+    if method in ("prompt", "prefix"):
+        return "prompt_encoder" in name
+    if method == "freeze":  # the head is tied to the embeddings in this model
+        return "layers.1." in name or name.endswith("norm.weight") and "layers" not in name or "embed_tokens" in name
+    return True
+
+
+def _logits(model: object, prompt: str, tokenizer: object) -> object:
     import torch
 
-    cfg = load_config(run_config_file, [f"sft.method={method}", "sft.lr=0.05"])
+    batch = tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        return model(**batch).logits[:, -1]
+
+
+PROMPT = "<|im_start|>user\n返品できますか？<|im_end|>\n<|im_start|>assistant\n"
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "ia3", "prompt", "prefix", "freeze", "full"])
+def test_method_trains_only_its_own_weights(run_config_file: Path, method: str) -> None:
+    import torch
+
+    cfg = load_config(run_config_file, [f"sft.method={method}", "sft.lr=0.05", "sft.freeze_train_layers=1"])
     run_dir = open_run_dir(cfg)
     run_data_stage(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir)
     before = {name: param.detach().clone() for name, param in trainer.model.named_parameters()}
     trainer.train()
     trainable = {name for name, param in trainer.model.named_parameters() if param.requires_grad}
-    assert trainable and all(marker in name for name in trainable)
+    assert trainable and all(_trainable_by_method(method, name) for name in trainable), sorted(trainable)[:5]
     for name, param in trainer.model.named_parameters():
         assert (not torch.equal(param.detach(), before[name])) == (name in trainable), name
 
+
+@pytest.mark.parametrize("method", ["dora", "ia3", "freeze", "full"])
+def test_merged_model_equals_the_tuned_model(run_config_file: Path, method: str) -> None:
+    cfg = load_config(run_config_file, [f"sft.method={method}", "sft.lr=0.05"])
+    run_dir = open_run_dir(cfg)
+    run_data_stage(cfg, run_dir)
     summary = train(cfg, run_dir)
     assert summary["method"] == method and run_dir.done_info("sft")["method"] == method
     merge_adapter(cfg, run_dir)
     tokenizer = load_tokenizer(str(run_dir.path("merged")))
-    adapted = load_adapted(cfg.model, run_dir.path("sft", "adapter"), "cpu")
-    merged = load_causal_lm(str(run_dir.path("merged")), "cpu")
-    base = load_causal_lm(cfg.model, "cpu")
-    batch = tokenizer(["<|im_start|>user\n返品できますか？<|im_end|>\n<|im_start|>assistant\n"], return_tensors="pt")
-    with torch.inference_mode():
-        tuned_logits, merged_logits = adapted(**batch).logits, merged(**batch).logits
-        assert torch.allclose(tuned_logits, merged_logits, atol=1e-4)
-        assert not torch.allclose(tuned_logits, base(**batch).logits, atol=1e-3)  # the adapter matters
+    tuned = _logits(load_adapted(cfg.model, run_dir.path("sft", "adapter"), "cpu"), PROMPT, tokenizer)
+    merged = _logits(load_causal_lm(str(run_dir.path("merged")), "cpu"), PROMPT, tokenizer)
+    base = _logits(load_causal_lm(cfg.model, "cpu"), PROMPT, tokenizer)
+    assert torch_allclose(tuned, merged, 1e-4)
+    assert not torch_allclose(tuned, base, 1e-3)  # the training matters
+
+
+def torch_allclose(left: object, right: object, atol: float) -> bool:
+    import torch
+
+    return bool(torch.allclose(left, right, atol=atol))
+
+
+@pytest.mark.parametrize("method", ["prompt", "prefix"])
+def test_virtual_token_methods_generate_and_are_not_merged(run_config_file: Path, method: str) -> None:
+    from eval.generate import generate_answers
+    from tunebot.errors import StageNotApplicable
+    from tunebot.pipeline import run_pipeline
+
+    cfg = load_config(run_config_file, [f"sft.method={method}", "sft.lr=0.05", "eval.max_examples=2"])
+    run_dir, _ = run_pipeline(cfg)
+    assert run_dir.is_done("eval") and not run_dir.is_done("merged")  # merge skipped, not failed
+    with pytest.raises(StageNotApplicable, match="cannot be merged"):
+        merge_adapter(cfg, run_dir)
+    tokenizer = load_tokenizer(cfg.model)
+    tuned = load_adapted(cfg.model, run_dir.path("sft", "adapter"), "cpu")
+    assert not torch_allclose(_logits(tuned, PROMPT, tokenizer), _logits(load_causal_lm(cfg.model, "cpu"), PROMPT, tokenizer), 1e-3)
+    conversation = [{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": "返品できますか？"}]
+    answer = generate_answers(tuned, tokenizer, [conversation], max_new_tokens=3)[0]
+    assert answer.new_tokens <= 3 and "返品できますか" not in answer.text  # only new tokens come back
 
 
 def test_early_stopping_ends_training_when_val_loss_stops_falling(run_config_file: Path) -> None:

@@ -28,6 +28,15 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="start over, replacing a finished adapter or checkpoints")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    parser.add_argument(
+        "--num-processes", type=int, default=1, metavar="N",
+        help="data-parallel training in N processes (torchrun; gloo on CPU, NCCL on GPUs)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Returns the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -44,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="redo stages that already finished")
     helps = {
         "data": "build instruction records and splits from the config's sources",
-        "train": "fine-tune (LoRA, QLoRA, DoRA, IA3 with TRL's SFTTrainer) and save the adapter",
+        "train": "fine-tune (LoRA, QLoRA, DoRA, IA3, prompt/prefix tuning, freeze, full) with TRL's SFTTrainer",
         "eval": "answer the test split with base and tuned, score and report",
         "merge": "merge the adapter into the base model (merged/)",
     }
@@ -52,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         stage = commands.add_parser(name, help=text)
         _add_config(stage)
         if name == "train":
-            stage.add_argument("--overwrite", action="store_true", help="train again over a finished adapter")
+            _add_train_options(stage)
     models = commands.add_parser("models", help="provision/check the bundled default model")
     models.add_argument("--check", action="store_true", help="only report the cache state, convert nothing")
     models.add_argument("--rebuild", action="store_true", help="convert again even if the cache is fine")
@@ -70,8 +79,10 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     run_dir = open_run_dir(cfg)
-    if args.command == "train" and run_dir.is_done("sft") and not args.overwrite:
-        raise TunebotError(f"{run_dir.path('sft', 'adapter')} holds a finished adapter; pass --overwrite to train again")
+    if args.command == "train":
+        from sft.launch import train_command
+
+        return train_command(cfg, run_dir, args)
     seconds = run_stage(args.command, cfg, run_dir)
     print(f"{args.command}: done in {seconds:.0f} s ({run_dir.root})")
     return 0

@@ -150,11 +150,20 @@ class DataConfig(_Section):
 class SftConfig(_Section):
     """Fine-tuning with TRL's SFTTrainer and PEFT."""
 
-    method: Literal["auto", "lora", "qlora", "dora", "ia3"] = Field(
+    method: Literal["auto", "lora", "qlora", "dora", "ia3", "prompt", "prefix", "freeze", "full"] = Field(
         "auto",
         description="auto = QLoRA on CUDA (with bitsandbytes), LoRA otherwise; lora; qlora (4-bit NF4 base, "
         "double quantization, bf16 compute; CUDA only); dora (weight-decomposed LoRA); ia3 (learned scaling of "
-        "keys, values and MLP output).",
+        "keys, values and MLP output); prompt (prompt tuning: learned virtual tokens); prefix (prefix tuning: "
+        "learned keys/values in every layer); freeze (train only the last `freeze_train_layers` blocks, the "
+        "final norm and the head); full (every weight).",
+    )
+    num_virtual_tokens: int = Field(20, ge=1, le=512, description="Virtual tokens learned by prompt/prefix tuning.")
+    prompt_init: Literal["text", "random"] = Field(
+        "text", description="Prompt tuning starts from the system prompt's token embeddings (text) or random ones."
+    )
+    freeze_train_layers: int = Field(
+        2, ge=1, description="freeze: how many of the last transformer blocks are trained (with final norm and head)."
     )
     epochs: float = Field(3.0, gt=0, description="Passes over the training split.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps; -1 = epochs decide.")

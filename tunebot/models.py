@@ -227,8 +227,16 @@ def load_causal_lm(model_path: str, device: str | None = None) -> Any:
     return model.to(device)
 
 
+def is_peft_adapter(adapter_dir: Path) -> bool:
+    """Tells whether sft/adapter holds a PEFT adapter (else a whole model, from freeze/full training)."""
+    return (Path(adapter_dir) / "adapter_config.json").is_file()
+
+
 def load_adapted(model_path: str, adapter_dir: Path, device: str | None = None) -> Any:
-    """Returns base + PEFT adapter (unmerged), as evaluation and merging load the tuned model."""
+    """Returns the tuned model as evaluation and merging load it: base + PEFT adapter (unmerged),
+    or the whole tuned model that freeze/full training saved in sft/adapter."""
+    if not is_peft_adapter(adapter_dir):
+        return load_causal_lm(str(adapter_dir), device)
     from peft import PeftModel
 
     base = load_causal_lm(model_path, device)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tunebot.config import RunConfig, dump_config
+from tunebot.errors import StageNotApplicable
 from tunebot.rundir import RunDir, atomic_write_text
 
 # command name -> (run-directory stage, "module:function")
@@ -70,5 +71,9 @@ def run_pipeline(cfg: RunConfig, force: bool = False) -> tuple[RunDir, dict[str,
             timings[command] = 0.0
             continue
         print(f"== {command}")
-        timings[command] = run_stage(command, cfg, run_dir)
+        try:
+            timings[command] = run_stage(command, cfg, run_dir)
+        except StageNotApplicable as reason:
+            print(f"== {command}: skipped: {reason}")
+            timings[command] = 0.0
     return run_dir, timings
