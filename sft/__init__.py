@@ -28,3 +28,10 @@ def run_merge(cfg: "RunConfig", run_dir: "RunDir") -> None:
     from sft.merge import merge_adapter
 
     merge_adapter(cfg, run_dir)
+
+
+def run_tune(cfg: "RunConfig", run_dir: "RunDir") -> None:
+    """Searches sft hyper-parameters with Optuna and writes tune/ (results table, best.yaml)."""
+    from sft.tune import tune
+
+    tune(cfg, run_dir)

@@ -46,8 +46,11 @@ def _metrics_callback(path: Path) -> Any:
     return MetricsLog()
 
 
-def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str) -> Any:
-    """Maps the `sft` section onto TRL's SFTConfig (TRL's own defaults are GPU-minded)."""
+def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str, save: bool = True) -> Any:
+    """Maps the `sft` section onto TRL's SFTConfig (TRL's own defaults are GPU-minded).
+
+    save=False (search trials) evaluates on schedule but writes no checkpoints.
+    """
     from trl import SFTConfig
 
     sft = cfg.sft
@@ -71,10 +74,10 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str) 
         logging_steps=sft.logging_steps,
         eval_strategy=every if has_val else "no",
         eval_steps=sft.eval_steps,
-        save_strategy=every,
+        save_strategy=every if save else "no",
         save_steps=sft.eval_steps,
         save_total_limit=sft.keep_checkpoints,
-        load_best_model_at_end=has_val,
+        load_best_model_at_end=has_val and save,
         metric_for_best_model="eval_loss" if has_val else None,
         seed=sft.seed,
         data_seed=sft.seed,
@@ -85,7 +88,7 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str) 
     )
 
 
-def build_trainer(cfg: RunConfig, run_dir: RunDir, out: Path | None = None) -> Any:
+def build_trainer(cfg: RunConfig, run_dir: RunDir, out: Path | None = None, save: bool = True) -> Any:
     """Returns an SFTTrainer wired to the run's data, model and method, not yet trained.
 
     `out` (default sft/) receives checkpoints/ and metrics.jsonl; hyper-parameter trials pass their own.
@@ -109,7 +112,7 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir, out: Path | None = None) -> A
     out = out or run_dir.stage_dir("sft")
     trainer = SFTTrainer(
         model=model,
-        args=sft_arguments(cfg, out / "checkpoints", val_set is not None, device),
+        args=sft_arguments(cfg, out / "checkpoints", val_set is not None, device, save),
         train_dataset=train_set,
         eval_dataset=val_set,
         processing_class=tokenizer,

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config(stage)
         if name == "train":
             _add_train_options(stage)
+    tune = commands.add_parser("tune", help="search lr, LoRA r/alpha/dropout and epochs with Optuna (val loss)")
+    _add_config(tune)
+    tune.add_argument("--trials", type=int, metavar="N", help="number of trials (default: tune.trials)")
+    tune.add_argument("--sampler", choices=["tpe", "grid"], help="tpe (default) or grid")
     models = commands.add_parser("models", help="provision/check the bundled default model")
     models.add_argument("--check", action="store_true", help="only report the cache state, convert nothing")
     models.add_argument("--rebuild", action="store_true", help="convert again even if the cache is fine")
@@ -77,7 +81,10 @@ def _cmd_stage(args: argparse.Namespace) -> int:
     from tunebot.config import load_config
     from tunebot.pipeline import open_run_dir, run_stage
 
-    cfg = load_config(args.config, args.overrides)
+    overrides = list(args.overrides)
+    if args.command == "tune":
+        overrides += [f"tune.{name}={getattr(args, name)}" for name in ("trials", "sampler") if getattr(args, name) is not None]
+    cfg = load_config(args.config, overrides)
     run_dir = open_run_dir(cfg)
     if args.command == "train":
         from sft.launch import train_command

@@ -201,6 +201,29 @@ class SftConfig(_Section):
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = all cores.")
 
 
+class TuneConfig(_Section):
+    """Hyper-parameter search (`tunebot tune`) with Optuna; each trial trains with sft + the sampled values."""
+
+    trials: int = Field(8, ge=1, description="Trials to run (a re-run adds only the missing ones).")
+    sampler: Literal["tpe", "grid"] = Field("tpe", description="tpe (Bayesian, ranges) or grid (every combination).")
+    lr: tuple[float, float] = Field((2.0e-5, 2.0e-3), description="Learning-rate range (log scale; grid: 3 points).")
+    lora_r: list[int] = Field([4, 8, 16, 32], min_length=1, description="LoRA ranks to try.")
+    alpha_over_r: list[float] = Field([1.0, 2.0], min_length=1, description="lora_alpha = r x this; values to try.")
+    lora_dropout: tuple[float, float] = Field((0.0, 0.1), description="LoRA dropout range (grid: both ends).")
+    epochs: list[float] = Field([1.0, 2.0, 3.0], min_length=1, description="Epoch counts to try.")
+    max_steps: int | None = Field(None, ge=1, description="Cap on each trial's steps (short trials); None = epochs.")
+    eval_steps: int = Field(10, ge=1, description="Val loss is measured (and bad trials pruned) every N steps.")
+    pruning: bool = Field(True, description="Stop trials whose val loss is worse than the median at the same step.")
+    seed: int = Field(0, description="Sampler seed.")
+
+    @field_validator("lr", "lora_dropout")
+    @classmethod
+    def _ordered_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] <= value[1]:
+            raise ValueError(f"must be [low, high] with 0 <= low <= high, got {list(value)}")
+        return value
+
+
 class EvalConfig(_Section):
     """Scoring the base and tuned models on the test split."""
 
@@ -237,6 +260,7 @@ class RunConfig(_Section):
     runs_dir: str = Field("runs", description="Folder holding run directories, relative to the working directory.")
     data: DataConfig = Field(description="Input files and record building.")
     sft: SftConfig = Field(default_factory=SftConfig, description="Fine-tuning.")
+    tune: TuneConfig = Field(default_factory=TuneConfig, description="Hyper-parameter search.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="Serving.")
 
@@ -267,6 +291,7 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "sft": ("data", "system_prompt", "model", "sft"),
     "merged": ("data", "system_prompt", "model", "sft"),
     "eval": ("data", "system_prompt", "model", "sft", "eval"),
+    "tune": ("data", "system_prompt", "model", "sft", "tune"),
 }
 
 

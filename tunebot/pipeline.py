@@ -24,6 +24,7 @@ STAGE_ENTRIES: dict[str, tuple[str, str]] = {
     "train": ("sft", "sft:run"),
     "eval": ("eval", "eval:run"),
     "merge": ("merged", "sft:run_merge"),
+    "tune": ("tune", "sft:run_tune"),
 }
 PIPELINE = ("data", "train", "eval", "merge")
 

@@ -27,6 +27,7 @@ STAGES: dict[str, tuple[tuple[str, ...], str]] = {
     "sft": (("data",), "tunebot train CONFIG"),
     "eval": (("data", "sft"), "tunebot eval CONFIG"),
     "merged": (("sft",), "tunebot merge CONFIG"),
+    "tune": (("data",), "tunebot tune CONFIG"),
 }
 
 
