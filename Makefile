@@ -29,6 +29,7 @@ test-slow: setup
 # Quick benchmarks (each prints a table); drop --quick for the full sizes.
 bench: setup
 	$(BIN)/python bench/data_tools.py --quick
+	$(BIN)/python bench/train.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -119,6 +119,20 @@ def freeze_for_method(model: Any, sft: SftConfig, method: str) -> Any:
     return model
 
 
+def qlora_quantization() -> Any:
+    """Returns QLoRA's base-model quantization: 4-bit NF4, double quantization, bf16 compute.
+
+    >>> qlora_quantization().bnb_4bit_quant_type   # doctest: +SKIP
+    'nf4'
+    """
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+    )
+
+
 def load_for_training(model_path: str, method: str, device: str, sft: SftConfig) -> Any:
     """Loads the base model for `method`: 4-bit NF4 with double quantization and bf16 compute for
     qlora (prepared for k-bit training), else as `load_causal_lm` does."""
@@ -129,10 +143,9 @@ def load_for_training(model_path: str, method: str, device: str, sft: SftConfig)
         return freeze_for_method(model, sft, method) if method in FULL_WEIGHT_METHODS else model
     import torch
     from peft import prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
-    quantization = BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, quantization_config=qlora_quantization(), dtype=torch.bfloat16, device_map={"": 0}
     )
-    model = AutoModelForCausalLM.from_pretrained(model_path, quantization_config=quantization, dtype=torch.bfloat16, device_map={"": 0})
     return prepare_model_for_kbit_training(model, use_gradient_checkpointing=sft.gradient_checkpointing)

@@ -160,7 +160,8 @@ def train(cfg: RunConfig, run_dir: RunDir, resume: bool | None = False) -> dict[
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - started
-    summary = _summary(cfg, trainer, result, seconds)
+    resumed_at = int(checkpoint.name.split("-")[1]) if checkpoint else 0
+    summary = _summary(cfg, trainer, result, seconds, resumed_at)
     if trainer.is_world_process_zero():
         out = run_dir.stage_dir("sft")
         with atomic_directory(out / "adapter") as scratch:
@@ -175,8 +176,11 @@ def train(cfg: RunConfig, run_dir: RunDir, resume: bool | None = False) -> dict[
     return summary
 
 
-def _summary(cfg: RunConfig, trainer: Any, result: Any, seconds: float) -> dict[str, Any]:
-    tokens = trainer.state.num_input_tokens_seen or _logged_tokens(trainer.state.log_history)
+def _summary(cfg: RunConfig, trainer: Any, result: Any, seconds: float, resumed_at: int) -> dict[str, Any]:
+    """Returns the figures of sft/DONE; tokens/s counts only what this process trained (after a resume)."""
+    history = trainer.state.log_history
+    before = _logged_tokens([entry for entry in history if entry.get("step", 0) <= resumed_at]) if resumed_at else 0
+    tokens = _logged_tokens(history) - before
     return {
         "method": resolve_method(cfg.sft, compute_device()),
         "steps": trainer.state.global_step,
@@ -184,5 +188,6 @@ def _summary(cfg: RunConfig, trainer: Any, result: Any, seconds: float) -> dict[
         "best_val_loss": trainer.state.best_metric,
         "processes": trainer.args.world_size,
         "seconds": round(seconds, 1),
-        "tokens_per_second": round(tokens / seconds, 1) if seconds and tokens else None,
+        "tokens_per_second": round(tokens / seconds, 1) if seconds and tokens > 0 else None,
+        "resumed_from_step": resumed_at or None,
     }

@@ -23,6 +23,26 @@ def test_auto_is_lora_on_cpu_and_qlora_needs_cuda() -> None:
         resolve_method(SftConfig(method="qlora"), "cpu")
 
 
+def test_qlora_quantizes_the_base_to_nf4_with_double_quantization_and_bf16_compute() -> None:
+    import torch
+
+    from sft.methods import qlora_quantization
+
+    quantization = qlora_quantization()
+    assert quantization.load_in_4bit and quantization.bnb_4bit_quant_type == "nf4"
+    assert quantization.bnb_4bit_use_double_quant and quantization.bnb_4bit_compute_dtype == torch.bfloat16
+
+
+def test_freeze_trains_with_gradient_checkpointing(run_config_file: Path) -> None:
+    cfg = load_config(run_config_file, ["sft.method=freeze", "sft.gradient_checkpointing=true", "sft.freeze_train_layers=1"])
+    run_dir = open_run_dir(cfg)
+    run_data_stage(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir)
+    before = trainer.model.model.layers[1].mlp.down_proj.weight.detach().clone()
+    trainer.train()
+    assert not torch_allclose(trainer.model.model.layers[1].mlp.down_proj.weight.detach(), before, 0.0)
+
+
 def _trainable_by_method(method: str, name: str) -> bool:
     """Which parameters `method` may change on the 2-block tiny model (freeze trains the last block)."""
     if method in ("lora", "dora"):
@@ -126,3 +146,22 @@ def test_train_refuses_to_overwrite_a_finished_adapter(run_config_file: Path, ca
     assert main(["train", str(run_config_file)]) == 2
     assert "holds a finished adapter; pass --overwrite" in capsys.readouterr().err
     assert main(["train", str(run_config_file), "--overwrite"]) == 0
+
+
+def test_packed_batches_keep_attention_within_each_example(run_config_file: Path) -> None:
+    import torch
+
+    cfg = load_config(run_config_file, ["sft.packing=true", "sft.max_length=256"])
+    run_dir = open_run_dir(cfg)
+    run_data_stage(cfg, run_dir)
+    trainer = build_trainer(cfg, run_dir)
+    batch = next(iter(trainer.get_train_dataloader()))
+    positions = batch["position_ids"][0]
+    starts = [i for i in range(len(positions)) if positions[i] == 0] + [len(positions)]
+    assert len(starts) > 2 and "attention_mask" not in batch  # several examples in one padding-free row
+    model = trainer.model.eval()
+    with torch.inference_mode():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
+        for begin, end in zip(starts, starts[1:]):
+            alone = model(input_ids=batch["input_ids"][:, begin:end]).logits[0]
+            assert torch.allclose(packed[begin:end], alone, atol=1e-4), (begin, end)

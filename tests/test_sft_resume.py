@@ -95,3 +95,17 @@ def test_data_parallel_training_in_two_cpu_processes(run_config_file: Path) -> N
     assert info["processes"] == 2
     assert info["steps"] == math.ceil(examples / (cfg.sft.batch_size * 2))  # each step saw two batches
     assert (run_dir.path("sft", "adapter", "adapter_model.safetensors")).is_file()
+
+
+@pytest.mark.parametrize("name", ["ddp", "fsdp", "zero2", "zero3"])
+def test_shipped_accelerate_configs_parse_with_known_options(name: str) -> None:
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.commands.launch import launch_command_parser
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "accelerate" / f"{name}.yaml"
+    config = load_config_from_file(str(path))  # accelerate's own loader rejects unknown top-level keys
+    known = {action.dest for action in launch_command_parser()._actions}
+    sections = {"fsdp": config.fsdp_config, "zero2": config.deepspeed_config, "zero3": config.deepspeed_config}
+    options = sections.get(name) or {}
+    assert not [key for key in options if key not in known], f"{path}: options accelerate launch does not know"
+    assert config.num_processes == 2 and config.mixed_precision == "bf16"
