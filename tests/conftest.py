@@ -93,7 +93,7 @@ def run_config_file(tmp_path: Path, tiny_model_dir: Path) -> Path:
         "runs_dir": str(tmp_path / "runs"),
         "data": {"sources": [{"path": str(en)}, {"path": str(ja)}], "split": {"val": 0.2, "test": 0.2, "seed": 0}},
         "sft": {"max_steps": 3, "batch_size": 2, "lr": 5e-3, "logging_steps": 1, "lora_r": 4, "lora_alpha": 8},
-        "eval": {"max_new_tokens": 8, "batch_size": 4},
+        "eval": {"backend": "hf", "max_new_tokens": 8, "batch_size": 4, "bootstrap_resamples": 200, "permutations": 200},
     }
     path = tmp_path / "unit.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")

@@ -29,7 +29,7 @@ def test_defaults_are_filled() -> None:
     cfg = parse_config(MINIMAL)
     assert cfg.model == "default"
     assert cfg.sft.lr == pytest.approx(2e-4)
-    assert cfg.eval.systems == ["base", "tuned"]
+    assert cfg.eval.systems == ["base", "tuned", "rag"] and cfg.eval.backend == "auto"
     assert cfg.data.split.test == pytest.approx(0.1)
 
 
@@ -123,3 +123,15 @@ def test_fingerprint_tracks_upstream_changes() -> None:
     assert cfg.fingerprint("sft") == changed_eval.fingerprint("sft")
     assert cfg.fingerprint("eval") != changed_eval.fingerprint("eval")
     assert cfg.fingerprint("sft") != changed_data.fingerprint("sft")
+
+
+def test_eval_section_refuses_inconsistent_settings() -> None:
+    with pytest.raises(ConfigError, match="eval.openai.url"):
+        parse_config({**MINIMAL, "eval": {"backend": "openai"}})
+    with pytest.raises(ConfigError, match="must not repeat"):
+        parse_config({**MINIMAL, "eval": {"systems": ["base", "base"]}})
+    with pytest.raises(ConfigError, match="eval.systems"):
+        parse_config({**MINIMAL, "eval": {"systems": ["gpt"]}})
+    cfg = parse_config({**MINIMAL, "eval": {"backend": "openai", "openai": {"url": "http://127.0.0.1:8000/v1"},
+                                            "judge": {"url": "http://127.0.0.1:9000/v1", "model": "judge"}}})
+    assert cfg.eval.openai.tuned_model == "tuned" and cfg.eval.judge.rubric.startswith("You grade")

@@ -16,7 +16,7 @@ import pytest
 import sacrebleu
 from rouge_score import rouge_scorer
 
-from eval.scoring import Scores, format_scores_table, load_metric, score_files, score_texts, table_from_document
+from eval.scoring import Scores, format_scores_table, load_metric, score_files, score_texts
 from tunebot.text import tokenize_words
 
 JA_REF = "返品は30日以内に受け付けます。"
@@ -54,6 +54,29 @@ def test_bleu_reproduces_sacrebleu_readme_multi_reference(bleu) -> None:
     result = bleu.compute(predictions=system, references=[list(line) for line in zip(*refs)])
     assert result["bleu"] == pytest.approx(48.53, abs=0.005)
     assert result["tokenizer"] == "13a"
+
+
+def test_chrf_reproduces_sacrebleu_readme_multi_reference() -> None:
+    # sacrebleu README, same system and two reference streams: chrF2 = 59.73.
+    refs = [
+        ["The dog bit the man.", "It was not unexpected.", "The man bit him first."],
+        ["The dog had bit the man.", "No one was surprised.", "The man had bitten the dog."],
+    ]
+    system = ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."]
+    result = load_metric("chrf").compute(predictions=system, references=[list(line) for line in zip(*refs)])
+    assert result["chrf"] == pytest.approx(59.73, abs=0.005)
+    assert result["tokenizer"] == "char6"
+    assert result["per_example"][0] == pytest.approx(100)
+
+
+def test_chrf_japanese_value_quoted_in_design() -> None:
+    chrf = load_metric("chrf")
+    result = chrf.compute(predictions=[JA_PRED, "配送料は無料です。"], references=[JA_REF, JA_REF])
+    assert result["per_example"][0] == pytest.approx(55.1, abs=0.05)  # near-identical: high
+    assert result["per_example"][1] < 10  # unrelated: low
+    # chrF weighs recall twice (beta 2), so it is not symmetric: DESIGN.md's 49.1 is the pair swapped.
+    swapped = chrf.compute(predictions=[JA_REF], references=[JA_PRED])
+    assert swapped["chrf"] == pytest.approx(49.1, abs=0.05)
 
 
 @pytest.mark.parametrize(
@@ -217,7 +240,7 @@ def test_score_texts_fields_and_per_example() -> None:
     assert scores.exact_match == pytest.approx(100 / 3)
     assert [row["lang"] for row in scores.per_example] == ["ja", "en", "en"]
     assert scores.per_example[0]["f1"] == pytest.approx(77.8, abs=0.1)
-    assert set(scores.per_example[0]) == {"lang", "bleu", "rougeL", "f1", "exact_match"}
+    assert set(scores.per_example[0]) == {"lang", "bleu", "chrf", "rouge1", "rouge2", "rougeL", "f1", "exact_match"}
     assert scores.f1 == pytest.approx(sum(row["f1"] for row in scores.per_example) / 3)
     assert scores.to_dict()["rouge1"] == scores.rouge1
 
@@ -277,13 +300,12 @@ def test_format_scores_table() -> None:
     tuned = score_texts(["The dog bit the man."], ["The dog bit the man."])
     table = format_scores_table({"base": base, "tuned": tuned})
     lines = table.splitlines()
-    assert lines[0].split() == ["system", "BLEU", "ROUGE-1", "ROUGE-2", "ROUGE-L", "F1", "EM"]
-    assert lines[1].split() == ["base", "0.0", "0.0", "0.0", "0.0", "0.0", "0.0"]
-    assert lines[2].split() == ["tuned", "100.0", "100.0", "100.0", "100.0", "100.0", "100.0"]
+    assert lines[0].split() == ["system", "BLEU", "chrF", "ROUGE-1", "ROUGE-2", "ROUGE-L", "F1", "EM"]
+    base_cells = lines[1].split()
+    assert base_cells[0] == "base" and base_cells[1] == "0.0" and base_cells[3:] == ["0.0"] * 5
+    assert 0 < float(base_cells[2]) < 30  # chrF credits the few shared characters, no more
+    assert lines[2].split() == ["tuned", *["100.0"] * 7]
     assert len({len(line) for line in lines}) == 1  # columns line up
-    fields = ("bleu", "rouge1", "rouge2", "rougeL", "f1", "exact_match")
-    document = {"systems": {"tuned": {field: {"mean": getattr(tuned, field)} for field in fields}}}
-    assert table_from_document(document) == format_scores_table({"tuned": tuned})
 
 
 def test_importing_scoring_stays_light() -> None:

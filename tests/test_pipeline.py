@@ -11,7 +11,7 @@ from tunebot.cli import main
 from tunebot.config import load_config
 from tunebot.rundir import RunDir, read_jsonl
 
-METRICS = {"bleu", "rouge1", "rouge2", "rougeL", "f1", "exact_match"}
+METRICS = {"bleu", "chrf", "rouge1", "rouge2", "rougeL", "f1", "exact_match"}
 
 
 def test_run_writes_every_stage_and_resumes(run_config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -24,16 +24,20 @@ def test_run_writes_every_stage_and_resumes(run_config_file: Path, capsys: pytes
     assert load_config(run_dir.path("config.yaml")) == cfg  # the resolved config, reloadable
 
     scores = json.loads(run_dir.path("eval", "scores.json").read_text(encoding="utf-8"))
-    assert set(scores["systems"]) == {"base", "tuned"}
-    for metrics in scores["systems"].values():
+    assert set(scores["systems"]) == {"base", "tuned", "rag"}  # the default comparison
+    for entry in scores["systems"].values():
+        metrics = entry["metrics"]
         assert set(metrics) == METRICS
         assert all(0 <= m["mean"] <= 100 and m["n"] == scores["n"] and m["tokenizer"] for m in metrics.values())
     predictions = list(read_jsonl(run_dir.path("eval", "predictions.jsonl")))
     test_ids = [r["id"] for r in read_jsonl(run_dir.path("data", "test.jsonl"))]
-    assert len(predictions) == 2 * len(test_ids)
-    assert {p["id"] for p in predictions if p["system"] == "tuned"} == set(test_ids)
+    probe = [p for p in predictions if p["set"] == "probe"]
+    assert len(predictions) - len(probe) == 3 * len(test_ids) and len(probe) == 2 * scores["forgetting"]["n"]
+    assert {p["id"] for p in predictions if p["system"] == "tuned" and p["set"] == "test"} == set(test_ids)
     assert {"id", "system", "prompt", "reference", "prediction", "latency_s"} <= set(predictions[0])
-    assert "run directory:" in out and "wall time:" in out and "ROUGE-L" in out
+    assert "run directory:" in out and "wall time:" in out and "ROUGE-L" in out and "tuned vs base:" in out
+    for name in ("report.md", "report.html"):
+        assert run_dir.path("eval", name).stat().st_size > 1000
 
     # a second run keeps every stage; changing eval settings redoes eval only
     assert main(["run", str(run_config_file)]) == 0
@@ -47,7 +51,7 @@ def test_run_writes_every_stage_and_resumes(run_config_file: Path, capsys: pytes
 def test_demo_on_the_real_model_improves_over_base(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--set", f"runs_dir={tmp_path}"]) == 0
     scores = json.loads((tmp_path / "acme-demo" / "eval" / "scores.json").read_text(encoding="utf-8"))
-    base, tuned = scores["systems"]["base"], scores["systems"]["tuned"]
+    base, tuned = scores["systems"]["base"]["metrics"], scores["systems"]["tuned"]["metrics"]
     # measured on the 2-core CPU: F1 11.4 -> 26.1, ROUGE-L 8.6 -> 18.8 (held-out paraphrases)
     assert tuned["f1"]["mean"] > base["f1"]["mean"] + 8
     assert tuned["rougeL"]["mean"] > base["rougeL"]["mean"] + 5

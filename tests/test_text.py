@@ -101,3 +101,12 @@ def test_line_langs() -> None:
         line_langs(["Yes."], langs=["en", "en"])
     with pytest.raises(ValueError, match="unsupported language"):
         line_langs(["Yes."], langs=["de"])
+
+
+def test_retrieval_tokens_keep_content_words() -> None:
+    from tunebot.text import retrieval_tokens
+
+    assert retrieval_tokens("商品を返品したいのですが", "ja") == ["商品", "返品"]
+    assert retrieval_tokens("パスワードを忘れました。", "ja") == ["パスワード", "忘れる"]
+    assert retrieval_tokens("How can I return it?", "en") == ["return"]
+    assert retrieval_tokens("ＡＢＣ注文", "auto") == ["abc", "注文"]

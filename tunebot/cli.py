@@ -99,9 +99,9 @@ def _print_result(run_dir: Path, timings: dict[str, float], began: float) -> Non
     scores = run_dir / "eval" / "scores.json"
     print()
     if scores.is_file():
-        from eval.scoring import table_from_document
+        from eval.stage import summary_text
 
-        print(table_from_document(json.loads(scores.read_text(encoding="utf-8"))))
+        print(summary_text(json.loads(scores.read_text(encoding="utf-8"))))
     stages = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in timings.items())
     print(f"\nrun directory: {run_dir}")
     print(f"wall time: {time.perf_counter() - began:.0f} s ({stages})")

@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from tunebot.config_eval import EvalConfig, ServeConfig
 from tunebot.errors import TunebotError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from tunebot.section import Section
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 
 _SHORT_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
@@ -33,8 +35,7 @@ def _check_regex(pattern: str, label: str) -> None:
         raise ValueError(f"{label}: not a valid regular expression ({error})") from None
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+_Section = Section
 
 
 class SourceConfig(_Section):
@@ -222,29 +223,6 @@ class TuneConfig(_Section):
         if not 0 <= value[0] <= value[1]:
             raise ValueError(f"must be [low, high] with 0 <= low <= high, got {list(value)}")
         return value
-
-
-class EvalConfig(_Section):
-    """Scoring the base and tuned models on the test split."""
-
-    systems: list[Literal["base", "tuned"]] = Field(
-        ["base", "tuned"], min_length=1, description="Systems to answer the test split."
-    )
-    backend: Literal["hf"] = Field("hf", description="Generation backend: transformers generate.")
-    max_new_tokens: int = Field(128, ge=1, le=4096, description="Longest generated answer.")
-    batch_size: int = Field(16, ge=1, description="Prompts generated together (left padded).")
-    max_examples: int | None = Field(None, ge=1, description="Score only the first N test records.")
-    lang: Literal["auto", "ja", "en"] = Field(
-        "auto", description="Language for tokenizing metrics; auto = detect per example."
-    )
-
-
-class ServeConfig(_Section):
-    """Serving the models (used by `tunebot serve`)."""
-
-    engine: Literal["vllm", "transformers"] = Field("vllm", description="Inference engine.")
-    host: str = Field("127.0.0.1", description="Address to bind.")
-    port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
 
 
 class RunConfig(_Section):

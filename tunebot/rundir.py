@@ -44,6 +44,7 @@ def atomic_open(path: Path, binary: bool = False) -> Iterator[IO[Any]]:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be read (reports, served files)
     try:
         with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as handle:
             yield handle
@@ -157,19 +158,19 @@ class RunDir:
         record = {"stage": stage, "fingerprint": fingerprint, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         atomic_write_json(self.stage_dir(stage) / "DONE", record | info)
 
-    def start(self, stage: str) -> Path:
-        """Checks the stage's inputs are finished, clears its stale DONE and returns its folder.
+    def start(self, stage: str, needs: tuple[str, ...] | None = None) -> Path:
+        """Checks the stage's inputs (`needs`, default all of STAGES) are finished, clears its stale
+        DONE and returns its folder.
 
         A stage re-run invalidates every stage that read from it, so their DONE files go too.
         """
-        self.require_inputs(stage)
+        self.require_inputs(stage, needs)
         self._invalidate(stage)
         return self.stage_dir(stage)
 
-    def require_inputs(self, stage: str) -> None:
+    def require_inputs(self, stage: str, needs: tuple[str, ...] | None = None) -> None:
         """Raises `StageMissing` naming the command to run when an input stage has not finished."""
-        needs, _ = STAGES[stage]
-        for needed in needs:
+        for needed in STAGES[stage][0] if needs is None else needs:
             if not self.is_done(needed):
                 command = STAGES[needed][1]
                 raise StageMissing(

@@ -176,3 +176,38 @@ def normalize_answer(text: str) -> str:
         japanese_boundary = is_japanese_char(joined[-1]) or is_japanese_char(word[0])
         joined += word if japanese_boundary else " " + word
     return joined
+
+
+# Parts of speech (UniDic pos1) that carry grammar, not topic: left out of retrieval tokens.
+_JA_FUNCTION_POS = {"助詞", "助動詞", "補助記号", "記号", "空白", "接頭辞", "接尾辞"}
+# Light verbs that follow almost any noun (する, ある, いる, なる, できる) and say nothing about it.
+_JA_LIGHT_LEMMAS = {"為る", "有る", "居る", "成る", "出来る"}
+_EN_STOPWORDS = frozenset(
+    "a an the and or but if of to in on at by for with from as is are was were be been being am do does did "
+    "i me my we our you your it its this that these those can could would should will shall may might must "
+    "have has had please there here what which who whom how when where why".split()
+)
+
+
+def retrieval_tokens(text: str, lang: str) -> list[str]:
+    """Content-word tokens for search: Japanese lemmas without particles/auxiliaries, English words
+    without stopwords (lower-cased, NFKC). Falls back to tokenize_words where MeCab is missing.
+
+    retrieval_tokens('商品を返品したいのですが', 'ja') -> ['商品', '返品'];
+    retrieval_tokens('How can I return it?', 'en') -> ['return'].
+    """
+    if lang == "auto":
+        lang = detect_lang(text)
+    if _check_lang(lang) == "en":
+        return [word for word in tokenize_words(text, "en") if word not in _EN_STOPWORDS]
+    tagger = _mecab_tagger()
+    if tagger is None:
+        return tokenize_words(text, "ja")
+    text = unicodedata.normalize("NFKC", text).lower()
+    tokens = []
+    for word in tagger(text):
+        lemma = getattr(word.feature, "lemma", None) or word.surface
+        if word.feature.pos1 in _JA_FUNCTION_POS or lemma in _JA_LIGHT_LEMMAS or _is_punctuation_or_symbol(word.surface):
+            continue
+        tokens.append(lemma.split("-")[0].lower())  # UniDic lemmas may carry a gloss: "パスワード-password"
+    return tokens

@@ -1,0 +1,1 @@
+"""The bundled forgetting probe (data only; see README.md)."""

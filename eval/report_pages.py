@@ -1,0 +1,115 @@
+"""Builds eval/report.md and the self-contained eval/report.html from scores.json and predictions.
+
+    python -c "import eval.report_pages"   # used by eval/stage.py
+
+The pages show the same facts in the same order (see eval/report.py for the pieces).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eval.report import (EXAMPLES_SHOWN, PRIMARY, chart_data_uri, ci_rows, comparison_rows, escape, markdown_table,
+                         ordered_examples, probe_findings, probe_intro, probe_lines, verdicts)
+from eval.scoring import METRIC_LABELS
+
+
+def setup_line(document: dict[str, Any]) -> str:
+    """Describes what was compared and how, in one sentence."""
+    decoding = document["decoding"]
+    how = "greedy" if decoding["temperature"] == 0 else f"temperature {decoding['temperature']}, top_p {decoding['top_p']}"
+    langs = ", ".join(f"{lang}: {count}" for lang, count in document["langs"].items())
+    return (f"{document['n']} test records ({langs}); systems {', '.join(document['systems'])}; backend "
+            f"{document['backend']}; {how} decoding, max {decoding['max_new_tokens']} new tokens; rag: BM25 top-"
+            f"{document['rag_k']} training pairs. Scores are means of per-example scores (0-100) with bootstrap "
+            "95% CIs; comparisons are paired randomization tests, Holm-adjusted over the metrics.")
+
+
+def _tokenizer_line(document: dict[str, Any]) -> str:
+    first = next(iter(document["systems"].values()))["metrics"]
+    return "Tokenizers: " + "; ".join(f"{METRIC_LABELS[m]} {first[m]['tokenizer']}" for m in METRIC_LABELS)
+
+
+def _judge_rows(judge: dict[str, Any]) -> list[list[str]]:
+    rows = [["system", "judge mean (1-5)", "judged", "failed"]]
+    for system, entry in judge.items():
+        mean = "-" if entry["mean"] is None else f"{entry['mean']:.2f}"
+        rows.append([system, mean, str(entry["n"]), str(entry["failed"])])
+    return rows
+
+
+def _example_markdown(answers: dict[str, dict[str, Any]], systems: list[str]) -> list[str]:
+    first = next(iter(answers.values()))
+    lines = [f"### {first['id']} ({first['lang']})", "", f"**Question:** {first['question']}", "",
+             f"**Reference:** {first['reference']}", ""]
+    for system in systems:
+        row = answers[system]
+        lines += [f"**{system}** (F1 {row['scores']['f1']:.1f}, chrF {row['scores']['chrf']:.1f}): {row['prediction']}", ""]
+    return lines
+
+
+def report_markdown(name: str, document: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """Returns report.md."""
+    systems = list(document["systems"])
+    lines = [f"# Evaluation: {name}", "", setup_line(document), "", "## Verdict", ""]
+    lines += [f"- {line}" for line in verdicts(document)] or ["- Only one system ran: nothing to compare."]
+    lines += ["", "## Scores (mean [95% CI])", "", markdown_table(ci_rows(document)), "", _tokenizer_line(document), ""]
+    if document["comparisons"]:
+        lines += ["## Paired tests", "", markdown_table(comparison_rows(document["comparisons"])), ""]
+    for lang in sorted(next(iter(document["systems"].values())).get("by_lang", {})):
+        by_lang = {system: entry["by_lang"][lang] for system, entry in document["systems"].items()}
+        lines += [f"## Language: {lang}", "", markdown_table(ci_rows(document, by_lang)), ""]
+    lines += ["## Forgetting probe", "", *probe_lines(document.get("forgetting")), ""]
+    if document.get("judge"):
+        lines += ["## Judge", "", markdown_table(_judge_rows(document["judge"])), ""]
+    lines += [f"## Examples (biggest differences in {METRIC_LABELS[PRIMARY]} first)", ""]
+    for answers in ordered_examples(rows, systems)[:EXAMPLES_SHOWN]:
+        lines += _example_markdown(answers, systems)
+    return "\n".join(lines)
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _examples_html(rows: list[dict[str, Any]], systems: list[str]) -> str:
+    table = [["id", "lang", "question", "reference", *systems]]
+    for answers in ordered_examples(rows, systems):
+        first = next(iter(answers.values()))
+        cells = [first["id"], first["lang"], first["question"], first["reference"]]
+        cells += [f"{answers[s]['prediction']}\n[F1 {answers[s]['scores'][PRIMARY]:.1f}]" for s in systems]
+        table.append(cells)
+    return _html_table(table)
+
+
+STYLE = ("body{font-family:system-ui,'Hiragino Sans','Noto Sans JP',sans-serif;margin:2em;max-width:1400px}"
+         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+         "vertical-align:top;white-space:pre-wrap}th{background:#f3f3f3}img{max-width:100%}")
+
+
+def report_html(name: str, document: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """Returns report.html: one file, chart embedded as PNG, every text escaped."""
+    systems = list(document["systems"])
+    parts = [f"<h1>Evaluation: {escape(name)}</h1>", f"<p>{escape(setup_line(document))}</p>", "<h2>Verdict</h2><ul>",
+             *(f"<li>{escape(line)}</li>" for line in verdicts(document)), "</ul>",
+             f'<img alt="scores with 95% confidence intervals" src="{chart_data_uri(document)}">',
+             "<h2>Scores (mean [95% CI])</h2>", _html_table(ci_rows(document)), f"<p>{escape(_tokenizer_line(document))}</p>"]
+    if document["comparisons"]:
+        parts += ["<h2>Paired tests</h2>", _html_table(comparison_rows(document["comparisons"]))]
+    for lang in sorted(next(iter(document["systems"].values())).get("by_lang", {})):
+        by_lang = {system: entry["by_lang"][lang] for system, entry in document["systems"].items()}
+        parts += [f"<h2>Language: {escape(lang)}</h2>", _html_table(ci_rows(document, by_lang))]
+    probe = document.get("forgetting")
+    parts.append("<h2>Forgetting probe</h2>")
+    if probe:
+        parts += [f"<p>{escape(probe_intro(probe))}</p>", _html_table(ci_rows(probe, probe["systems"])), "<ul>",
+                  *(f"<li>{escape(line)}</li>" for line in probe_findings(probe)), "</ul>"]
+    else:
+        parts.append(f"<p>{escape(probe_lines(None)[0])}</p>")
+    if document.get("judge"):
+        parts += ["<h2>Judge</h2>", _html_table(_judge_rows(document["judge"]))]
+    parts += [f"<h2>Examples (biggest differences in {METRIC_LABELS[PRIMARY]} first)</h2>", _examples_html(rows, systems)]
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Evaluation: {escape(name)}</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n")

