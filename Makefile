@@ -45,6 +45,7 @@ test-vllm: vllm-cpu
 bench: setup
 	$(BIN)/python bench/data_tools.py --quick
 	$(BIN)/python bench/train.py --quick
+	$(BIN)/python bench/eval.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

