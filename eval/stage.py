@@ -49,8 +49,9 @@ def _generate(cfg: RunConfig, run_dir: RunDir, batches: dict[Kind, list]) -> dic
     missing = {kind: conversations for kind, conversations in batches.items() if kind not in found}
     if missing:
         backend = make_backend(cfg.eval, resolve_model(cfg.model), run_dir.path("sft", "adapter"))
-        groups = [missing] if chosen == "vllm" else [{kind: c} for kind, c in missing.items()]
-        for group in groups:  # vLLM serves both models from one engine; the others save after each model
+        together = "tuned" in missing and getattr(backend, "shares_engine", lambda: False)()
+        groups = [missing] if together else [{kind: c} for kind, c in missing.items()]
+        for group in groups:  # one vLLM engine with a LoRA serves both at once; otherwise save after each model
             print(f"eval: {backend.name} backend answering {sum(map(len, group.values()))} prompts with "
                   f"{' and '.join(group)}", flush=True)
             for kind, answers in backend.answer(group).items():

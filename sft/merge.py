@@ -39,12 +39,18 @@ def merge_adapter(cfg: RunConfig, run_dir: RunDir) -> None:
             "evaluate and serve base + adapter, or train with method: lora to get a standalone model"
         )
     out = run_dir.start("merged")
-    model_path = resolve_model(cfg.model)
+    dtype = save_merged(resolve_model(cfg.model), adapter, out)
+    run_dir.mark_done("merged", cfg.fingerprint("merged"), dtype=dtype)
+    print(f"merge: wrote {out}")
+
+
+def save_merged(model_path: str, adapter: Path, out: Path) -> str:
+    """Writes base + adapter merged (or the whole tuned model) with its tokenizer to `out`, atomically;
+    returns the dtype name."""
     tuned = load_adapted(model_path, adapter)
     merged = tuned.merge_and_unload() if is_peft_adapter(adapter) else tuned
     tokenizer = load_tokenizer(model_path)
     with atomic_directory(out) as scratch:
         merged.save_pretrained(scratch, safe_serialization=True)
         tokenizer.save_pretrained(scratch)
-    run_dir.mark_done("merged", cfg.fingerprint("merged"), dtype=str(merged.dtype).replace("torch.", ""))
-    print(f"merge: wrote {out}")
+    return str(merged.dtype).replace("torch.", "")

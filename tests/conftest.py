@@ -8,13 +8,10 @@ real model) but has 2 layers of width 64, so a LoRA step takes well under a seco
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -103,31 +100,19 @@ def run_config_file(tmp_path: Path, tiny_model_dir: Path) -> Path:
     return path
 
 
-def free_port() -> int:
-    """A loopback TCP port nothing listens on now."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from serve.threaded import free_port, serving  # noqa: E402,F401  (re-exported for the serve tests)
 
 
-@contextlib.contextmanager
-def serving(app: Any, port: int | None = None) -> Iterator[str]:
-    """Runs an ASGI app with uvicorn in a thread on a loopback port; yields its base URL."""
-    import threading
-    import time
+@pytest.fixture(scope="session")
+def tiny_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter for the tiny model with random (non-zero) weights: tuned visibly differs from base."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
 
-    import uvicorn
-
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    adapter = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
+    folder = tmp_path_factory.mktemp("tiny-adapter")
+    adapter.save_pretrained(folder)
+    return folder

@@ -42,19 +42,21 @@ def lora_dir(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     model = AutoModelForCausalLM.from_pretrained(default_model_dir, dtype=torch.float32)
     config = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
     adapter = get_peft_model(model, config)
-    folder = tmp_path_factory.mktemp("random-lora")
+    folder = tmp_path_factory.mktemp("run") / "sft" / "adapter"  # as in a run directory
     adapter.save_pretrained(folder)
     return folder
 
 
 @pytest.fixture(scope="module")
 def answers(default_model_dir: Path, lora_dir: Path) -> dict[str, list]:
-    cfg = EvalConfig(backend="vllm", max_new_tokens=24)
+    cfg = EvalConfig(backend="vllm", max_new_tokens=24, vllm={"tuned_as": "lora"})  # the LoRA-request path
     shared = VllmBackend(cfg, str(default_model_dir), lora_dir).answer({"base": CONVERSATIONS, "tuned": CONVERSATIONS})
     alone = VllmBackend(cfg, str(default_model_dir), lora_dir).answer({"base": CONVERSATIONS})
+    merged_cfg = EvalConfig(backend="vllm", max_new_tokens=24, vllm={"tuned_as": "merged"})  # the CPU default
+    merged = VllmBackend(merged_cfg, str(default_model_dir), lora_dir).answer({"tuned": CONVERSATIONS})
     hf = HfBackend(cfg, str(default_model_dir), lora_dir).answer({"base": CONVERSATIONS, "tuned": CONVERSATIONS})
     return {"base_lora_engine": shared["base"], "tuned": shared["tuned"], "base_plain_engine": alone["base"],
-            "hf_base": hf["base"], "hf_tuned": hf["tuned"]}
+            "tuned_merged": merged["tuned"], "hf_base": hf["base"], "hf_tuned": hf["tuned"]}
 
 
 def test_base_answers_are_unchanged_by_the_lora_enabled_engine(answers: dict[str, list]) -> None:
@@ -71,7 +73,8 @@ def test_vllm_and_hf_get_the_same_prompt_and_agree(answers: dict[str, list], def
     # float32 greedy decoding: the engines agree token for token on (nearly) every answer
     base_same = sum(a.text == b.text for a, b in zip(answers["base_plain_engine"], answers["hf_base"]))
     tuned_same = sum(a.text == b.text for a, b in zip(answers["tuned"], answers["hf_tuned"]))
-    assert base_same >= 7 and tuned_same >= 6, (base_same, tuned_same)
+    merged_same = sum(a.text == b.text for a, b in zip(answers["tuned_merged"], answers["hf_tuned"]))
+    assert base_same >= 7 and tuned_same >= 6 and merged_same >= 6, (base_same, tuned_same, merged_same)
 
 
 def _free_port() -> int:

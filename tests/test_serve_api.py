@@ -19,20 +19,6 @@ SYSTEM = "You are ACME support. あなたはACMEのサポート担当です。"
 
 
 @pytest.fixture(scope="module")
-def tiny_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    adapter = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
-    folder = tmp_path_factory.mktemp("tiny-adapter")
-    adapter.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tiny_adapter: Path) -> Iterator[tuple[str, TransformersEngine]]:
     engine = TransformersEngine(str(tiny_model_dir), tiny_adapter, max_model_len=256)
     app = create_app(engine, GatewaySettings(system_prompt=SYSTEM, api_key=KEY, max_model_len=256, default_max_tokens=16))

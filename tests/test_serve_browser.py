@@ -1,0 +1,51 @@
+"""The A/B page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): both panes
+render, a sent message appears in both, both answer; a screenshot is kept for inspection."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import free_port, serving
+
+from serve.engine_hf import TransformersEngine
+from serve.gateway import GatewaySettings, create_app
+from serve.ui import mount_ui
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)")
+def test_both_panes_show_the_message_and_answers(tiny_model_dir: Path, tiny_adapter: Path, tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    engine = TransformersEngine(str(tiny_model_dir), tiny_adapter, max_model_len=256)
+    app = create_app(engine, GatewaySettings(system_prompt="S", api_key=None, max_model_len=256, default_max_tokens=12))
+    port = free_port()
+    app = mount_ui(app, f"http://127.0.0.1:{port}/v1", None, engine.names(), tmp_path / "feedback.jsonl")
+    with serving(app, port) as url, sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{url}/ui/", wait_until="load")  # Gradio keeps a connection open: no "networkidle"
+        page.locator("#pane-a").wait_for(timeout=60_000)
+        assert page.locator("#pane-a").is_visible() and page.locator("#pane-b").is_visible()
+        page.locator("#ab-input textarea").fill("返品できますか？ <b>bold?</b>")
+        page.locator("#ab-send").click()
+        for pane in ("#pane-a", "#pane-b"):
+            page.wait_for_function(f"document.querySelector('{pane}').innerText.includes('返品できますか？')", timeout=60_000)
+            page.locator(f"{pane} [data-testid='bot']").first.wait_for(state="attached", timeout=60_000)
+        # the tiny random base model answers only newlines (a blank bubble); the random LoRA gives words
+        bot = "#pane-b [data-testid='bot']"
+        page.wait_for_function(f"document.querySelector(\"{bot}\").innerText.trim().length > 0", timeout=60_000)
+        shot = tmp_path / "ab-page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        texts = [page.locator(pane).inner_text() for pane in ("#pane-a", "#pane-b")]
+        bold_tags = page.locator("#pane-a b, #pane-b b").count()
+        browser.close()
+    assert shot.stat().st_size > 10_000
+    assert all("返品できますか？ <b>bold?</b>" in text for text in texts)  # shown as text, not as markup
+    assert not any("[error" in text for text in texts)
+    assert bold_tags == 0
