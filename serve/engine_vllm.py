@@ -51,33 +51,46 @@ def start_engine(name: str, model_dir: str, log_dir: Path, max_model_len: int, k
     """Starts one vLLM server in its own process group, logging to log_dir/engine-<name>.log."""
     import torch
 
-    from eval.vllm_backend import engine_env
+    from eval.vllm_backend import die_with_parent, engine_env
 
     port = free_port()
     log = log_dir / f"engine-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = open(log, "ab")
     command = vllm_command(model_dir, name, port, max_model_len, cpu=not torch.cuda.is_available())
+    # own process group (stopped as a whole), and SIGTERM from Linux if the gateway itself dies
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-                               env={**engine_env(), "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb)})
+                               preexec_fn=die_with_parent, env={**engine_env(), "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb)})
     handle.close()
     return EngineProcess(name, model_dir, port, process, log)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def stop_engine(engine: EngineProcess, grace_s: float = 20) -> None:
-    """Stops a server and everything it started (SIGTERM to the group, SIGKILL after grace_s)."""
-    if engine.process.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
+    """Stops a server and everything it started: SIGTERM to its process group, SIGKILL after grace_s.
+
+    The group is signalled even when the server itself already died, so its engine-core child
+    cannot outlive it.
+    """
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10.0)):
         try:
             os.killpg(engine.process.pid, sig)
         except ProcessLookupError:
-            return
-        try:
-            engine.process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            engine.process.poll()  # reap the leader so the group can empty
+            if not _group_alive(engine.process.pid):
+                return
+            time.sleep(0.2)
+    engine.process.poll()
 
 
 def wait_healthy(engines: list[EngineProcess], limit_s: float = 600, report: Any = print) -> None:

@@ -73,12 +73,23 @@ def test_vllm_serve_base_is_unchanged_under_mixed_traffic(run_dir: Path) -> None
         base_mixed, tuned_mixed = mixed[0::2], mixed[1::2]
         assert base_mixed == alone
         assert sum(t != b for t, b in zip(tuned_mixed, alone)) >= 6  # tuned really is another model
+        # an engine crash: the gateway says which engine died and exits (code 3), it does not hang
+        (tuned_engine,) = [pid for pid in _processes_mentioning("--served-model-name") if _is_tuned(pid, run_dir)]
+        os.kill(tuned_engine, signal.SIGKILL)
+        rest = process.communicate(timeout=120)[0]
+        assert process.returncode == 3 and "engine tuned exited" in rest and "serve: stopped" in rest
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=120) == 0
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=120)
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # the gateway's group is gone
     assert not _processes_mentioning(str(run_dir)), "an engine outlived the server"
+
+
+def _is_tuned(pid: int, run_dir: Path) -> bool:
+    arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return b"tuned" in arguments and str(run_dir / "merged").encode() in arguments
 
 
 def _processes_mentioning(text: str) -> list[int]:

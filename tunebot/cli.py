@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {
         "data": "build instruction records and splits from the config's sources",
         "train": "fine-tune (LoRA, QLoRA, DoRA, IA3, prompt/prefix tuning, freeze, full) with TRL's SFTTrainer",
-        "eval": "answer the test split with base, tuned and RAG; scores with 95% CIs, paired tests, report.html",
+        "eval": "answer the test split with base, tuned and RAG; scores with 95%% CIs, paired tests, report.html",
         "merge": "merge the adapter into the base model (merged/)",
     }
     for name, text in helps.items():
