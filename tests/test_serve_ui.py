@@ -12,16 +12,16 @@ from conftest import free_port, serving
 
 from serve.engine_hf import TransformersEngine
 from serve.gateway import GatewaySettings, create_app
-from serve.ui import mount_ui, shown
+from serve.ui import mount_ui, new_labels, shown
 
 
 @pytest.fixture(scope="module")
-def page(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def page(tiny_model_dir: Path, tiny_adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     feedback = tmp_path_factory.mktemp("serve") / "feedback.jsonl"
-    engine = TransformersEngine(str(tiny_model_dir), None, max_model_len=256)
+    engine = TransformersEngine(str(tiny_model_dir), tiny_adapter, max_model_len=256)
     app = create_app(engine, GatewaySettings(system_prompt="S", api_key=None, max_model_len=256, default_max_tokens=8))
     port = free_port()  # the page calls the API of the same server
-    app = mount_ui(app, f"http://127.0.0.1:{port}/v1", None, ["base", "base"], feedback)
+    app = mount_ui(app, f"http://127.0.0.1:{port}/v1", None, engine.names(), feedback)
     with serving(app, port) as url:
         yield url, feedback
 
@@ -40,5 +40,52 @@ def test_both_panes_answer_and_a_vote_is_saved(page: tuple[str, Path]) -> None:
     assert entry["vote"] == "A" and entry["conversation"] == [{"role": "user", "content": "返品できますか？"}]
 
 
+def test_blind_mode_hides_the_order_and_reveals_it_after_the_vote(page: tuple[str, Path]) -> None:
+    from gradio_client import Client
+
+    url, feedback = page
+    client = Client(f"{url}/ui/", verbose=False)
+    orders = set()
+    for _ in range(8):  # both orders appear (a fixed order 8 times running: p = 1/128)
+        client.predict(True, api_name="/blind")  # a fresh blind conversation
+        client.predict("Can I get a refund?", api_name="/ab_send")
+        message = client.predict(api_name="/vote_B")
+        entry = json.loads(feedback.read_text(encoding="utf-8").splitlines()[-1])
+        assert entry["blind"] is True and entry["vote"] == "B" and sorted(entry["labels"].values()) == ["base", "tuned"]
+        assert f"A was **{entry['labels']['A']}**, B was **{entry['labels']['B']}**" in message
+        orders.add(entry["labels"]["A"])
+    assert orders == {"base", "tuned"}
+
+
+def test_labels_are_fixed_unless_blind() -> None:
+    assert all(new_labels(["base", "tuned"], False) == {"A": "base", "B": "tuned"} for _ in range(20))
+    assert {new_labels(["base", "tuned"], True)["A"] for _ in range(60)} == {"base", "tuned"}
+
+
 def test_markup_in_answers_is_shown_as_text() -> None:
     assert shown('<script>alert("x")</script><b>hi</b>') == '&lt;script&gt;alert("x")&lt;/script&gt;&lt;b&gt;hi&lt;/b&gt;'
+
+
+def test_page_alone_works_against_a_remote_endpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    from serve.ui_remote import remote_app
+
+    engine = TransformersEngine(str(tiny_model_dir), None, max_model_len=256)
+    api = create_app(engine, GatewaySettings(system_prompt="S", api_key="k3y", max_model_len=256, default_max_tokens=8))
+    feedback = tmp_path / "votes.jsonl"
+    with serving(api) as api_url, serving(remote_app(f"{api_url}/v1", "k3y", feedback)) as page_url:
+        client = Client(f"{page_url}/ui/", verbose=False, auth=("tunebot", "k3y"))
+        left, right, _, _ = client.predict("Can I return an item?", api_name="/ab_send")
+        assert left[1]["content"] and right[1]["content"]
+        assert "Vote saved: tie" in client.predict(api_name="/vote_tie")
+    assert json.loads(feedback.read_text(encoding="utf-8"))["vote"] == "tie"
+
+
+def test_page_alone_names_an_unreachable_endpoint(tmp_path: Path) -> None:
+    from serve.server import ServeError
+    from serve.ui_remote import remote_app
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(ServeError, match="cannot list models"):
+        remote_app(url, None, tmp_path / "votes.jsonl")

@@ -69,6 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="provision/check the bundled default model")
     models.add_argument("--check", action="store_true", help="only report the cache state, convert nothing")
     models.add_argument("--rebuild", action="store_true", help="convert again even if the cache is fine")
+    _add_serving_commands(commands)
+    score = commands.add_parser("score", help="score predictions against references (line-aligned files)")
+    score.add_argument("--pred", required=True, help="predictions, one per line (UTF-8)")
+    score.add_argument("--ref", required=True, help="references, one per line (UTF-8)")
+    score.add_argument("--lang", choices=["auto", "ja", "en"], default="auto", help="tokenization language")
+    score.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    return parser
+
+
+def _add_serving_commands(commands: argparse._SubParsersAction) -> None:
+    """Adds `serve`, `ui` and `feedback`."""
     serve = commands.add_parser("serve", help="OpenAI-compatible API for base and tuned (vLLM or transformers), --ui for the A/B page")
     serve.add_argument("run_dir", help="a run directory (runs/<name>) with config.yaml")
     serve.add_argument("--engine", choices=["auto", "vllm", "transformers"], help="default: serve.engine (auto)")
@@ -77,16 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--api-key", help="required key (default: $TUNEBOT_API_KEY); needed off loopback")
     serve.add_argument("--ui", action="store_true", help="also serve the Gradio A/B chat page at /")
     serve.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ui = commands.add_parser("ui", help="only the A/B chat page, in front of a remote OpenAI-compatible endpoint")
+    ui.add_argument("api_url", help="the endpoint's base URL, e.g. http://gpu-box:8000/v1")
+    ui.add_argument("--api-key", help="the endpoint's key (default: $TUNEBOT_API_KEY); also the page's password")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    ui.add_argument("--models", help="comma-separated model ids (default: the endpoint's /v1/models)")
+    ui.add_argument("--feedback", default="feedback.jsonl", help="where votes go (default ./feedback.jsonl)")
     feedback = commands.add_parser("feedback", help="export A/B votes as DPO preference pairs")
     feedback.add_argument("action", choices=["export"])
     feedback.add_argument("run_dir", help="a run directory with serve/feedback.jsonl")
     feedback.add_argument("--out", help="default: RUN_DIR/serve/preferences.jsonl")
-    score = commands.add_parser("score", help="score predictions against references (line-aligned files)")
-    score.add_argument("--pred", required=True, help="predictions, one per line (UTF-8)")
-    score.add_argument("--ref", required=True, help="references, one per line (UTF-8)")
-    score.add_argument("--lang", choices=["auto", "ja", "en"], default="auto", help="tokenization language")
-    score.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    return parser
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
@@ -166,6 +178,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return serve_command(args)
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from serve.ui_remote import ui_command
+
+    return ui_command(args)
+
+
 def _cmd_feedback(args: argparse.Namespace) -> int:
     from serve.feedback import FeedbackError, export_preferences
 
@@ -188,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; known failures print one clear line and exit 2, not a traceback."""
     args = build_parser().parse_args(argv)
     handlers = {"demo": _cmd_run, "run": _cmd_run, "models": _cmd_models, "score": _cmd_score, "serve": _cmd_serve,
-                "feedback": _cmd_feedback}
+                "ui": _cmd_ui, "feedback": _cmd_feedback}
     handler = handlers.get(args.command, _cmd_stage)
     try:
         return handler(args)
