@@ -165,3 +165,16 @@ def test_packed_batches_keep_attention_within_each_example(run_config_file: Path
         for begin, end in zip(starts, starts[1:]):
             alone = model(input_ids=batch["input_ids"][:, begin:end]).logits[0]
             assert torch.allclose(packed[begin:end], alone, atol=1e-4), (begin, end)
+
+
+def test_prepare_4bit_freezes_without_upcasting(tiny_model_dir: Path) -> None:
+    import torch
+
+    from sft.methods import prepare_4bit
+    from transformers import AutoModelForCausalLM
+
+    model = prepare_4bit(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16), True)
+    assert not any(p.requires_grad for p in model.parameters())
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}  # PEFT's helper would make these fp32
+    embedded = model.get_input_embeddings()(torch.tensor([[1, 2, 3]]))
+    assert embedded.requires_grad  # checkpointed blocks still get a gradient path
