@@ -192,6 +192,8 @@ def child(config: str) -> None:
 
 def measure(rows: int, keep: Path | None) -> dict:
     """Generates `rows` rows, runs the stage in a child process and returns the figures."""
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f"tunebot-bench-{rows}-", dir=keep))
     try:
         files = generate(rows, folder)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data_tools.jsonio import loads
 from data_tools.normalize import NON_ANSWERS, TextCleaner, clean_text, fold
 from data_tools.pii import PiiScrubber
 from data_tools.readers import ANSWER_NAMES, QUESTION_NAMES, DataError, RawRow, find_category_column, pick_column, read_rows
@@ -67,7 +67,7 @@ class SourceReport:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     """A record that passed cleaning and filters, with what dedupe and the split need."""
 
@@ -77,9 +77,10 @@ class Candidate:
     file_index: int
     category: str = ""
     conversation: int = -1  # records of one conversation share a number and a split
-    line: str = ""  # the record as a JSON line, when a worker process made it already
+    line: bytes = b""  # the record as a JSON line, when a worker process made it already
     match: str = ""  # the question as similarity sketches read it, when already computed
     lang: str = ""
+    sketch: tuple[Any, Any] | None = None  # (MinHash signature, bottom-k values) when a worker made them
 
     def __post_init__(self) -> None:
         if self.record is not None:
@@ -221,7 +222,7 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
     records, rejects = [], []
     for _, outcome in builder.units():
         if isinstance(outcome, Candidate):
-            records.append(outcome.record if outcome.record is not None else json.loads(outcome.line))
+            records.append(outcome.record if outcome.record is not None else loads(outcome.line))
         else:
             rejects.append(outcome)
     return records, rejects, builder.reports

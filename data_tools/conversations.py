@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from data_tools import jsonio
 from data_tools.readers import DataError, decode, json_array_items, open_text
 
 AGENT_ROLES = (
@@ -186,7 +187,7 @@ def _from_json_object(path: Path, number: int, obj: Any, roles: tuple[tuple[str,
 
 def _from_json_line(path: Path, number: int, line: str, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Conversation:
     try:
-        obj = json.loads(line)
+        obj = jsonio.loads(line)
     except json.JSONDecodeError as error:
         return Conversation(str(path), number, f"{path}:{number}", error=f"broken JSON line: {error.msg} (column {error.colno})",
                             raw=line.rstrip("\r\n"))

@@ -172,6 +172,14 @@ class SketchStore:
             self._lengths.append(lengths)
             self.count += len(lengths)
 
+    def add_sketched(self, signatures: np.ndarray, values: np.ndarray, lengths: np.ndarray) -> None:
+        """Appends sketches `sketch_batch` made elsewhere (in a worker process), as `add` would have."""
+        if self.searchable:
+            self._signatures.append(signatures)
+        self._values.append(values)
+        self._lengths.append(lengths)
+        self.count += len(lengths)
+
     def _pack(self) -> None:
         for name in ("_signatures", "_values", "_lengths"):
             parts = getattr(self, name)

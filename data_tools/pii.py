@@ -121,7 +121,7 @@ class PiiScrubber:
     def scan(self, text: str) -> Counter:
         """Returns how many of each kind `text` holds, without changing it or the running counts."""
         _, kinds = self._replace(text)
-        return kinds
+        return Counter(kinds)
 
     def redact(self, text: str) -> str:
         """Returns `text` with every finding replaced by its placeholder, and adds to `found`."""
@@ -135,7 +135,7 @@ class PiiScrubber:
 
     def _replace(self, text: str) -> tuple[str, Counter]:
         if not self.custom_rules and "@" not in text and not _possible_rules(text):
-            return text, Counter()
+            return text, _NOTHING  # shared and never changed: most texts hold no personal data
         kinds: Counter = Counter()
         if self.custom_rules:  # user patterns run first, one by one (they may use backreferences)
             text = _apply(self.custom_rules, text, self.allowed, kinds)
@@ -166,6 +166,7 @@ class PiiScrubber:
 
 
 IPV6_RULE = 5
+_NOTHING: Counter = Counter()
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 _DOMAIN = re.compile(r"[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 
@@ -196,18 +197,20 @@ def _possible_rules(text: str) -> tuple[int, ...]:
     ruled out by their digit count or a missing @, 〒, dot or colon.
     """
     digits = sum(map(text.count, "0123456789"))
-    if not text.isascii():
+    if digits < 13 and not text.isascii():  # 13 decides every test below
         digits += sum(map(text.count, "０１２３４５６７８９"))
+    if digits < 4:
+        return (5,) if text.count(":") >= 7 else ()  # only IPv6 needs no decimal digits
     return tuple(
-        index for index, needed in enumerate((
-            False,  # EMAIL: found around each @ by _redact_emails
-            digits >= 13,  # CARD
-            digits >= 12,  # MY_NUMBER
-            "〒" in text and digits >= 7,  # POSTAL_CODE
-            digits >= 4 and text.count(".") >= 3,  # IPv4
-            text.count(":") >= 7,  # IPv6
-            digits >= 6,  # PHONE
-        )) if needed
+        index for index, needed in (
+            # 0, EMAIL: found around each @ by _redact_emails
+            (1, digits >= 13),  # CARD
+            (2, digits >= 12),  # MY_NUMBER
+            (3, digits >= 7 and "〒" in text),  # POSTAL_CODE
+            (4, text.count(".") >= 3),  # IPv4
+            (5, text.count(":") >= 7),  # IPv6
+            (6, digits >= 6),  # PHONE
+        ) if needed
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from data_tools import jsonio
 from tunebot.errors import TunebotError
 
 # Tried in order when the config names no encoding; UTF-8 first because CP932 decodes almost
@@ -177,7 +178,7 @@ def _read_jsonl(path: Path, text: IO[str]) -> Iterator[RawRow]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = jsonio.loads(line)
         except json.JSONDecodeError as error:
             yield RawRow(str(path), number, {"raw": line.rstrip("\r\n")}, f"broken JSON line: {error.msg} (column {error.colno})")
             continue

@@ -10,7 +10,6 @@ the split is chosen, and pass 2 copies each spooled line into its split file.
 
 from __future__ import annotations
 
-import json
 from array import array
 from collections import Counter
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import IO, Any
 import numpy as np
 
 from data_tools.build import Candidate, RecordBuilder, SourceReport
+from data_tools.jsonio import dumps_line, loads
 from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
 from data_tools.readers import DataError
 from data_tools.split import SPLITS, assign_splits
@@ -33,10 +33,11 @@ MAX_CONFLICTS_LISTED = 1000
 class Spool:
     """Pass 1's memory: records spooled to disk, with the arrays and sketches the later steps need."""
 
-    def __init__(self, handle: IO[str]) -> None:
+    def __init__(self, handle: IO[bytes]) -> None:
         self.handle = handle
         self.questions = SketchStore()
         self._texts: list[str] = []
+        self._sketched: list[tuple[np.ndarray, np.ndarray]] = []
         self.files, self.strata, self.conversations = array("i"), array("i"), array("q")
         self.lengths = (array("i"), array("i"))
         self.ja = array("b")
@@ -45,8 +46,15 @@ class Spool:
 
     def add(self, candidate: Candidate) -> None:
         """Writes the record to the spool and queues its texts for sketching."""
-        self.handle.write(candidate.line or json.dumps(candidate.record, ensure_ascii=False) + "\n")
-        self._texts.append(candidate.match or normalize_for_matching(candidate.question))
+        self.handle.write(candidate.line or dumps_line(candidate.record))
+        if candidate.sketch is None:
+            if self._sketched:
+                self.flush()
+            self._texts.append(candidate.match or normalize_for_matching(candidate.question))
+        else:
+            if self._texts:
+                self.flush()
+            self._sketched.append(candidate.sketch)
         self.files.append(candidate.file_index)
         self.strata.append(self.strata_names.setdefault(candidate.category, len(self.strata_names)))
         self.conversations.append(candidate.conversation)
@@ -54,13 +62,19 @@ class Spool:
         self.lengths[1].append(len(candidate.answer))
         self.ja.append(candidate.lang == "ja")
         self.count += 1
-        if len(self._texts) >= BATCH:
+        if len(self._texts) + len(self._sketched) >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        """Sketches the queued questions."""
-        self.questions.add(self._texts, normalized=True)
-        self._texts = []
+        """Sketches the queued questions, or stores the queued sketches that worker processes made."""
+        if self._texts:
+            self.questions.add(self._texts, normalized=True)
+            self._texts = []
+        if self._sketched:
+            signatures, values = zip(*self._sketched)
+            lengths = np.fromiter(map(len, values), dtype=np.int32, count=len(values))
+            self.questions.add_sketched(np.stack(signatures), np.concatenate(values), lengths)
+            self._sketched = []
 
     def conversation_links(self) -> np.ndarray:
         """Returns (i-1, i) pairs joining consecutive records of one conversation."""
@@ -78,12 +92,12 @@ class Spool:
         return stats
 
 
-def _pass_one(builder: RecordBuilder, spool: Spool, rejects: IO[str]) -> None:
+def _pass_one(builder: RecordBuilder, spool: Spool, rejects: IO[bytes]) -> None:
     for _, outcome in builder.units():
         if isinstance(outcome, Candidate):
             spool.add(outcome)
         else:
-            rejects.write(json.dumps(outcome, ensure_ascii=False) + "\n")
+            rejects.write(dumps_line(outcome))
     spool.flush()
 
 
@@ -112,11 +126,11 @@ def _answer_similarity(spool_path: Path, pairs: np.ndarray) -> np.ndarray:
     batch: list[str] = []
     if len(wanted):
         lookup = set(wanted.tolist())
-        with open(spool_path, encoding="utf-8") as spool:
+        with open(spool_path, "rb") as spool:
             for index, line in enumerate(spool):
                 if index in lookup:
                     position[index] = len(position)
-                    batch.append(answer_of(json.loads(line)))
+                    batch.append(answer_of(loads(line)))
                     if len(batch) >= BATCH:
                         store.add(batch)
                         batch = []
@@ -126,25 +140,25 @@ def _answer_similarity(spool_path: Path, pairs: np.ndarray) -> np.ndarray:
 
 
 def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, tuple[int, float]],
-           wanted: set[int], rejects: IO[str], reports: list[SourceReport], files: array) -> dict[int, dict]:
+           wanted: set[int], rejects: IO[bytes], reports: list[SourceReport], files: array) -> dict[int, dict]:
     """Pass 2: copies each spooled record into its split file, near-duplicates into the rejects.
 
     Returns the records of the `wanted` indices (earlier twins and conflicts, for messages and the report).
     """
     seen: dict[int, dict] = {}
-    with open(spool_path, encoding="utf-8") as spool, atomic_open(out / "train.jsonl") as train, \
-            atomic_open(out / "val.jsonl") as val, atomic_open(out / "test.jsonl") as test:
+    with open(spool_path, "rb") as spool, atomic_open(out / "train.jsonl", binary=True) as train, \
+            atomic_open(out / "val.jsonl", binary=True) as val, atomic_open(out / "test.jsonl", binary=True) as test:
         handles = (train, val, test)
         for index, line in enumerate(spool):
             if index in wanted or index in dropped:
-                record = json.loads(line)
+                record = loads(line)
                 if index in wanted:  # earlier twins need only their source; conflicts their answer too
                     seen[index] = {"source": record["source"], "completion": record["completion"]}
                 if index in dropped:
                     earlier, similarity = dropped[index]
                     reason = f"near-duplicate (similarity {similarity:.2f} to {seen[earlier]['source']})"
                     row = {"question": question_of(record), "answer": answer_of(record)}
-                    rejects.write(json.dumps({"source": record["source"], "reason": reason, "field": None, "row": row}, ensure_ascii=False) + "\n")
+                    rejects.write(dumps_line({"source": record["source"], "reason": reason, "field": None, "row": row}))
                     reports[files[index]].kept -= 1
                     reports[files[index]].reject(reason)
                     continue
@@ -188,8 +202,8 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     builder = RecordBuilder(cfg.data, cfg.system_prompt)
     spool_path = out / ".records.spool.jsonl"
     try:
-        with atomic_open(out / "rejects.jsonl") as rejects:
-            with open(spool_path, "w", encoding="utf-8") as handle:
+        with atomic_open(out / "rejects.jsonl", binary=True) as rejects:
+            with open(spool_path, "wb") as handle:
                 spool = Spool(handle)
                 _pass_one(builder, spool, rejects)
             if spool.count == 0:
@@ -204,7 +218,7 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     run_dir.mark_done("data", cfg.fingerprint("data"), records=report["kept"])
 
 
-def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: IO[str], reports: list[SourceReport]) -> dict[str, Any]:
+def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: IO[bytes], reports: list[SourceReport]) -> dict[str, Any]:
     """Dedupes, clusters and splits the spooled records, routes them, and returns report.json."""
     dropped, conflicts = _duplicates(spool, spool_path, cfg)
     labels = spool.questions.clusters(cfg.data.leakage_threshold, spool.conversation_links())

@@ -263,7 +263,7 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
             lines.append("Broken,,")  # empty answer
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     outputs = []
-    for workers in (1, 2):
+    for workers in (1, 2, 3):  # in this process only; one worker and this one; two workers and this one
         monkeypatch.setattr(data_tools.faq, "PARALLEL_MIN_BYTES", 0)
         monkeypatch.setattr(data_tools.faq, "CHUNK_ROWS", 16)
         cfg = parse_config({"name": f"w{workers}", "data": {"sources": [{"path": str(path)}], "workers": workers}})
@@ -274,4 +274,4 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
         report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
         assert report["rows_in"] == 300 + 43 + 28 == report["kept"] + report["rejected"]
         assert report["pii"]["found"] == {"PHONE": 343}  # found in every row read, duplicates too
-    assert outputs[0] == outputs[1]
+    assert outputs[0] == outputs[1] == outputs[2]

@@ -110,7 +110,7 @@ class DataConfig(_Section):
         [], description="Extra regexes of non-answers, matched against the whole answer (case-folded, trimmed)."
     )
     workers: int | None = Field(
-        None, ge=1, description="Processes that clean large FAQ files (>= 4 MB); None = the CPU count (at most 4)."
+        None, ge=1, description="Processes that clean large FAQ files (>= 4 MB), the main one included; None = the CPU count (at most 4)."
     )
     max_context_turns: int = Field(
         8, ge=1, description="support_log: earlier messages kept in a record's prompt (older ones are left out)."

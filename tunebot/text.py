@@ -38,11 +38,11 @@ _EN_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)*")
 _CHAR_FALLBACK = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|[^\W_]")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
 _SPACES = re.compile(r"\s+")
-_LETTER = re.compile(r"[^\W\d_]")
+_LETTERS = re.compile(r"[^\W\d_]+")  # runs: counting them (not single letters) makes 6x fewer objects
 
 
 def _letter_class(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
-    """Returns a character class of the letters (str.isalpha) inside the ranges, built once."""
+    """Returns a pattern of runs of the letters (str.isalpha) inside the ranges, built once."""
     parts, start, previous = [], None, None
     codes = [code for low, high in ranges if high < 0x10000 for code in range(low, high + 1) if chr(code).isalpha()]
     for code in codes + [-1]:
@@ -53,10 +53,10 @@ def _letter_class(ranges: tuple[tuple[int, int], ...]) -> re.Pattern[str]:
             start = code
         previous = code
     wide = "".join(f"{chr(low)}-{chr(high)}" for low, high in ranges if high >= 0x10000)
-    return re.compile("[" + "".join(parts) + wide + "]")
+    return re.compile("[" + "".join(parts) + wide + "]+")
 
 
-_JA_LETTER = _letter_class(_JA_RANGES)
+_JA_LETTERS = _letter_class(_JA_RANGES)
 
 
 def is_japanese_char(char: str) -> bool:
@@ -74,10 +74,10 @@ def detect_lang(text: str) -> str:
     # Regex scans run in C: a per-character Python loop made this the data stage's bottleneck.
     if text.isascii():
         return "en"
-    japanese = len(_JA_LETTER.findall(text))
+    japanese = sum(map(len, _JA_LETTERS.findall(text)))
     if japanese >= JA_LETTER_SHARE * len(text):
         return "ja"  # letters <= characters, so the share of letters is at least this
-    letters = len(_LETTER.findall(text))
+    letters = sum(map(len, _LETTERS.findall(text)))
     return "ja" if letters and japanese / letters >= JA_LETTER_SHARE else "en"
 
 

@@ -1,0 +1,72 @@
+"""The data stage's fast paths give what the plain versions they replaced give, on random text."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+
+from data_tools.jsonio import dumps_line, loads
+from data_tools.normalize import _trim, clean_text
+from tunebot import text
+
+# Spaces of every kind, line breaks, kana, kanji, full-width and odd letters: where the fast
+# paths and the regexes could disagree.
+ALPHABET = list("ab Z1_.,!？。、\t\n\r\u3000\u00a0\x0b\x0c\x1c\x85\u2028\u2003あア漢ｱＡéß한Ж𠀋")
+
+
+def _random_texts(count: int, longest: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, longest))) for _ in range(count)]
+
+
+def _regex_clean_text(value: str) -> str:
+    """clean_text as it was: a regex decided whether the text needs tidying."""
+    if not re.search(r"^\s|\s$|[ \t\u3000\u00a0]{2}|[\t\u3000\u00a0\r]| \n|\n |\n\n\n", value):
+        return value
+    value = value.replace("\r\n", "\n").replace("\r", "\n")
+    lines = [re.sub(r"[ \t\u3000\u00a0]+", " ", line).strip() for line in value.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+
+
+def _letter_count_lang(value: str) -> str:
+    """detect_lang as it was: single letters counted."""
+    if value.isascii():
+        return "en"
+    japanese = len(re.findall(text._JA_LETTERS.pattern[:-1], value))
+    if japanese >= text.JA_LETTER_SHARE * len(value):
+        return "ja"
+    letters = len(re.findall(r"[^\W\d_]", value))
+    return "ja" if letters and japanese / letters >= text.JA_LETTER_SHARE else "en"
+
+
+def test_clean_text_tidies_exactly_what_the_regex_did() -> None:
+    for value in _random_texts(20_000, 10, seed=1):
+        assert clean_text(value) == _regex_clean_text(value), repr(value)
+
+
+def test_trim_strips_what_the_regex_stripped() -> None:
+    for value in _random_texts(20_000, 8, seed=2):
+        assert _trim(value) == re.sub(r"^[\s\W_]+|[\s\W_]+$", "", value), repr(value)
+
+
+def test_language_from_letter_runs_matches_single_letter_counts() -> None:
+    for value in _random_texts(20_000, 30, seed=3):
+        assert text.detect_lang(value) == _letter_count_lang(value), repr(value)
+
+
+def test_json_lines_round_trip_and_fall_back_where_orjson_refuses() -> None:
+    record = {"id": "faq-1", "prompt": [{"role": "user", "content": "返品できますか？\n"}], "n": 2**70}
+    line = dumps_line(record)  # 2**70 is over orjson's 64 bits: the json fallback writes it
+    assert line.endswith(b"\n") and loads(line) == record
+    lone = json.loads('"a\\ud800b"')  # a lone surrogate, as json reads "\ud800"
+    assert loads(dumps_line({"q": lone})) == {"q": lone}
+    assert loads(b'{"x": NaN}')["x"] != loads(b'{"x": NaN}')["x"]  # NaN, as json reads it
+    assert dumps_line({"q": "返品"}) == '{"q":"返品"}\n'.encode()  # UTF-8, not \\u escapes
+
+
+def test_a_broken_line_raises_json_s_error() -> None:
+    with pytest.raises(json.JSONDecodeError, match="Unterminated string"):
+        loads('{"question": "broken')
