@@ -142,15 +142,15 @@ def _parallel(
     rows = itertools.chain(head, rows)
     context = multiprocessing.get_context("fork")  # not spawn: it would re-run an unguarded calling script
     args = (builder.cfg, builder.system_prompt, columns, file_index)
+    builder.cleaner.field("ｱ")  # builds the cleaner's lazy tables here, once, not in every worker
     with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_start_worker, initargs=args) as pool:
         _start_worker(*args, builder=builder)  # this process cleans chunks too (workers replace it with their own)
         pending: deque[tuple[list[RawRow], Future | tuple]] = deque()
         for chunk in iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), []):
-            payload = [(r.file, r.line, r.fields, r.error) for r in chunk]
             if sum(isinstance(done, Future) and not done.done() for _, done in pending) < IN_FLIGHT * (workers - 1):
-                pending.append((chunk, pool.submit(_work, payload)))
+                pending.append((chunk, pool.submit(_work, _payload(chunk))))
             else:  # the workers are busy: clean this chunk here rather than wait
-                pending.append((chunk, _work(payload)))
+                pending.append((chunk, _work(_payload(chunk))))
             while pending and (len(pending) > 2 * IN_FLIGHT * workers or not isinstance(pending[0][1], Future) or pending[0][1].done()):
                 yield from _collect(pending.popleft())
         while pending:
@@ -158,10 +158,19 @@ def _parallel(
         _WORKER.clear()
 
 
+def _payload(chunk: list[RawRow]) -> list[tuple[str, int, dict[str, Any], str | None]]:
+    return [(row.file, row.line, row.fields, row.error) for row in chunk]
+
+
 def _collect(item: tuple[list[RawRow], Future | tuple]) -> Iterator[tuple[RawRow, Result]]:
-    """Yields a chunk's rows and results, each candidate given its rows of the chunk's sketches."""
+    """Yields a chunk's rows and results, each candidate given its rows of the chunk's sketches.
+
+    A chunk still queued for a worker is taken back and cleaned here rather than waited for.
+    """
     chunk, done = item
-    results, sketches = done.result() if isinstance(done, Future) else done
+    if isinstance(done, Future):
+        done = _work(_payload(chunk)) if not done.done() and done.cancel() else done.result()
+    results, sketches = done
     if sketches is not None:
         signatures, values, lengths = sketches
         ends = np.cumsum(lengths).tolist()
