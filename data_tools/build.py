@@ -10,6 +10,7 @@ Records stream out of `RecordBuilder.units()`; nothing here holds a whole file's
 from __future__ import annotations
 
 import glob
+import os
 import hashlib
 import re
 from collections import Counter
@@ -211,6 +212,11 @@ class RecordBuilder:
         record = make_record(record_id, source, detect_lang(question + answer), self.system_prompt, "", answer)
         record["prompt"] = [record["prompt"][0], *prompt_turns]
         return Candidate(record, question, answer, file_index)
+
+
+def worker_count(cfg: DataConfig) -> int:
+    """Processes the data stage keeps busy, this one included: `data.workers`, else the CPU count (at most 4)."""
+    return cfg.workers or min(4, os.cpu_count() or 1)
 
 
 def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list[dict], list[SourceReport]]:

@@ -155,8 +155,9 @@ class SketchStore:
     array([[0, 1]])
     """
 
-    def __init__(self, k: int = SKETCH_K, searchable: bool = True) -> None:
+    def __init__(self, k: int = SKETCH_K, searchable: bool = True, processes: int = 0) -> None:
         self.k, self.searchable = k, searchable
+        self.processes = processes  # helper processes for the LSH band search (data_tools.bands)
         self._signatures: list[np.ndarray] = []
         self._values: list[np.ndarray] = []
         self._lengths: list[np.ndarray] = []
@@ -193,14 +194,13 @@ class SketchStore:
         """Yields, band by band, (pairs, estimates): (i, j) pairs (i < j) that share an LSH band of
         `band_rows` bins and whose signatures agree on at least `threshold - margin` of their bins.
         With `labels`, pairs already in the same cluster are skipped (read at each band)."""
+        from data_tools.bands import sorted_bands
+
         self._pack()
         if not self.searchable or self.count < 2:
             return
         signatures = self._signatures[0]
-        for band in range(BINS // band_rows):
-            keys = band_keys(signatures, band, band_rows)
-            order = np.argsort(keys, kind="stable")
-            keys = keys[order]
+        for keys, order in sorted_bands(signatures, band_rows, self.processes):
             for left, right in _bucket_pairs(keys, order, window):
                 if labels is not None:
                     apart = labels[left] != labels[right]

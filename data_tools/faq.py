@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
-import os
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -39,10 +38,10 @@ Sketches = tuple[np.ndarray, np.ndarray, np.ndarray] | None  # MinHash signature
 
 def faq_units(builder: RecordBuilder, source: SourceConfig, path: Path, file_index: int) -> Iterator[Candidate | dict[str, Any]]:
     """Yields one candidate or reject per row of an FAQ file, in file order."""
-    from data_tools.build import rows_of
+    from data_tools.build import rows_of, worker_count
 
     rows = rows_of(source, path)
-    workers = builder.cfg.workers or min(4, os.cpu_count() or 1)
+    workers = worker_count(builder.cfg)
     if workers > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES:
         results: Iterable[tuple[RawRow, Result]] = _parallel(builder, source, path, rows, file_index, workers)
     else:

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from data_tools.build import Candidate, RecordBuilder, SourceReport
+from data_tools.build import Candidate, RecordBuilder, SourceReport, worker_count
 from data_tools.jsonio import dumps_line, loads
 from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
 from data_tools.readers import DataError
@@ -107,6 +107,7 @@ def _duplicates(spool: Spool, spool_path: Path, cfg: RunConfig) -> tuple[dict[in
     Answers are compared exactly, read back from the spool for the few similar-question pairs.
     """
     threshold = cfg.data.near_duplicate_threshold
+    spool.questions.processes = worker_count(cfg.data) - 1  # helpers sort LSH bands while this process checks pairs
     pairs, scores = spool.questions.similar(threshold, DUPLICATE_BAND_ROWS)
     answer_similarity = _answer_similarity(spool_path, pairs)
     duplicates, conflicts = split_duplicates(pairs, scores, answer_similarity, threshold)
