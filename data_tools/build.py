@@ -10,8 +10,8 @@ Records stream out of `RecordBuilder.units()`; nothing here holds a whole file's
 from __future__ import annotations
 
 import glob
-import os
 import hashlib
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator

@@ -144,17 +144,19 @@ def _parallel(
     builder.cleaner.field("ｱ")  # builds the cleaner's lazy tables here, once, not in every worker
     with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_start_worker, initargs=args) as pool:
         _start_worker(*args, builder=builder)  # this process cleans chunks too (workers replace it with their own)
-        pending: deque[tuple[list[RawRow], Future | tuple]] = deque()
-        for chunk in iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), []):
-            if sum(isinstance(done, Future) and not done.done() for _, done in pending) < IN_FLIGHT * (workers - 1):
-                pending.append((chunk, pool.submit(_work, _payload(chunk))))
-            else:  # the workers are busy: clean this chunk here rather than wait
-                pending.append((chunk, _work(_payload(chunk))))
-            while pending and (len(pending) > 2 * IN_FLIGHT * workers or not isinstance(pending[0][1], Future) or pending[0][1].done()):
+        try:
+            pending: deque[tuple[list[RawRow], Future | tuple]] = deque()
+            for chunk in iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), []):
+                if sum(isinstance(done, Future) and not done.done() for _, done in pending) < IN_FLIGHT * (workers - 1):
+                    pending.append((chunk, pool.submit(_work, _payload(chunk))))
+                else:  # the workers are busy: clean this chunk here rather than wait
+                    pending.append((chunk, _work(_payload(chunk))))
+                while pending and (len(pending) > 2 * IN_FLIGHT * workers or not isinstance(pending[0][1], Future) or pending[0][1].done()):
+                    yield from _collect(pending.popleft())
+            while pending:
                 yield from _collect(pending.popleft())
-        while pending:
-            yield from _collect(pending.popleft())
-        _WORKER.clear()
+        finally:
+            _WORKER.clear()
 
 
 def _payload(chunk: list[RawRow]) -> list[tuple[str, int, dict[str, Any], str | None]]:
