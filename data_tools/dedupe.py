@@ -166,15 +166,10 @@ class SketchStore:
     def add(self, texts: list[str], normalized: bool = False) -> None:
         """Sketches `texts` (already `normalize_for_matching`-ed if `normalized`); they get the next indices."""
         for at in range(0, len(texts), BATCH):
-            signatures, values, lengths = sketch_batch(texts[at : at + BATCH], self.k, self.searchable, normalized)
-            if self.searchable:
-                self._signatures.append(signatures)
-            self._values.append(values)
-            self._lengths.append(lengths)
-            self.count += len(lengths)
+            self.add_sketched(*sketch_batch(texts[at : at + BATCH], self.k, self.searchable, normalized))
 
-    def add_sketched(self, signatures: np.ndarray, values: np.ndarray, lengths: np.ndarray) -> None:
-        """Appends sketches `sketch_batch` made elsewhere (in a worker process), as `add` would have."""
+    def add_sketched(self, signatures: np.ndarray | None, values: np.ndarray, lengths: np.ndarray) -> None:
+        """Appends sketches that `sketch_batch` made (here, or in a worker process)."""
         if self.searchable:
             self._signatures.append(signatures)
         self._values.append(values)

@@ -18,8 +18,8 @@ from typing import IO, Any
 import numpy as np
 
 from data_tools.build import Candidate, RecordBuilder, SourceReport, worker_count
-from data_tools.jsonio import dumps_line, loads
 from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
+from data_tools.jsonio import dumps_line, loads
 from data_tools.readers import DataError
 from data_tools.split import SPLITS, assign_splits
 from tunebot.config import RunConfig
@@ -33,9 +33,9 @@ MAX_CONFLICTS_LISTED = 1000
 class Spool:
     """Pass 1's memory: records spooled to disk, with the arrays and sketches the later steps need."""
 
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], processes: int = 0) -> None:
         self.handle = handle
-        self.questions = SketchStore()
+        self.questions = SketchStore(processes=processes)  # helpers sort LSH bands while this process checks pairs
         self._texts: list[str] = []
         self._sketched: list[tuple[np.ndarray, np.ndarray]] = []
         self.files, self.strata, self.conversations = array("i"), array("i"), array("q")
@@ -107,7 +107,6 @@ def _duplicates(spool: Spool, spool_path: Path, cfg: RunConfig) -> tuple[dict[in
     Answers are compared exactly, read back from the spool for the few similar-question pairs.
     """
     threshold = cfg.data.near_duplicate_threshold
-    spool.questions.processes = worker_count(cfg.data) - 1  # helpers sort LSH bands while this process checks pairs
     pairs, scores = spool.questions.similar(threshold, DUPLICATE_BAND_ROWS)
     answer_similarity = _answer_similarity(spool_path, pairs)
     duplicates, conflicts = split_duplicates(pairs, scores, answer_similarity, threshold)
@@ -205,7 +204,7 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     try:
         with atomic_open(out / "rejects.jsonl", binary=True) as rejects:
             with open(spool_path, "wb") as handle:
-                spool = Spool(handle)
+                spool = Spool(handle, processes=worker_count(cfg.data) - 1)
                 _pass_one(builder, spool, rejects)
             if spool.count == 0:
                 raise DataError(f"no usable records in {[r.file for r in builder.reports]}: every row was rejected (see the reasons above)")
