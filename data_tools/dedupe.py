@@ -119,24 +119,24 @@ def sketch_batch(
     return _minhash(((keyed >> _U64(18)) & _U64(0xFFFFFFFF)).astype(np.uint32), first, count), bottom, lengths
 
 
-def _minhash(grams: np.ndarray, first: np.ndarray, count: int, chunk: int = 1024) -> np.ndarray:
+def _minhash(grams: np.ndarray, first: np.ndarray, count: int, chunk: int = 4096) -> np.ndarray:
     """Returns (count, BINS) uint16 MinHash signatures of the texts whose grams start at `first`.
 
-    Works `chunk` texts at a time: their (grams x BINS) products then stay in cache (~5 MB);
-    16k texts at a time made a ~300 MB temporary and ran at half the speed.
+    Works on about `chunk` grams at a time, laid out (BINS x grams): each hash function's values
+    of a text are then contiguous, so numpy multiplies a row by one scalar and takes each text's
+    minimum in one vectorized pass (4x faster than grams x BINS), in a ~2 MB temporary.
     """
-    signature = np.empty((count, BINS), dtype=np.uint16)
-    multiplier, offset = _PERMUTATIONS
+    signature = np.empty((BINS, count), dtype=np.uint16)
+    multiplier, offset = _PERMUTATIONS[0][:, None], _PERMUTATIONS[1][:, None]
     begin = 0
     while begin < count:
-        end = int(np.searchsorted(first, first[begin] + chunk, side="right"))
-        end = max(end, begin + 1)
+        end = max(int(np.searchsorted(first, first[begin] + chunk, side="right")), begin + 1)
         stop = first[end] if end < count else len(grams)
-        values = grams[first[begin] : stop, None] * multiplier  # 32-bit multiply-add hashing, wrapping
+        values = multiplier * grams[None, first[begin] : stop]  # 32-bit multiply-add hashing, wrapping
         values += offset
-        signature[begin:end] = np.minimum.reduceat(values, first[begin:end] - first[begin], axis=0) & np.uint32(0xFFFF)
+        signature[:, begin:end] = np.minimum.reduceat(values, first[begin:end] - first[begin], axis=1)  # keeps the low 16 bits
         begin = end
-    return signature
+    return np.ascontiguousarray(signature.T)
 
 
 def band_keys(signatures: np.ndarray, band: int, rows_per_band: int = BAND_ROWS) -> np.ndarray:

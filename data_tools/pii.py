@@ -134,7 +134,7 @@ class PiiScrubber:
         return self._replace(text)
 
     def _replace(self, text: str) -> tuple[str, Counter]:
-        if not self.custom_rules and "@" not in text and not _possible_rules(text):
+        if not self.custom_rules and not _ANY_HINT.search(text):
             return text, _NOTHING  # shared and never changed: most texts hold no personal data
         kinds: Counter = Counter()
         if self.custom_rules:  # user patterns run first, one by one (they may use backreferences)
@@ -207,11 +207,20 @@ def _possible_rules(text: str) -> tuple[int, ...]:
             (1, digits >= 13),  # CARD
             (2, digits >= 12),  # MY_NUMBER
             (3, digits >= 7 and "〒" in text),  # POSTAL_CODE
-            (4, text.count(".") >= 3),  # IPv4
+            (4, text.count(".") >= 3 and _IPV4_HINT.search(text)),  # IPv4 (3 dots: any prose of 3 sentences)
             (5, text.count(":") >= 7),  # IPv6
-            (6, digits >= 6),  # PHONE
+            (6, digits >= 6 and _PHONE_HINT.search(text)),  # PHONE (6 digits: any text with a date and a price)
         ) if needed
     )
+
+
+# What every match of a rule contains; most texts with enough digits and dots have none of it.
+_IPV4_PART = r"\d\.\d"
+_PHONE_PART = r"[+＋][0-9０-９]|[0-9０-９]{2}[-‐－―−ー]|\([0-9０-９]{2}|0[0-9０-９]{9}"  # +8, 03-, (03, 09012345678
+_IPV4_HINT, _PHONE_HINT = re.compile(_IPV4_PART), re.compile(_PHONE_PART)
+_ANY_HINT = re.compile(  # a text without any of these holds no built-in kind: one scan in C decides most texts
+    f"(?=[@〒+＋(:\\d])(?:@|〒|{_IPV4_PART}|{_PHONE_PART}|[0-9０-９](?:{_SEP}?[0-9０-９]){{11}}|:[0-9A-Fa-f]{{1,4}}:)"
+)  # e-mail, postal code, IPv4, phone, 12+ digits (card, My Number), IPv6; the lookahead makes the scan skip other characters
 
 
 def _apply(rules: Iterable[PiiRule], text: str, allowed: frozenset[str], kinds: Counter) -> str:

@@ -70,3 +70,43 @@ def test_json_lines_round_trip_and_fall_back_where_orjson_refuses() -> None:
 def test_a_broken_line_raises_json_s_error() -> None:
     with pytest.raises(json.JSONDecodeError, match="Unterminated string"):
         loads('{"question": "broken')
+
+
+# What personal data is made of: digits of both widths, every separator the rules accept, and the
+# characters the hints key on (dots, colons, plus, brackets, 〒, @, hex letters).
+PII_ALPHABET = list("0123456789０１２３４５６７８９0000111-‐－―−ー 　.:+＋()〒@abcfAF漢あx")
+
+
+def test_pii_hints_never_hide_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cheap pre-scans (_ANY_HINT, and the IPv4 and phone hints) only skip texts the rules
+    cannot match: the scrubber gives the same text and counts with every pre-scan matching all."""
+    from data_tools import pii
+
+    rng = random.Random(4)
+    texts = ["".join(rng.choice(PII_ALPHABET) for _ in range(rng.randint(0, 40))) for _ in range(20_000)]
+    texts += ["tel 03-1234-5678", "+81 90 1234 5678", "(03) 1234-5678", "09012345678", "〒123-4567", "10.0.0.1",
+              "4111 1111 1111 1111", "1234 5678 9018", "fe80:0:0:0:0:0:0:1", "a@b.jp", "１２３４５６７８９０１８"]
+    fast = [pii.PiiScrubber().redact_and_count(value) for value in texts]
+    everything = re.compile("")
+    for name in ("_ANY_HINT", "_IPV4_HINT", "_PHONE_HINT"):
+        monkeypatch.setattr(pii, name, everything)
+    slow = [pii.PiiScrubber().redact_and_count(value) for value in texts]
+    assert sum(bool(found) for _, found in slow) > 300  # the random texts do hold findings
+    for value, got, wanted in zip(texts, fast, slow):
+        assert got == wanted, repr(value)
+
+
+def test_minhash_signature_is_the_minimum_of_each_hash_function() -> None:
+    """The (BINS x grams) layout gives, per text and hash function, min((a * g + b) mod 2**32) mod 2**16."""
+    import numpy as np
+
+    from data_tools import dedupe
+
+    texts = _random_texts(3000, 200, seed=5)
+    signatures, _, _ = dedupe.sketch_batch(texts)
+    owner, hashes = dedupe.ngram_hashes(texts)
+    multiplier, offset = (part.astype(np.uint64) for part in dedupe._PERMUTATIONS)
+    for number in range(0, len(texts), 97):
+        grams = np.unique(hashes[owner == number] >> np.uint64(32))  # the 32 bits sketch_batch hashes further
+        values = (grams[:, None] * multiplier + offset) & np.uint64(0xFFFFFFFF)
+        assert (signatures[number] == (values.min(axis=0) & np.uint64(0xFFFF)).astype(np.uint16)).all(), number
