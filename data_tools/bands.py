@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import numpy as np
 
 PARALLEL_MIN_TEXTS = 50_000  # below this a band takes milliseconds: helpers would cost more than they save
-_SHARED: dict[str, np.ndarray] = {}
+_SHARED: dict[str, Any] = {}
+T = TypeVar("T")
 
 
 def _sorted_band(band: int, band_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,4 +55,31 @@ def sorted_bands(signatures: np.ndarray, band_rows: int, processes: int = 0) -> 
             while pending:
                 yield pending.popleft().result()
     finally:
-        _SHARED.clear()
+        _SHARED.pop("signatures", None)
+
+
+def _run_shared() -> Any:
+    function, args = _SHARED["task"]
+    return function(*args)
+
+
+@contextmanager
+def aside(function: Callable[..., T], *args: Any, run_aside: bool = True) -> Iterator[Callable[[], T]]:
+    """Runs `function(*args)` in a forked process while the caller works; yields a call that waits
+    for its result. Arguments reach it through fork (shared pages, never pickled); only the result
+    comes back. With `run_aside` False it runs here, when the result is first asked for.
+
+    >>> with aside(sum, [1, 2], run_aside=False) as result: result()
+    3
+    """
+    if not run_aside:
+        yield lambda: function(*args)
+        return
+    _SHARED["task"] = (function, args)
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+            future = pool.submit(_run_shared)  # forks now, while _SHARED holds the task
+            _SHARED.pop("task")
+            yield future.result
+    finally:
+        _SHARED.pop("task", None)

@@ -176,7 +176,8 @@ class SketchStore:
         self._lengths.append(lengths)
         self.count += len(lengths)
 
-    def _pack(self) -> None:
+    def pack(self) -> None:
+        """Joins the added batches into one array each (before forking: the processes then share them)."""
         for name in ("_signatures", "_values", "_lengths"):
             parts = getattr(self, name)
             if len(parts) != 1:
@@ -191,7 +192,7 @@ class SketchStore:
         With `labels`, pairs already in the same cluster are skipped (read at each band)."""
         from data_tools.bands import sorted_bands
 
-        self._pack()
+        self.pack()
         if not self.searchable or self.count < 2:
             return
         signatures = self._signatures[0]
@@ -234,9 +235,9 @@ class SketchStore:
                 labels[:] = _components([labels[pairs]], self.count, coo_matrix, connected_components)[labels]  # in place: the search reads it
         return labels
 
-    def similarity(self, pairs: np.ndarray, chunk: int = 100_000) -> np.ndarray:
+    def similarity(self, pairs: np.ndarray, chunk: int = 25_000) -> np.ndarray:
         """Returns the Jaccard similarity of each (i, j) pair: exact for short texts, estimated for long."""
-        self._pack()
+        self.pack()
         values, lengths = self._values[0], self._lengths[0]
         starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)[:-1]])
         parts = [_pair_similarity(values, starts, lengths, pairs[at : at + chunk], self.k) for at in range(0, len(pairs), chunk)]
@@ -294,20 +295,22 @@ def _pair_similarity(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray
         return np.zeros(0)
     left, left_slot = _gather(values, starts, lengths, pairs[:, 0])
     right, right_slot = _gather(values, starts, lengths, pairs[:, 1])
-    # A truncated sketch only speaks for values up to its largest one: compare below both limits.
-    limit = np.full(len(pairs), np.uint64(1) << np.uint64(32), dtype=np.uint64)
-    for side, (vals, slot) in enumerate(((left, left_slot), (right, right_slot))):
-        full = lengths[pairs[:, side]] >= k
-        top = np.zeros(len(pairs), dtype=np.uint64)
-        np.maximum.at(top, slot, vals.astype(np.uint64))
-        limit = np.where(full, np.minimum(limit, top), limit)
     slot = np.concatenate([left_slot, right_slot])
-    vals = np.concatenate([left, right]).astype(np.uint64)
-    inside = vals <= limit[slot]
-    keyed = np.sort((slot[inside].astype(np.uint64) << _U64(32)) | vals[inside])
+    keyed = (slot.astype(np.uint64) << _U64(32)) | np.concatenate([left, right])
+    sizes = lengths[pairs].astype(np.int64)
+    if (sizes >= k).any():  # a truncated sketch only speaks for values up to its largest one: compare below both limits
+        limit = np.full(len(pairs), np.uint64(1) << np.uint64(32), dtype=np.uint64)
+        for side, (vals, side_slot) in enumerate(((left, left_slot), (right, right_slot))):
+            top = np.zeros(len(pairs), dtype=np.uint64)
+            np.maximum.at(top, side_slot, vals.astype(np.uint64))
+            limit = np.where(sizes[:, side] >= k, np.minimum(limit, top), limit)
+        inside = (keyed & _U64(0xFFFFFFFF)) <= limit[slot]
+        keyed, total = keyed[inside], np.bincount(slot[inside], minlength=len(pairs))
+    else:
+        total = sizes.sum(axis=1)
+    keyed = np.sort(keyed, kind="stable")  # two ascending runs (left, right): timsort merges them in one pass
     both = keyed[1:][keyed[1:] == keyed[:-1]]  # a value in both sketches appears twice
     shared = np.bincount((both >> _U64(32)).astype(np.int64), minlength=len(pairs))
-    total = np.bincount(slot[inside], minlength=len(pairs))
     union = total - shared
     return np.where(union > 0, shared / np.maximum(union, 1), 1.0)
 

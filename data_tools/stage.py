@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from data_tools.bands import PARALLEL_MIN_TEXTS, aside
 from data_tools.build import Candidate, RecordBuilder, SourceReport, worker_count
 from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
 from data_tools.jsonio import dumps_line, loads
@@ -220,8 +221,15 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
 
 def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: IO[bytes], reports: list[SourceReport]) -> dict[str, Any]:
     """Dedupes, clusters and splits the spooled records, routes them, and returns report.json."""
-    dropped, conflicts = _duplicates(spool, spool_path, cfg)
-    labels = spool.questions.clusters(cfg.data.leakage_threshold, spool.conversation_links())
+    store = spool.questions
+    store.pack()  # before the fork, so both processes share the arrays
+    aside_ok = store.processes > 0 and store.count >= PARALLEL_MIN_TEXTS
+    if aside_ok:  # the two searches take both cores: band helpers besides made both slower
+        store.processes = 0
+    # Leakage clusters are found in a forked process while this one finds the near-duplicates.
+    with aside(store.clusters, cfg.data.leakage_threshold, spool.conversation_links(), run_aside=aside_ok) as clusters:
+        dropped, conflicts = _duplicates(spool, spool_path, cfg)
+        labels = clusters()
     kept = np.ones(spool.count, dtype=bool)
     kept[list(dropped)] = False
     names = [report.file for report in reports]

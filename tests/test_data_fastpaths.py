@@ -110,3 +110,30 @@ def test_minhash_signature_is_the_minimum_of_each_hash_function() -> None:
         grams = np.unique(hashes[owner == number] >> np.uint64(32))  # the 32 bits sketch_batch hashes further
         values = (grams[:, None] * multiplier + offset) & np.uint64(0xFFFFFFFF)
         assert (signatures[number] == (values.min(axis=0) & np.uint64(0xFFFF)).astype(np.uint16)).all(), number
+
+
+def test_pair_similarity_matches_a_plain_bottom_k_comparison() -> None:
+    """Exact Jaccard for sketches holding every n-gram; for truncated ones (long texts), the bottom-k
+    estimate: values up to the smaller of the truncated sketches' largest, shared / union."""
+    import numpy as np
+
+    from data_tools import dedupe
+
+    rng = random.Random(6)
+    base = _random_texts(400, 300, seed=6)
+    texts = base + ["".join(char if rng.random() > 0.05 else "x" for char in value) for value in base]
+    store = dedupe.SketchStore()
+    store.add(texts)
+    pairs = np.array([(i, i + 400) for i in range(400)] + [(rng.randrange(800), rng.randrange(800)) for _ in range(400)])
+    got = store.similarity(pairs, chunk=150)
+    owner, hashes = dedupe.ngram_hashes(texts)
+    sets = [sorted(set((hashes[owner == number] >> np.uint64(32)).tolist())) for number in range(len(texts))]
+    k = dedupe.SKETCH_K
+    truncated = 0
+    for (a, b), value in zip(pairs.tolist(), got.tolist()):
+        limit = min([sketch[k - 1] for sketch in (sets[a], sets[b]) if len(sketch) >= k], default=2**32)
+        truncated += limit < 2**32
+        left, right = ({v for v in sketch[:k] if v <= limit} for sketch in (sets[a], sets[b]))
+        union = len(left | right)
+        assert value == (len(left & right) / union if union else 1.0), (a, b)
+    assert 20 < truncated < len(pairs)  # both kinds were compared
