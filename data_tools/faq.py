@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from data_tools.bands import widen_result_pipe
 from data_tools.jsonio import dumps_line
 from data_tools.normalize import clean_text
 from data_tools.readers import RawRow
@@ -143,6 +144,7 @@ def _parallel(
     args = (builder.cfg, builder.system_prompt, columns, file_index)
     builder.cleaner.field("ｱ")  # builds the cleaner's lazy tables here, once, not in every worker
     with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_start_worker, initargs=args) as pool:
+        widen_result_pipe(pool)
         _start_worker(*args, builder=builder)  # this process cleans chunks too (workers replace it with their own)
         try:
             pending: deque[tuple[list[RawRow], Future | tuple]] = deque()
