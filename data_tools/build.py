@@ -81,7 +81,8 @@ class Candidate:
     line: bytes = b""  # the record as a JSON line, when a worker process made it already
     match: str = ""  # the question as similarity sketches read it, when already computed
     lang: str = ""
-    sketch: tuple[Any, Any] | None = None  # (MinHash signature, bottom-k values) when a worker made them
+    sketch: tuple[Any, int] | None = None  # (its chunk's sketches, its row in them) when a worker made them
+    sizes: tuple[int, int] | None = None  # (question, answer) lengths, when the texts stayed in the worker
 
     def __post_init__(self) -> None:
         if self.record is not None:

@@ -33,7 +33,7 @@ PARALLEL_MIN_BYTES = 4 << 20  # smaller files are cleaned in-process (starting w
 CHUNK_ROWS = 2000
 IN_FLIGHT = 4  # chunks queued per worker: enough that none runs dry while this process cleans one
 Columns = tuple[str, str, "str | None"]
-Result = tuple[Any, int, "Counter | None"]  # (candidate or reject, duplicate key, PII found)
+Result = tuple[Any, int, "Counter | None"]  # (candidate, its tuple from a worker, or reject; duplicate key; PII found)
 Sketches = tuple[np.ndarray, np.ndarray, np.ndarray] | None  # MinHash signatures, bottom-k values and lengths
 
 
@@ -114,10 +114,9 @@ def _work(rows: list[tuple[str, int, dict[str, Any], str | None]]) -> tuple[list
     matches: list[str] = []
     for row in rows:
         outcome, key, found = unit(builder, RawRow(*row), columns, file_index)
-        if key:  # serialize here, not in the reading process
-            outcome.line, outcome.record = dumps_line(outcome.record), None
+        if key:  # serialized here, and sent as a plain tuple (a tenth of a Candidate's pickling)
             matches.append(outcome.match)
-            outcome.match = ""
+            outcome = (dumps_line(outcome.record), len(outcome.question), len(outcome.answer), outcome.category, outcome.lang)
         results.append((outcome, key, found))
     return results, sketch_batch(matches, normalized=True) if matches else None
 
@@ -154,9 +153,9 @@ def _parallel(
                 else:  # the workers are busy: clean this chunk here rather than wait
                     pending.append((chunk, _work(_payload(chunk))))
                 while pending and (len(pending) > 2 * IN_FLIGHT * workers or not isinstance(pending[0][1], Future) or pending[0][1].done()):
-                    yield from _collect(pending.popleft())
+                    yield from _collect(pending.popleft(), file_index)
             while pending:
-                yield from _collect(pending.popleft())
+                yield from _collect(pending.popleft(), file_index)
         finally:
             _WORKER.clear()
 
@@ -165,19 +164,23 @@ def _payload(chunk: list[RawRow]) -> list[tuple[str, int, dict[str, Any], str | 
     return [(row.file, row.line, row.fields, row.error) for row in chunk]
 
 
-def _collect(item: tuple[list[RawRow], Future | tuple]) -> Iterator[tuple[RawRow, Result]]:
-    """Yields a chunk's rows and results, each candidate given its rows of the chunk's sketches.
+def _collect(item: tuple[list[RawRow], Future | tuple], file_index: int) -> Iterator[tuple[RawRow, Result]]:
+    """Yields a chunk's rows and results, each candidate rebuilt from its tuple and given its row
+    of the chunk's sketches.
 
     A chunk still queued for a worker is taken back and cleaned here rather than waited for.
     """
+    from data_tools.build import Candidate
+
     chunk, done = item
     if isinstance(done, Future):
         done = _work(_payload(chunk)) if not done.done() and done.cancel() else done.result()
     results, sketches = done
-    if sketches is not None:
-        signatures, values, lengths = sketches
-        ends = np.cumsum(lengths).tolist()
-        candidates = (outcome for outcome, key, _ in results if key)
-        for number, (candidate, end) in enumerate(zip(candidates, ends)):
-            candidate.sketch = (signatures[number], values[end - int(lengths[number]) : end])
-    yield from zip(chunk, results)
+    number = 0
+    for row, (outcome, key, found) in zip(chunk, results):
+        if key:
+            line, question_chars, answer_chars, category, lang = outcome
+            outcome = Candidate(None, "", "", file_index, category, line=line, lang=lang, sketch=(sketches, number),
+                                sizes=(question_chars, answer_chars))
+            number += 1
+        yield row, (outcome, key, found)

@@ -38,7 +38,8 @@ class Spool:
         self.handle = handle
         self.questions = SketchStore(processes=processes)  # helpers sort LSH bands while this process checks pairs
         self._texts: list[str] = []
-        self._sketched: list[tuple[np.ndarray, np.ndarray]] = []
+        self._sketched: list[tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[int]]] = []  # (batch, rows kept)
+        self._queued = 0
         self.files, self.strata, self.conversations = array("i"), array("i"), array("q")
         self.lengths = (array("i"), array("i"))
         self.ja = array("b")
@@ -46,7 +47,7 @@ class Spool:
         self.count = 0
 
     def add(self, candidate: Candidate) -> None:
-        """Writes the record to the spool and queues its texts for sketching."""
+        """Writes the record to the spool and queues its texts (or its worker-made sketches) for the store."""
         self.handle.write(candidate.line or dumps_line(candidate.record))
         if candidate.sketch is None:
             if self._sketched:
@@ -55,27 +56,33 @@ class Spool:
         else:
             if self._texts:
                 self.flush()
-            self._sketched.append(candidate.sketch)
+            batch, row = candidate.sketch
+            if not self._sketched or self._sketched[-1][0] is not batch:
+                self._sketched.append((batch, []))
+            self._sketched[-1][1].append(row)
         self.files.append(candidate.file_index)
         self.strata.append(self.strata_names.setdefault(candidate.category, len(self.strata_names)))
         self.conversations.append(candidate.conversation)
-        self.lengths[0].append(len(candidate.question))
-        self.lengths[1].append(len(candidate.answer))
+        question_chars, answer_chars = candidate.sizes or (len(candidate.question), len(candidate.answer))
+        self.lengths[0].append(question_chars)
+        self.lengths[1].append(answer_chars)
         self.ja.append(candidate.lang == "ja")
         self.count += 1
-        if len(self._texts) + len(self._sketched) >= BATCH:
+        self._queued += 1
+        if self._queued >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        """Sketches the queued questions, or stores the queued sketches that worker processes made."""
+        """Sketches the queued questions, or stores the rows kept of the sketch batches workers made."""
         if self._texts:
             self.questions.add(self._texts, normalized=True)
             self._texts = []
-        if self._sketched:
-            signatures, values = zip(*self._sketched)
-            lengths = np.fromiter(map(len, values), dtype=np.int32, count=len(values))
-            self.questions.add_sketched(np.stack(signatures), np.concatenate(values), lengths)
-            self._sketched = []
+        for (signatures, values, lengths), rows in self._sketched:
+            kept = np.zeros(len(lengths), dtype=bool)
+            kept[rows] = True  # rows that were not exact duplicates, in order
+            self.questions.add_sketched(signatures[kept], values[np.repeat(kept, lengths)], lengths[kept])
+        self._sketched = []
+        self._queued = 0
 
     def conversation_links(self) -> np.ndarray:
         """Returns (i-1, i) pairs joining consecutive records of one conversation."""
