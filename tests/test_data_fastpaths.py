@@ -102,11 +102,14 @@ def test_minhash_signature_is_the_minimum_of_each_hash_function() -> None:
 
     from data_tools import dedupe
 
-    texts = _random_texts(3000, 200, seed=5)
+    rng = random.Random(7)
+    long = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz漢字かなカナ") for _ in range(9000))  # past the reused buffer
+    texts = _random_texts(3000, 200, seed=5) + [long, long[::-1]]
     signatures, _, _ = dedupe.sketch_batch(texts)
     owner, hashes = dedupe.ngram_hashes(texts)
     multiplier, offset = (part.astype(np.uint64) for part in dedupe._PERMUTATIONS)
-    for number in range(0, len(texts), 97):
+    assert (owner == len(texts) - 1).sum() > 6000
+    for number in [*range(0, len(texts), 97), len(texts) - 2, len(texts) - 1]:
         grams = np.unique(hashes[owner == number] >> np.uint64(32))  # the 32 bits sketch_batch hashes further
         values = (grams[:, None] * multiplier + offset) & np.uint64(0xFFFFFFFF)
         assert (signatures[number] == (values.min(axis=0) & np.uint64(0xFFFF)).astype(np.uint16)).all(), number
