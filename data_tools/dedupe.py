@@ -144,10 +144,13 @@ def _minhash(grams: np.ndarray, first: np.ndarray, count: int, chunk: int = 4096
 
 def band_keys(signatures: np.ndarray, band: int, rows_per_band: int = BAND_ROWS) -> np.ndarray:
     """Returns one LSH key per signature for band number `band` (`rows_per_band` bins hashed together)."""
-    rows = signatures[:, band * rows_per_band : (band + 1) * rows_per_band].astype(np.uint64)
+    words = -(-rows_per_band // 4)  # four 16-bit bins fill one 64-bit word exactly
+    packed = np.zeros((len(signatures), words * 4), dtype=np.uint16)
+    packed[:, :rows_per_band] = signatures[:, band * rows_per_band : (band + 1) * rows_per_band]
+    packed_words = packed.view(np.uint64)  # (texts, words): one mix per word, not per bin
     key = np.zeros(len(signatures), dtype=np.uint64)
-    for column in range(rows.shape[1]):
-        key = _mix(key ^ rows[:, column])
+    for word in range(words):
+        key = _mix(key ^ packed_words[:, word])
     return key
 
 
