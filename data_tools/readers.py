@@ -165,7 +165,7 @@ def _read_delimited(path: Path, text: IO[str], delimiter: str) -> Iterator[RawRo
     start = reader.line_num + 1
     for values in reader:
         line, start = start, reader.line_num + 1
-        if not any(value.strip() for value in values):
+        if not any(map(str.strip, values)):
             continue  # blank separator line: not a row
         if len(values) != len(header):
             yield RawRow(str(path), line, dict(zip(header, values)), f"has {len(values)} fields, header has {len(header)}")

@@ -156,9 +156,10 @@ def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, t
     seen: dict[int, dict] = {}
     with open(spool_path, "rb") as spool, atomic_open(out / "train.jsonl", binary=True) as train, \
             atomic_open(out / "val.jsonl", binary=True) as val, atomic_open(out / "test.jsonl", binary=True) as test:
-        handles = (train, val, test)
-        for index, line in enumerate(spool):
-            if index in wanted or index in dropped:
+        write = [handle.write for handle in (train, val, test)]
+        special = wanted | dropped.keys()
+        for index, (line, split) in enumerate(zip(spool, chosen.tolist())):  # a list indexes 5x faster than numpy
+            if index in special:
                 record = loads(line)
                 if index in wanted:  # earlier twins need only their source; conflicts their answer too
                     seen[index] = {"source": record["source"], "completion": record["completion"]}
@@ -170,7 +171,7 @@ def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, t
                     reports[files[index]].kept -= 1
                     reports[files[index]].reject(reason)
                     continue
-            handles[chosen[index]].write(line)
+            write[split](line)
     return seen
 
 
