@@ -198,6 +198,7 @@ def measure(rows: int, keep: Path | None) -> dict:
     try:
         files = generate(rows, folder)
         config = write_config(folder, files)
+        os.sync()  # the input is on disk, as a user's files are: its writeback does not compete with the run
         done = subprocess.run([sys.executable, __file__, "--child", str(config)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"data stage failed on {rows} rows:\n{done.stderr[-3000:]}")

@@ -154,6 +154,15 @@ def band_keys(signatures: np.ndarray, band: int, rows_per_band: int = BAND_ROWS)
     return key
 
 
+def sorted_bands(signatures: np.ndarray, band_rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yields (sorted keys, order) for each LSH band of `band_rows` bins; texts with equal band
+    values end up next to each other, in index order."""
+    for band in range(BINS // band_rows):
+        keys = band_keys(signatures, band, band_rows)
+        order = np.argsort(keys, kind="stable")
+        yield keys[order], order
+
+
 class SketchStore:
     """Sketches of a growing list of texts, added a batch at a time; ~0.4 KB per text.
 
@@ -161,9 +170,8 @@ class SketchStore:
     array([[0, 1]])
     """
 
-    def __init__(self, k: int = SKETCH_K, searchable: bool = True, processes: int = 0) -> None:
+    def __init__(self, k: int = SKETCH_K, searchable: bool = True) -> None:
         self.k, self.searchable = k, searchable
-        self.processes = processes  # helper processes for the LSH band search (data_tools.bands)
         self._signatures: list[np.ndarray] = []
         self._values: list[np.ndarray] = []
         self._lengths: list[np.ndarray] = []
@@ -196,13 +204,11 @@ class SketchStore:
         """Yields, band by band, (pairs, estimates): (i, j) pairs (i < j) that share an LSH band of
         `band_rows` bins and whose signatures agree on at least `threshold - margin` of their bins.
         With `labels`, pairs already in the same cluster are skipped (read at each band)."""
-        from data_tools.bands import sorted_bands
-
         self.pack()
         if not self.searchable or self.count < 2:
             return
         signatures = self._signatures[0]
-        for keys, order in sorted_bands(signatures, band_rows, self.processes):
+        for keys, order in sorted_bands(signatures, band_rows):
             for left, right in _bucket_pairs(keys, order, window):
                 if labels is not None:
                     apart = labels[left] != labels[right]

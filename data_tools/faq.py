@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data_tools.bands import widen_result_pipe
+from data_tools.forks import widen_result_pipe
 from data_tools.jsonio import dumps_line
 from data_tools.normalize import clean_text
 from data_tools.readers import RawRow

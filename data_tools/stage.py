@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from data_tools.bands import PARALLEL_MIN_TEXTS, aside
+from data_tools.forks import PARALLEL_MIN_TEXTS, aside
 from data_tools.build import Candidate, RecordBuilder, SourceReport, worker_count
 from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
 from data_tools.jsonio import dumps_line, loads
@@ -34,9 +34,9 @@ MAX_CONFLICTS_LISTED = 1000
 class Spool:
     """Pass 1's memory: records spooled to disk, with the arrays and sketches the later steps need."""
 
-    def __init__(self, handle: IO[bytes], processes: int = 0) -> None:
+    def __init__(self, handle: IO[bytes]) -> None:
         self.handle = handle
-        self.questions = SketchStore(processes=processes)  # helpers sort LSH bands while this process checks pairs
+        self.questions = SketchStore()
         self._texts: list[str] = []
         self._sketched: list[tuple[tuple[np.ndarray, np.ndarray, np.ndarray], list[int]]] = []  # (batch, rows kept)
         self._queued = 0
@@ -213,7 +213,7 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     try:
         with atomic_open(out / "rejects.jsonl", binary=True) as rejects:
             with open(spool_path, "wb") as handle:
-                spool = Spool(handle, processes=worker_count(cfg.data) - 1)
+                spool = Spool(handle)
                 _pass_one(builder, spool, rejects)
             if spool.count == 0:
                 raise DataError(f"no usable records in {[r.file for r in builder.reports]}: every row was rejected (see the reasons above)")
@@ -231,9 +231,7 @@ def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: 
     """Dedupes, clusters and splits the spooled records, routes them, and returns report.json."""
     store = spool.questions
     store.pack()  # before the fork, so both processes share the arrays
-    aside_ok = store.processes > 0 and store.count >= PARALLEL_MIN_TEXTS
-    if aside_ok:  # the two searches take both cores: band helpers besides made both slower
-        store.processes = 0
+    aside_ok = worker_count(cfg.data) > 1 and store.count >= PARALLEL_MIN_TEXTS
     # Leakage clusters are found in a forked process while this one finds the near-duplicates.
     with aside(store.clusters, cfg.data.leakage_threshold, spool.conversation_links(), run_aside=aside_ok) as clusters:
         dropped, conflicts = _duplicates(spool, spool_path, cfg)

@@ -252,6 +252,7 @@ def test_data_stage_never_imports_torch(tmp_path: Path) -> None:
 
 def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import data_tools.faq
+    import data_tools.stage
 
     path = tmp_path / "faq.csv"
     lines = ["question,answer,category"]
@@ -265,6 +266,7 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
     outputs = []
     for workers in (1, 2, 3):  # in this process only; one worker and this one; two workers and this one
         monkeypatch.setattr(data_tools.faq, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setattr(data_tools.stage, "PARALLEL_MIN_TEXTS", 0)  # clusters in a forked process too
         monkeypatch.setattr(data_tools.faq, "CHUNK_ROWS", 16)
         cfg = parse_config({"name": f"w{workers}", "data": {"sources": [{"path": str(path)}], "workers": workers}})
         run_dir = RunDir(tmp_path / f"run{workers}")

@@ -119,19 +119,3 @@ def test_stage_warns_when_one_cluster_starves_the_test_split(tmp_path: Path) -> 
     assert report["largest_cluster"] == 30 and report["splits"] == {"train": 30, "val": 0, "test": 0}
     assert [w.split(" holds")[0] for w in report["warnings"]] == ["val", "test"]
     assert "raise data.leakage_threshold" in report["warnings"][1]
-
-
-def test_band_search_in_helper_processes_finds_the_same(monkeypatch) -> None:
-    import data_tools.bands
-    from data_tools.dedupe import SketchStore
-
-    texts = [f"{question} ({number % 7})" for number in range(40) for question in BASE_QUESTIONS]  # 800 texts, many similar
-    results = []
-    for processes in (0, 1, 2):
-        monkeypatch.setattr(data_tools.bands, "PARALLEL_MIN_TEXTS", 0)  # fork helpers even for a small store
-        store = SketchStore(processes=processes)
-        store.add(texts)
-        pairs, scores = store.similar(0.8)
-        results.append((pairs.tolist(), scores.tolist(), store.clusters(0.6).tolist()))
-    assert len(results[0][0]) > 100
-    assert results[0] == results[1] == results[2]
