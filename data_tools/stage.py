@@ -17,9 +17,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from data_tools.forks import PARALLEL_MIN_TEXTS, aside
 from data_tools.build import Candidate, RecordBuilder, SourceReport, worker_count
 from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
+from data_tools.forks import PARALLEL_MIN_TEXTS, aside
 from data_tools.jsonio import dumps_line, loads
 from data_tools.readers import DataError
 from data_tools.split import SPLITS, assign_splits
