@@ -29,7 +29,7 @@ from tunebot.text import detect_lang
 
 _NON_WORD = re.compile(r"[\W_]+")  # as in dedupe.normalize_for_matching
 
-__all__ = ["Candidate", "RecordBuilder", "SourceReport", "build_records", "clean_text", "expand_sources"]
+__all__ = ["Candidate", "CandidateBatch", "RecordBuilder", "SourceReport", "build_records", "clean_text", "expand_sources"]
 
 
 @dataclass
@@ -89,6 +89,22 @@ class Candidate:
             self.lang = self.record["lang"]
 
 
+@dataclass(slots=True)
+class CandidateBatch:
+    """Consecutive candidates of one file, made in columns by `faq_segments`: what the spool keeps."""
+
+    file_index: int
+    lines: bytes  # their records as JSON lines, one after another
+    count: int
+    question_chars: Any  # int32 arrays
+    answer_chars: Any
+    ja: Any  # bool array
+    category_names: list[str]
+    categories: Any  # int32 index into category_names
+    sketches: Any  # (signatures, bottom-k values, lengths) of a batch, some of whose rows are these
+    sketch_rows: Any  # each candidate's row in `sketches`
+
+
 def expand_sources(sources: list[SourceConfig]) -> list[tuple[SourceConfig, Path]]:
     """Expands globs; a path or glob that matches nothing is an error naming it."""
     expanded = []
@@ -141,11 +157,13 @@ class RecordBuilder:
 
                 outcomes = log_units(self, source, path, index)
             for outcome in outcomes:
-                report.rows_in += 1
-                if isinstance(outcome, Candidate):
-                    report.kept += 1
-                else:
+                if isinstance(outcome, dict):
+                    report.rows_in += 1
                     report.reject(outcome["reason"])
+                else:
+                    added = outcome.count if isinstance(outcome, CandidateBatch) else 1
+                    report.rows_in += added
+                    report.kept += added
                 yield report, outcome
             if report.rows_in == 0:
                 raise DataError(f"{path}: no rows (only a header or blank lines)")
@@ -188,9 +206,14 @@ class RecordBuilder:
         """Returns a reason when an earlier pair had the same key; else remembers this one."""
         earlier = self.seen.get(key)
         if earlier is not None:
-            return f"duplicate (same question and answer as {earlier})", None
+            return self.duplicate_reason(earlier), None
         self.seen[key] = source
         return None
+
+    @staticmethod
+    def duplicate_reason(earlier: str) -> str:
+        """The reject reason of a pair that repeats the one at `earlier` (file:line)."""
+        return f"duplicate (same question and answer as {earlier})"
 
     def _quality(self, question: str, answer: str) -> tuple[str, str] | None:
         cfg = self.cfg
@@ -230,6 +253,8 @@ def build_records(cfg: DataConfig, system_prompt: str) -> tuple[list[dict], list
     for _, outcome in builder.units():
         if isinstance(outcome, Candidate):
             records.append(outcome.record if outcome.record is not None else loads(outcome.line))
+        elif isinstance(outcome, CandidateBatch):
+            records.extend(loads(line) for line in outcome.lines.split(b"\n")[:-1])
         else:
             rejects.append(outcome)
     return records, rejects, builder.reports

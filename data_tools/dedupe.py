@@ -16,11 +16,12 @@ clusters of similar questions are kept inside one split so nothing leaks into th
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+
+from data_tools.normalize import fold
 
 BINS = 128  # MinHash values per signature
 BAND_ROWS = 5  # bins per LSH band: 25 bands; a 0.6-similar pair shares one with p=0.87, 0.7: 0.99
@@ -40,8 +41,7 @@ def normalize_for_matching(text: str) -> str:
     >>> normalize_for_matching("Ｒｅｔｕｒｎ  it？")
     'returnit'
     """
-    folded = (text if text.isascii() else unicodedata.normalize("NFKC", text)).casefold()
-    return _NON_WORD.sub("", folded)
+    return _NON_WORD.sub("", fold(text))
 
 
 def shingles(text: str, size: int = 3) -> set[str]:

@@ -2,10 +2,11 @@
 
     python -c "from tunebot.config import parse_config; from data_tools.build import build_records; print(build_records(parse_config({'name': 'x', 'data': {'sources': [{'path': 'examples/data/acme_faq_en.jsonl'}]}}).data, 'S')[0][0])"
 
-Cleaning, PII scanning and sketching are most of the data stage's time, and rows are independent:
-large files are cut into chunks that `data.workers` processes clean (this one included), while
-this process also reads the file, keeps the order and decides exact duplicates. The output is the
-same either way.
+Reading, cleaning, PII scanning and sketching are most of the data stage's time, and rows are
+independent: a large CSV/TSV/JSONL file is cut into byte ranges (`data_tools.segments`) that
+`data.workers` processes (this one included) each read and clean end to end; this process merges
+their results in file order and decides exact duplicates. Formats read whole (XLSX, JSON arrays)
+are read here and sent out in chunks of rows. The output is the same either way.
 """
 
 from __future__ import annotations
@@ -13,26 +14,30 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from data_tools.forks import widen_result_pipe
 from data_tools.jsonio import dumps_line
-from data_tools.normalize import clean_text
+from data_tools.normalize import clean_text, fold
 from data_tools.readers import RawRow
 from tunebot.config import DataConfig, SourceConfig
 
 if TYPE_CHECKING:
-    from data_tools.build import Candidate, RecordBuilder
+    from data_tools.build import Candidate, CandidateBatch, RecordBuilder
+    from data_tools.segments import FilePlan
 
 PARALLEL_MIN_BYTES = 4 << 20  # smaller files are cleaned in-process (starting workers costs ~0.2 s)
 CHUNK_ROWS = 2000
 IN_FLIGHT = 4  # chunks queued per worker: enough that none runs dry while this process cleans one
+SEGMENTS_IN_FLIGHT = 4  # segments (~4,000 rows) per worker: enough that none runs dry while this process cleans one
 Columns = tuple[str, str, "str | None"]
+J = TypeVar("J")
 Result = tuple[Any, int, "Counter | None"]  # (candidate, its tuple from a worker, or reject; duplicate key; PII found)
 Sketches = tuple[np.ndarray, np.ndarray, np.ndarray] | None  # MinHash signatures, bottom-k values and lengths
 
@@ -43,8 +48,15 @@ def faq_units(builder: RecordBuilder, source: SourceConfig, path: Path, file_ind
 
     rows = rows_of(source, path)
     workers = worker_count(builder.cfg)
-    if workers > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES:
-        results: Iterable[tuple[RawRow, Result]] = _parallel(builder, source, path, rows, file_index, workers)
+    results: Iterable[tuple[Any, Result]]
+    if workers > 1 and path.is_file() and path.stat().st_size >= PARALLEL_MIN_BYTES:
+        from data_tools.faq_segments import plan_source, segment_units
+
+        plan = plan_source(source, path)
+        if plan:
+            yield from segment_units(builder, source, plan, file_index, workers)
+            return
+        results = _parallel(builder, source, path, rows, file_index, workers)
     else:
         results = _serial(builder, source, path, rows, file_index)
     for row, (outcome, key, found) in results:
@@ -98,37 +110,80 @@ def unit(builder: RecordBuilder, row: RawRow, columns: Columns | None, file_inde
 _WORKER: dict[str, Any] = {}
 
 
-def _start_worker(cfg: DataConfig, system_prompt: str, columns: Columns | None, file_index: int, builder: RecordBuilder | None = None) -> None:
+def _start_worker(cfg: DataConfig, system_prompt: str, columns: Columns | None, file_index: int,
+                  plan: FilePlan | None = None, builder: RecordBuilder | None = None) -> None:
     from data_tools.build import RecordBuilder
 
-    _WORKER.update(builder=builder or RecordBuilder(cfg, system_prompt), columns=columns, file_index=file_index)
+    _WORKER.update(builder=builder or RecordBuilder(cfg, system_prompt), columns=columns, file_index=file_index, plan=plan)
 
 
 def _work(rows: list[tuple[str, int, dict[str, Any], str | None]]) -> tuple[list[Result], Sketches]:
-    """Cleans a chunk of rows; candidates travel back as their JSON line, their question's
-    sketches as arrays for the whole chunk (made here: they are a fifth of the per-row work)."""
+    """Cleans a chunk of rows this process was sent."""
+    return _clean((RawRow(*row), ()) for row in rows)
+
+
+def _clean(rows: Iterable[tuple[RawRow, tuple]]) -> tuple[list[Result], Sketches]:
+    """Cleans rows; candidates travel back as a plain tuple (their JSON line, sizes, category,
+    language, then the row's extras: a tenth of a Candidate's pickling), their questions'
+    sketches as arrays for the whole batch (made here: they are a fifth of the per-row work)."""
     from data_tools.dedupe import sketch_batch
 
     builder, columns, file_index = _WORKER["builder"], _WORKER["columns"], _WORKER["file_index"]
     results: list[Result] = []
     matches: list[str] = []
-    for row in rows:
-        outcome, key, found = unit(builder, RawRow(*row), columns, file_index)
-        if key:  # serialized here, and sent as a plain tuple (a tenth of a Candidate's pickling)
+    for row, extra in rows:
+        outcome, key, found = unit(builder, row, columns, file_index)
+        if key:
             matches.append(outcome.match)
-            outcome = (dumps_line(outcome.record), len(outcome.question), len(outcome.answer), outcome.category, outcome.lang)
+            outcome = (dumps_line(outcome.record), len(outcome.question), len(outcome.answer), outcome.category, outcome.lang, *extra)
         results.append((outcome, key, found))
     return results, sketch_batch(matches, normalized=True) if matches else None
+
+
+@contextmanager
+def _pool(builder: RecordBuilder, columns: Columns | None, file_index: int, workers: int, plan: FilePlan | None = None) -> Iterator[ProcessPoolExecutor]:
+    """Starts `workers - 1` forked cleaning processes; this one cleans too, with its own builder.
+
+    One process fewer than cores: on 2 cores a third busy process made every row ~1.4x dearer.
+    """
+    context = multiprocessing.get_context("fork")  # not spawn: it would re-run an unguarded calling script
+    args = (builder.cfg, builder.system_prompt, columns, file_index, plan)
+    builder.cleaner.field("ｱ"), fold("ｱ")  # builds the lazy tables here, once, not in every worker
+    with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_start_worker, initargs=args) as pool:
+        widen_result_pipe(pool)
+        _start_worker(*args, builder=builder)  # workers replace this process's state with their own
+        try:
+            yield pool
+        finally:
+            _WORKER.clear()
+
+
+def _in_order(jobs: Iterable[J], submit: Callable[[J], Future], run_here: Callable[[J], Any], workers: int,
+              in_flight: int = IN_FLIGHT) -> Iterator[tuple[J, Any]]:
+    """Yields (job, result) in job order. A job goes to the pool while its processes have fewer than
+    `in_flight` each unfinished, else this process runs it rather than wait; a job still queued when
+    its turn comes is taken back and run here."""
+    pending: deque[tuple[J, Future | Any]] = deque()
+    for job in jobs:
+        busy = sum(isinstance(done, Future) and not done.done() for _, done in pending)
+        pending.append((job, submit(job) if busy < in_flight * (workers - 1) else run_here(job)))
+        while pending and (len(pending) > 2 * in_flight * workers or not isinstance(pending[0][1], Future) or pending[0][1].done()):
+            yield _settled(*pending.popleft(), run_here)
+    while pending:
+        yield _settled(*pending.popleft(), run_here)
+
+
+def _settled(job: J, done: Future | Any, run_here: Callable[[J], Any]) -> tuple[J, Any]:
+    if isinstance(done, Future):
+        done = run_here(job) if not done.done() and done.cancel() else done.result()
+    return job, done
 
 
 def _parallel(
     builder: RecordBuilder, source: SourceConfig, path: Path, rows: Iterator[RawRow], file_index: int, workers: int
 ) -> Iterator[tuple[RawRow, Result]]:
-    """Cleans chunks of rows in `workers - 1` processes and in this one, which reads the file and
-    takes the next chunk itself whenever the others have IN_FLIGHT chunks each in flight.
-
-    One process fewer than cores: on 2 cores a third busy process made every row ~1.4x dearer.
-    """
+    """Cleans chunks of rows this process reads (formats that cannot be cut: XLSX, JSON arrays,
+    UTF-16) in the worker processes and here."""
     from data_tools.build import columns_of
 
     head: list[RawRow] = []
@@ -139,48 +194,26 @@ def _parallel(
     good = head[-1] if head and not head[-1].error else None
     columns = columns_of(source, path, good) if good else None
     rows = itertools.chain(head, rows)
-    context = multiprocessing.get_context("fork")  # not spawn: it would re-run an unguarded calling script
-    args = (builder.cfg, builder.system_prompt, columns, file_index)
-    builder.cleaner.field("ｱ")  # builds the cleaner's lazy tables here, once, not in every worker
-    with ProcessPoolExecutor(workers - 1, mp_context=context, initializer=_start_worker, initargs=args) as pool:
-        widen_result_pipe(pool)
-        _start_worker(*args, builder=builder)  # this process cleans chunks too (workers replace it with their own)
-        try:
-            pending: deque[tuple[list[RawRow], Future | tuple]] = deque()
-            for chunk in iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), []):
-                if sum(isinstance(done, Future) and not done.done() for _, done in pending) < IN_FLIGHT * (workers - 1):
-                    pending.append((chunk, pool.submit(_work, _payload(chunk))))
-                else:  # the workers are busy: clean this chunk here rather than wait
-                    pending.append((chunk, _work(_payload(chunk))))
-                while pending and (len(pending) > 2 * IN_FLIGHT * workers or not isinstance(pending[0][1], Future) or pending[0][1].done()):
-                    yield from _collect(pending.popleft(), file_index)
-            while pending:
-                yield from _collect(pending.popleft(), file_index)
-        finally:
-            _WORKER.clear()
+    chunks = iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), [])
+    with _pool(builder, columns, file_index, workers) as pool:
+        for chunk, (results, sketches) in _in_order(chunks, lambda chunk: pool.submit(_work, _payload(chunk)),
+                                                    lambda chunk: _work(_payload(chunk)), workers):
+            yield from zip(chunk, _candidates(results, sketches, file_index))
 
 
 def _payload(chunk: list[RawRow]) -> list[tuple[str, int, dict[str, Any], str | None]]:
     return [(row.file, row.line, row.fields, row.error) for row in chunk]
 
 
-def _collect(item: tuple[list[RawRow], Future | tuple], file_index: int) -> Iterator[tuple[RawRow, Result]]:
-    """Yields a chunk's rows and results, each candidate rebuilt from its tuple and given its row
-    of the chunk's sketches.
-
-    A chunk still queued for a worker is taken back and cleaned here rather than waited for.
-    """
+def _candidates(results: list[Result], sketches: Sketches, file_index: int) -> Iterator[Result]:
+    """Yields the results of a batch, each candidate rebuilt from its tuple and given its row of the batch's sketches."""
     from data_tools.build import Candidate
 
-    chunk, done = item
-    if isinstance(done, Future):
-        done = _work(_payload(chunk)) if not done.done() and done.cancel() else done.result()
-    results, sketches = done
     number = 0
-    for row, (outcome, key, found) in zip(chunk, results):
+    for outcome, key, found in results:
         if key:
-            line, question_chars, answer_chars, category, lang = outcome
+            line, question_chars, answer_chars, category, lang = outcome[:5]
             outcome = Candidate(None, "", "", file_index, category, line=line, lang=lang, sketch=(sketches, number),
                                 sizes=(question_chars, answer_chars))
             number += 1
-        yield row, (outcome, key, found)
+        yield outcome, key, found

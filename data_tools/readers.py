@@ -156,36 +156,48 @@ def pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, .
     )
 
 
+def delimited_row(file: str, line: int, header: list[str], values: list[str]) -> RawRow | None:
+    """Returns the row of a CSV/TSV record starting on physical `line`, None for a blank separator line."""
+    if not any(map(str.strip, values)):
+        return None
+    if len(values) != len(header):
+        return RawRow(file, line, dict(zip(header, values)), f"has {len(values)} fields, header has {len(header)}")
+    return RawRow(file, line, dict(zip(header, values)))
+
+
+def jsonl_row(file: str, number: int, line: str) -> RawRow | None:
+    """Returns the row of JSONL line `number`: its object, or an error naming what is wrong; None when blank."""
+    if not line.strip():
+        return None
+    try:
+        obj = jsonio.loads(line)
+    except json.JSONDecodeError as error:
+        return RawRow(file, number, {"raw": line.rstrip("\r\n")}, f"broken JSON line: {error.msg} (column {error.colno})")
+    if not isinstance(obj, dict):
+        return RawRow(file, number, {"raw": line.rstrip("\r\n")}, f"expected a JSON object, got {type(obj).__name__}")
+    return RawRow(file, number, obj)
+
+
 def _read_delimited(path: Path, text: IO[str], delimiter: str) -> Iterator[RawRow]:
     reader = csv.reader(text, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
         return
-    start = reader.line_num + 1
+    start, file = reader.line_num + 1, str(path)
     for values in reader:
         line, start = start, reader.line_num + 1
-        if not any(map(str.strip, values)):
-            continue  # blank separator line: not a row
-        if len(values) != len(header):
-            yield RawRow(str(path), line, dict(zip(header, values)), f"has {len(values)} fields, header has {len(header)}")
-            continue
-        yield RawRow(str(path), line, dict(zip(header, values)))
+        row = delimited_row(file, line, header, values)
+        if row is not None:
+            yield row
 
 
 def _read_jsonl(path: Path, text: IO[str]) -> Iterator[RawRow]:
+    file = str(path)
     for number, line in enumerate(text, start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = jsonio.loads(line)
-        except json.JSONDecodeError as error:
-            yield RawRow(str(path), number, {"raw": line.rstrip("\r\n")}, f"broken JSON line: {error.msg} (column {error.colno})")
-            continue
-        if not isinstance(obj, dict):
-            yield RawRow(str(path), number, {"raw": line.rstrip("\r\n")}, f"expected a JSON object, got {type(obj).__name__}")
-            continue
-        yield RawRow(str(path), number, obj)
+        row = jsonl_row(file, number, line)
+        if row is not None:
+            yield row
 
 
 def json_array_items(path: Path, text: str, what: str = "objects") -> list[Any]:

@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from data_tools.build import Candidate, RecordBuilder, SourceReport, worker_count
+from data_tools.build import Candidate, CandidateBatch, RecordBuilder, SourceReport, worker_count
 from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
 from data_tools.forks import PARALLEL_MIN_TEXTS, aside
 from data_tools.jsonio import dumps_line, loads
@@ -72,6 +72,25 @@ class Spool:
         if self._queued >= BATCH:
             self.flush()
 
+    def add_batch(self, batch: CandidateBatch) -> None:
+        """Writes a batch of worker-made records to the spool, as `add` would one by one."""
+        if self._texts:
+            self.flush()
+        names, count = self.strata_names, batch.count
+        strata = np.array([names.setdefault(name, len(names)) for name in batch.category_names], dtype=np.int32)
+        self.handle.write(batch.lines)
+        self._sketched.append((batch.sketches, batch.sketch_rows))
+        self.files.extend(array("i", [batch.file_index]) * count)
+        self.strata.frombytes(strata[batch.categories].tobytes())
+        self.conversations.extend(array("q", [-1]) * count)
+        self.lengths[0].frombytes(batch.question_chars.astype(np.int32).tobytes())
+        self.lengths[1].frombytes(batch.answer_chars.astype(np.int32).tobytes())
+        self.ja.frombytes(batch.ja.astype(np.int8).tobytes())
+        self.count += count
+        self._queued += count
+        if self._queued >= BATCH:
+            self.flush()
+
     def flush(self) -> None:
         """Sketches the queued questions, or stores the rows kept of the sketch batches workers made."""
         if self._texts:
@@ -104,6 +123,8 @@ def _pass_one(builder: RecordBuilder, spool: Spool, rejects: IO[bytes]) -> None:
     for _, outcome in builder.units():
         if isinstance(outcome, Candidate):
             spool.add(outcome)
+        elif isinstance(outcome, CandidateBatch):
+            spool.add_batch(outcome)
         else:
             rejects.write(dumps_line(outcome))
     spool.flush()

@@ -250,8 +250,10 @@ def test_data_stage_never_imports_torch(tmp_path: Path) -> None:
     assert "TORCH False" in result.stdout
 
 
-def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])  # cut into byte ranges; read here and sent in chunks
+def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str) -> None:
     import data_tools.faq
+    import data_tools.segments
     import data_tools.stage
 
     path = tmp_path / "faq.csv"
@@ -262,18 +264,24 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
             lines.append(f"How do I return item {index}?,Within 30 days; call 03-1234-{index:04d}.,返品")  # duplicate
         if index % 11 == 0:
             lines.append("Broken,,")  # empty answer
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if index % 13 == 0:
+            lines.append(f'Multi-line {index}?,"First, this.\nThen ""that"".\nDone.",返品')  # a quoted field over 3 lines
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
     outputs = []
     for workers in (1, 2, 3):  # in this process only; one worker and this one; two workers and this one
         monkeypatch.setattr(data_tools.faq, "PARALLEL_MIN_BYTES", 0)
         monkeypatch.setattr(data_tools.stage, "PARALLEL_MIN_TEXTS", 0)  # clusters in a forked process too
         monkeypatch.setattr(data_tools.faq, "CHUNK_ROWS", 16)
+        monkeypatch.setattr(data_tools.segments, "SEGMENT_BYTES", 300)  # ~5 rows: some cuts fall inside a quoted field
         cfg = parse_config({"name": f"w{workers}", "data": {"sources": [{"path": str(path)}], "workers": workers}})
         run_dir = RunDir(tmp_path / f"run{workers}")
         run_data_stage(cfg, run_dir)
         outputs.append({name: run_dir.path("data", name).read_text(encoding="utf-8")
                         for name in ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl")})
         report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
-        assert report["rows_in"] == 300 + 43 + 28 == report["kept"] + report["rejected"]
+        assert report["rows_in"] == 300 + 43 + 28 + 24 == report["kept"] + report["rejected"]
         assert report["pii"]["found"] == {"PHONE": 343}  # found in every row read, duplicates too
     assert outputs[0] == outputs[1] == outputs[2]
+    rejects = [json.loads(line) for line in outputs[1]["rejects.jsonl"].splitlines()]
+    duplicate = next(reject for reject in rejects if reject["reason"].startswith("duplicate"))
+    assert duplicate["row"] == {"question": "How do I return item 0?", "answer": "Within 30 days; call [PHONE].", "category": "返品"}
