@@ -28,6 +28,7 @@ from tunebot.prompts import make_record
 from tunebot.text import detect_lang
 
 _NON_WORD = re.compile(r"[\W_]+")  # as in dedupe.normalize_for_matching
+LINE_BITS = 40  # a record's place as one integer: file number << LINE_BITS | line
 
 __all__ = ["Candidate", "CandidateBatch", "RecordBuilder", "SourceReport", "build_records", "clean_text", "expand_sources"]
 
@@ -95,6 +96,7 @@ class CandidateBatch:
 
     file_index: int
     lines: bytes  # their records as JSON lines, one after another
+    line_ends: Any  # int64: where each line ends in `lines`
     count: int
     question_chars: Any  # int32 arrays
     answer_chars: Any
@@ -138,7 +140,7 @@ class RecordBuilder:
         patterns = (*NON_ANSWERS, *cfg.non_answer_patterns) if cfg.non_answer_filter else tuple(cfg.non_answer_patterns)
         self.cleaner = TextCleaner(cfg.html_to_text, cfg.unicode, cfg.answer_boilerplate, patterns)
         self.scrub = None if cfg.pii == "keep" else PiiScrubber(custom=cfg.pii_patterns, allow=cfg.pii_allow)
-        self.seen: dict[int, str] = {}
+        self.seen: dict[int, str | int] = {}  # duplicate key -> where that pair was first seen
         self.sources = expand_sources(cfg.sources)
         self.prefixes = id_prefixes([path for _, path in self.sources])
         self.reports = [SourceReport(str(path), "row" if source.kind == "faq" else "agent turn") for source, path in self.sources]
@@ -210,9 +212,11 @@ class RecordBuilder:
         self.seen[key] = source
         return None
 
-    @staticmethod
-    def duplicate_reason(earlier: str) -> str:
-        """The reject reason of a pair that repeats the one at `earlier` (file:line)."""
+    def duplicate_reason(self, earlier: str | int) -> str:
+        """The reject reason of a pair that repeats the one at `earlier`: file:line, or that as
+        file number << LINE_BITS | line (how segmented files record the pairs they keep)."""
+        if isinstance(earlier, int):
+            earlier = f"{self.reports[earlier >> LINE_BITS].file}:{earlier & ((1 << LINE_BITS) - 1)}"
         return f"duplicate (same question and answer as {earlier})"
 
     def _quality(self, question: str, answer: str) -> tuple[str, str] | None:

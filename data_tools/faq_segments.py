@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from data_tools.build import LINE_BITS
 from data_tools.faq import SEGMENTS_IN_FLIGHT, _WORKER, Columns, Result, Sketches, _clean, _in_order, _pool
 from data_tools.readers import detect_encoding, detect_format
 from data_tools.segments import CUT_KINDS, FilePlan, Segment, SegmentReader, plan_file, row_at
@@ -133,26 +134,23 @@ def _merged(builder: RecordBuilder, plan: FilePlan, handle: IO[bytes], file_inde
     from data_tools.build import CandidateBatch
 
     builder.reports[file_index].pii.update(result.found)
-    seen, prefix, file_lines = builder.seen, f"{plan.path}:", result.numbers[:, 1].tolist()
-    kept = np.ones(len(file_lines), dtype=bool)
+    codes = (result.numbers[:, 1] + (file_index << LINE_BITS)).tolist()  # where each pair was first seen, unless earlier
+    firsts = list(map(builder.seen.setdefault, result.keys.tolist(), codes))
+    kept = np.ones(len(codes), dtype=bool)
     duplicates = []
-    for index, key in enumerate(result.keys.tolist()):
-        earlier = seen.get(key)
-        if earlier is None:
-            seen[key] = f"{prefix}{file_lines[index]}"
-        else:
-            kept[index] = False
-            number, file_line, start, stop = result.numbers[index, :4].tolist()
-            fields = row_at(plan, handle, start, stop, file_line).fields
-            duplicates.append((number, builder.reject(f"{prefix}{file_line}", builder.duplicate_reason(earlier), None, fields)))
+    for index in [index for index, (first, code) in enumerate(zip(firsts, codes)) if first != code]:
+        kept[index] = False
+        number, file_line, start, stop = result.numbers[index, :4].tolist()
+        fields = row_at(plan, handle, start, stop, file_line).fields
+        duplicates.append((number, builder.reject(f"{plan.path}:{file_line}", builder.duplicate_reason(firsts[index]), None, fields)))
     for _, reject in heapq.merge(result.rejects, duplicates, key=lambda item: item[0]):
         yield reject
     if kept.any():
-        lines = result.lines
+        lines, sizes = result.lines, np.diff(result.ends, prepend=0)
         if not kept.all():
-            lines = np.frombuffer(lines, dtype=np.uint8)[np.repeat(kept, np.diff(result.ends, prepend=0))].tobytes()
+            lines = np.frombuffer(lines, dtype=np.uint8)[np.repeat(kept, sizes)].tobytes()
         yield CandidateBatch(
-            file_index, lines, int(kept.sum()), result.numbers[kept, 4].astype(np.int32), result.numbers[kept, 5].astype(np.int32),
+            file_index, lines, np.cumsum(sizes[kept]), int(kept.sum()), result.numbers[kept, 4].astype(np.int32), result.numbers[kept, 5].astype(np.int32),
             result.ja[kept], result.category_names, result.categories[kept], result.sketches, np.flatnonzero(kept),
         )
 

@@ -155,7 +155,8 @@ def _bare_cr(view: mmap.mmap, step: int = 1 << 24) -> bool:
     """Says whether the file has a CR not followed by LF."""
     for at in range(0, len(view), step):
         piece = view[at : at + step + 1]  # one byte more: the LF after a CR at the end
-        if piece.count(b"\r", 0, step) != piece.count(b"\r\n"):
+        returns = piece.count(b"\r", 0, step)
+        if returns and returns != piece.count(b"\r\n"):
             return True
     return False
 

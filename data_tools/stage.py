@@ -10,8 +10,11 @@ the split is chosen, and pass 2 copies each spooled line into its split file.
 
 from __future__ import annotations
 
+import mmap
 from array import array
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,10 +48,13 @@ class Spool:
         self.ja = array("b")
         self.strata_names: dict[str, int] = {}
         self.count = 0
+        self.ends = array("q")  # where each record's line ends in the spool
 
     def add(self, candidate: Candidate) -> None:
         """Writes the record to the spool and queues its texts (or its worker-made sketches) for the store."""
-        self.handle.write(candidate.line or dumps_line(candidate.record))
+        line = candidate.line or dumps_line(candidate.record)
+        self.handle.write(line)
+        self.ends.append((self.ends[-1] if self.ends else 0) + len(line))
         if candidate.sketch is None:
             if self._sketched:
                 self.flush()
@@ -79,6 +85,7 @@ class Spool:
         names, count = self.strata_names, batch.count
         strata = np.array([names.setdefault(name, len(names)) for name in batch.category_names], dtype=np.int32)
         self.handle.write(batch.lines)
+        self.ends.frombytes((batch.line_ends + (self.ends[-1] if self.ends else 0)).astype(np.int64).tobytes())
         self._sketched.append((batch.sketches, batch.sketch_rows))
         self.files.extend(array("i", [batch.file_index]) * count)
         self.strata.frombytes(strata[batch.categories].tobytes())
@@ -137,7 +144,7 @@ def _duplicates(spool: Spool, spool_path: Path, cfg: RunConfig) -> tuple[dict[in
     """
     threshold = cfg.data.near_duplicate_threshold
     pairs, scores = spool.questions.similar(threshold, DUPLICATE_BAND_ROWS)
-    answer_similarity = _answer_similarity(spool_path, pairs)
+    answer_similarity = _answer_similarity(spool_path, spool.ends, pairs)
     duplicates, conflicts = split_duplicates(pairs, scores, answer_similarity, threshold)
     dropped: dict[int, tuple[int, float]] = {}
     for first, second, similarity in duplicates.tolist():
@@ -145,54 +152,62 @@ def _duplicates(spool: Spool, spool_path: Path, cfg: RunConfig) -> tuple[dict[in
     return dropped, [(int(a), int(b), s) for a, b, s in conflicts.tolist()]
 
 
-def _answer_similarity(spool_path: Path, pairs: np.ndarray) -> np.ndarray:
+def _answer_similarity(spool_path: Path, ends: array, pairs: np.ndarray) -> np.ndarray:
     """Returns the answer similarity of each pair, reading the needed answers back from the spool.
 
     Their sketches (bottom-256: exact for answers up to ~250 characters) take ~1 KB each.
     """
     wanted = np.unique(pairs)
-    store, position = SketchStore(k=256, searchable=False), {}
-    batch: list[str] = []
-    if len(wanted):
-        lookup = set(wanted.tolist())
-        with open(spool_path, "rb") as spool:
-            for index, line in enumerate(spool):
-                if index in lookup:
-                    position[index] = len(position)
-                    batch.append(answer_of(loads(line)))
-                    if len(batch) >= BATCH:
-                        store.add(batch)
-                        batch = []
-        store.add(batch)
-    local = np.array([[position[a], position[b]] for a, b in pairs.tolist()], dtype=np.int64).reshape(-1, 2)
+    store = SketchStore(k=256, searchable=False)
+    with _lines(spool_path, ends) as line:
+        for at in range(0, len(wanted), BATCH):
+            store.add([answer_of(loads(line(index))) for index in wanted[at : at + BATCH].tolist()])
+    local = np.searchsorted(wanted, pairs.reshape(-1)).reshape(-1, 2)
     return store.similarity(local)
 
 
+@contextmanager
+def _lines(spool_path: Path, ends: array) -> Iterator[Callable[[int], bytes]]:
+    """Yields a function that returns the spool's line `index` (by its byte range, not by reading up to it)."""
+    if not ends:
+        yield lambda index: b""
+        return
+    with open(spool_path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        yield lambda index: view[ends[index - 1] if index else 0 : ends[index]]
+
+
 def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, tuple[int, float]],
-           wanted: set[int], rejects: IO[bytes], reports: list[SourceReport], files: array) -> dict[int, dict]:
-    """Pass 2: copies each spooled record into its split file, near-duplicates into the rejects.
+           wanted: set[int], rejects: IO[bytes], reports: list[SourceReport], spool: Spool) -> dict[int, dict]:
+    """Pass 2: copies the spooled records into their split files, runs of neighbours in one write,
+    and the near-duplicates into the rejects.
 
     Returns the records of the `wanted` indices (earlier twins and conflicts, for messages and the report).
     """
     seen: dict[int, dict] = {}
-    with open(spool_path, "rb") as spool, atomic_open(out / "train.jsonl", binary=True) as train, \
+    with _lines(spool_path, spool.ends) as line:
+        for index in sorted(wanted | dropped.keys()):  # an earlier twin comes before its later one
+            record = loads(line(index))
+            if index in wanted:  # earlier twins need only their source; conflicts their answer too
+                seen[index] = {"source": record["source"], "completion": record["completion"]}
+            if index in dropped:
+                earlier, similarity = dropped[index]
+                reason = f"near-duplicate (similarity {similarity:.2f} to {seen[earlier]['source']})"
+                row = {"question": question_of(record), "answer": answer_of(record)}
+                rejects.write(dumps_line({"source": record["source"], "reason": reason, "field": None, "row": row}))
+                reports[spool.files[index]].kept -= 1
+                reports[spool.files[index]].reject(reason)
+    target = chosen.copy()
+    target[list(dropped)] = len(SPLITS)  # nowhere
+    with open(spool_path, "rb") as spool_file, atomic_open(out / "train.jsonl", binary=True) as train, \
             atomic_open(out / "val.jsonl", binary=True) as val, atomic_open(out / "test.jsonl", binary=True) as test:
         write = [handle.write for handle in (train, val, test)]
-        special = wanted | dropped.keys()
-        for index, (line, split) in enumerate(zip(spool, chosen.tolist())):  # a list indexes 5x faster than numpy
-            if index in special:
-                record = loads(line)
-                if index in wanted:  # earlier twins need only their source; conflicts their answer too
-                    seen[index] = {"source": record["source"], "completion": record["completion"]}
-                if index in dropped:
-                    earlier, similarity = dropped[index]
-                    reason = f"near-duplicate (similarity {similarity:.2f} to {seen[earlier]['source']})"
-                    row = {"question": question_of(record), "answer": answer_of(record)}
-                    rejects.write(dumps_line({"source": record["source"], "reason": reason, "field": None, "row": row}))
-                    reports[files[index]].kept -= 1
-                    reports[files[index]].reject(reason)
-                    continue
-            write[split](line)
+        if len(target):
+            ends = np.frombuffer(spool.ends, dtype=np.int64)
+            with mmap.mmap(spool_file.fileno(), 0, access=mmap.ACCESS_READ) as view, memoryview(view) as data:
+                starts = np.flatnonzero(np.concatenate([[True], target[1:] != target[:-1]]))
+                for first, last, split in zip(starts.tolist(), [*(starts[1:] - 1).tolist(), len(target) - 1], target[starts].tolist()):
+                    if split < len(SPLITS):
+                        write[split](data[ends[first - 1] if first else 0 : ends[last]])
     return seen
 
 
@@ -270,7 +285,7 @@ def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: 
                                        labels[kept_index], split.val, split.test, split.seed)
     listed = conflicts[:MAX_CONFLICTS_LISTED]
     wanted = {first for first, _ in dropped.values()} | {i for a, b, _ in listed for i in (a, b)}
-    seen = _route(spool_path, out, chosen, dropped, wanted, rejects, reports, spool.files)
+    seen = _route(spool_path, out, chosen, dropped, wanted, rejects, reports, spool)
     cluster_sizes = np.bincount(np.unique(labels[kept_index], return_inverse=True)[1])
     return {
         "sources": [report.as_json() for report in reports],

@@ -285,3 +285,26 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
     rejects = [json.loads(line) for line in outputs[1]["rejects.jsonl"].splitlines()]
     duplicate = next(reject for reject in rejects if reject["reason"].startswith("duplicate"))
     assert duplicate["row"] == {"question": "How do I return item 0?", "answer": "Within 30 days; call [PHONE].", "category": "返品"}
+
+
+def test_duplicates_across_files_read_whole_and_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import data_tools.faq
+
+    pair = {"question": "How do I return an item?", "answer": "Within 30 days, from My Page."}
+    first, middle, last = tmp_path / "a.json", tmp_path / "b.csv", tmp_path / "c.json"
+    first.write_text(json.dumps([pair, {"question": "Other question?", "answer": "Other answer here."}]), encoding="utf-8")
+    middle.write_text("question,answer\nNew question here?,New answer here.\n" + f"{pair['question']},\"{pair['answer']}\"\n"
+                      "Other question?,Other answer here.\nNew question here?,New answer here.\n", encoding="utf-8")
+    last.write_text(json.dumps([{"question": "New question here?", "answer": "New answer here."}]), encoding="utf-8")
+    reasons = []
+    for workers in (1, 2):  # all in this process; the CSV cut into segments, the JSON arrays sent in chunks
+        monkeypatch.setattr(data_tools.faq, "PARALLEL_MIN_BYTES", 0)
+        cfg = parse_config({"name": f"x{workers}", "data": {"workers": workers, "sources": [{"path": str(p)} for p in (first, middle, last)]}})
+        _, rejects, _ = build_records(cfg.data, "S")
+        reasons.append([(reject["source"], reject["reason"]) for reject in rejects])
+    assert reasons[0] == reasons[1] == [
+        (f"{middle}:3", f"duplicate (same question and answer as {first}:1)"),
+        (f"{middle}:4", f"duplicate (same question and answer as {first}:2)"),
+        (f"{middle}:5", f"duplicate (same question and answer as {middle}:2)"),
+        (f"{last}:1", f"duplicate (same question and answer as {middle}:2)"),
+    ]
