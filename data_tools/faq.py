@@ -22,14 +22,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from data_tools.build import Candidate
 from data_tools.forks import widen_result_pipe
 from data_tools.jsonio import dumps_line
 from data_tools.normalize import clean_text, fold
 from data_tools.readers import RawRow
 from tunebot.config import DataConfig, SourceConfig
+from tunebot.prompts import make_record
+from tunebot.text import detect_lang
 
 if TYPE_CHECKING:
-    from data_tools.build import Candidate, CandidateBatch, RecordBuilder
+    from data_tools.build import CandidateBatch, RecordBuilder
     from data_tools.segments import FilePlan
 
 PARALLEL_MIN_BYTES = 4 << 20  # smaller files are cleaned in-process (starting workers costs ~0.2 s)
@@ -98,13 +101,12 @@ def unit(builder: RecordBuilder, row: RawRow, columns: Columns | None, file_inde
     problem, key, match = builder.check_quality(question, answer)
     if problem:
         return builder.reject(row.source, problem[0], problem[1], row.fields), 0, found
-    record_id = f"{builder.prefixes[file_index]}-{row.line:05d}"
-    candidate = builder.candidate(record_id, row.source, [{"role": "user", "content": question}], answer, file_index)
-    candidate.match = match
+    record = make_record(f"{builder.prefixes[file_index]}-{row.line:05d}", row.source, detect_lang(question + answer),
+                         builder.system_prompt, question, answer)  # as builder.candidate would, without its copies
     category = clean_text(row.fields.get(columns[2])) if columns[2] else ""
     if category:
-        candidate.record["category"] = candidate.category = category
-    return candidate, key, found
+        record["category"] = category
+    return Candidate(record, question, answer, file_index, category, match=match), key, found
 
 
 _WORKER: dict[str, Any] = {}
@@ -207,8 +209,6 @@ def _payload(chunk: list[RawRow]) -> list[tuple[str, int, dict[str, Any], str | 
 
 def _candidates(results: list[Result], sketches: Sketches, file_index: int) -> Iterator[Result]:
     """Yields the results of a batch, each candidate rebuilt from its tuple and given its row of the batch's sketches."""
-    from data_tools.build import Candidate
-
     number = 0
     for outcome, key, found in results:
         if key:

@@ -218,9 +218,13 @@ def _possible_rules(text: str) -> tuple[int, ...]:
 _IPV4_PART = r"\d\.\d"
 _PHONE_PART = r"[+＋][0-9０-９]|[0-9０-９]{2}[-‐－―−ー]|\([0-9０-９]{2}|0[0-9０-９]{9}"  # +8, 03-, (03, 09012345678
 _IPV4_HINT, _PHONE_HINT = re.compile(_IPV4_PART), re.compile(_PHONE_PART)
+_D = "0-9０-９"
 _ANY_HINT = re.compile(  # a text without any of these holds no built-in kind: one scan in C decides most texts
-    f"(?=[@〒+＋(:\\d])(?:@|〒|{_IPV4_PART}|{_PHONE_PART}|[0-9０-９](?:{_SEP}?[0-9０-９]){{11}}|:[0-9A-Fa-f]{{1,4}}:)"
-)  # e-mail, postal code, IPv4, phone, 12+ digits (card, My Number), IPv6; the lookahead makes the scan skip other characters
+    f"[@〒+＋(:\\d](?:(?<=[@〒])|(?<=\\d)\\.\\d|(?<=[+＋])[{_D}]|(?<=[{_D}])[{_D}][-‐－―−ー]|(?<=\\()[{_D}]{{2}}|(?<=0)[{_D}]{{9}}"
+    f"|(?<=[{_D}])(?:{_SEP}?[{_D}]){{11}}|(?<=:)[0-9A-Fa-f]{{1,4}}:)"
+)  # e-mail, postal code, IPv4 (1.2), phone (+8, 03-, (03, 0901234…), 12+ digits (card, My Number), IPv6 (:1:). It
+# starts with one character class, so the scanner skips in C to the characters a match can start at; each branch
+# then checks that character (look-behind) and what follows: the same matches as these parts after a look-ahead.
 
 
 def _apply(rules: Iterable[PiiRule], text: str, allowed: frozenset[str], kinds: Counter) -> str:
