@@ -7,12 +7,14 @@ processes; only the results do. A cut is a newline after which, counting quotes 
 no quoted field is open. That is a guess (a stray quote inside an unquoted field misleads it), so a
 range's reader reports where its last row really ended, and the merge reads a range again from
 there when its guessed start was wrong: the rows and their line numbers are those of one reader
-over the whole file, either way. Files that cannot be cut safely get no plan: UTF-16 (its newline
-byte also occurs inside other characters) and bare-CR line ends (a text reader splits lines there).
+over the whole file, either way. Files that cannot be cut safely get no plan: UTF-16 and other
+encodings whose newline byte occurs inside other characters or that keep state across lines, and
+bare-CR line ends (a text reader splits lines there).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import mmap
 from collections.abc import Iterator
@@ -25,6 +27,12 @@ from data_tools.readers import RawRow, delimited_row, jsonl_row
 SEGMENT_BYTES = 1 << 20  # ~4,000 FAQ rows: a segment's results fit the pipe, and the last one ends soon
 SEARCH_BYTES = 1 << 16  # how far past a boundary a newline outside quotes is looked for
 CUT_KINDS = ("csv", "tsv", "jsonl")
+# Encodings (Python's names for them) whose newline byte never occurs inside another character and
+# that keep no state from line to line, so any line decodes on its own; others are read whole.
+CUT_ENCODINGS = frozenset({
+    "utf-8", "utf-8-sig", "cp932", "shift_jis", "shift_jisx0213", "shift_jis_2004", "euc_jp", "euc_jisx0213",
+    "euc_jis_2004", "ascii", "iso8859-1", "cp1252",
+})
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,8 @@ def plan_file(path: Path, kind: str, encoding: str, size: int | None = None) -> 
     """Returns how to cut a CSV/TSV/JSONL file into segments of about `size` bytes (SEGMENT_BYTES),
     or None when it cannot be cut safely or has no rows after its header."""
     size = size or SEGMENT_BYTES
-    if kind not in CUT_KINDS or encoding.startswith("utf-16"):
+    encoding = codecs.lookup(encoding).name
+    if kind not in CUT_KINDS or encoding not in CUT_ENCODINGS:
         return None
     with open(path, "rb") as handle:
         if not handle.read(1):

@@ -105,6 +105,10 @@ def test_files_that_cannot_be_cut_get_no_plan(tmp_path: Path) -> None:
     utf16 = tmp_path / "excel.csv"
     utf16.write_text("question,answer\nq,a\n", encoding="utf-16")
     assert plan_file(utf16, "csv", detect_encoding(utf16)) is None
+    assert plan_file(utf16, "csv", "UTF16") is None and plan_file(utf16, "csv", "iso2022_jp") is None  # as a config may name them
+    ascii_csv = tmp_path / "plain.csv"
+    ascii_csv.write_text("question,answer\nq,a\n", encoding="ascii")
+    assert plan_file(ascii_csv, "csv", "UTF_8_SIG") is not None
     bare_cr = tmp_path / "mac.csv"
     bare_cr.write_bytes(b"question,answer\rq,a\rq2,a2\r")
     assert plan_file(bare_cr, "csv", "utf-8-sig") is None
