@@ -10,7 +10,7 @@ the split is chosen, and pass 2 copies each spooled line into its split file.
 
 from __future__ import annotations
 
-import mmap
+import os
 from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -31,6 +31,7 @@ from tunebot.prompts import answer_of, question_of
 from tunebot.rundir import RunDir, atomic_open, atomic_write_json
 
 BATCH = 8192
+COPY_BYTES = 8 << 20
 MAX_CONFLICTS_LISTED = 1000
 
 
@@ -168,12 +169,13 @@ def _answer_similarity(spool_path: Path, ends: array, pairs: np.ndarray) -> np.n
 
 @contextmanager
 def _lines(spool_path: Path, ends: array) -> Iterator[Callable[[int], bytes]]:
-    """Yields a function that returns the spool's line `index` (by its byte range, not by reading up to it)."""
-    if not ends:
-        yield lambda index: b""
-        return
-    with open(spool_path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-        yield lambda index: view[ends[index - 1] if index else 0 : ends[index]]
+    """Yields a function that returns the spool's line `index` (by its byte range, not by reading up to it).
+
+    pread, not mmap: a mapped page read counts in this process's memory, and the spool is ~0.5 KB a record.
+    """
+    with open(spool_path, "rb") as handle:
+        descriptor = handle.fileno()
+        yield lambda index: os.pread(descriptor, ends[index] - (start := ends[index - 1] if index else 0), start)
 
 
 def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, tuple[int, float]],
@@ -201,13 +203,15 @@ def _route(spool_path: Path, out: Path, chosen: np.ndarray, dropped: dict[int, t
     with open(spool_path, "rb") as spool_file, atomic_open(out / "train.jsonl", binary=True) as train, \
             atomic_open(out / "val.jsonl", binary=True) as val, atomic_open(out / "test.jsonl", binary=True) as test:
         write = [handle.write for handle in (train, val, test)]
-        if len(target):
-            ends = np.frombuffer(spool.ends, dtype=np.int64)
-            with mmap.mmap(spool_file.fileno(), 0, access=mmap.ACCESS_READ) as view, memoryview(view) as data:
-                starts = np.flatnonzero(np.concatenate([[True], target[1:] != target[:-1]]))
-                for first, last, split in zip(starts.tolist(), [*(starts[1:] - 1).tolist(), len(target) - 1], target[starts].tolist()):
-                    if split < len(SPLITS):
-                        write[split](data[ends[first - 1] if first else 0 : ends[last]])
+        ends = np.frombuffer(spool.ends, dtype=np.int64)
+        starts = np.flatnonzero(np.concatenate([[True], target[1:] != target[:-1]])) if len(target) else np.zeros(0, dtype=np.int64)
+        for first, last, split in zip(starts.tolist(), [*(starts[1:] - 1).tolist(), len(target) - 1], target[starts].tolist()):
+            begin, end = (ends[first - 1] if first else 0), ends[last]
+            spool_file.seek(begin)
+            while split < len(SPLITS) and begin < end:  # a run of records bound for one split, 8 MB at a time
+                data = spool_file.read(min(end - begin, COPY_BYTES))
+                write[split](data)
+                begin += len(data)
     return seen
 
 
