@@ -45,8 +45,9 @@ Result = tuple[Any, int, "Counter | None"]  # (candidate, its tuple from a worke
 Sketches = tuple[np.ndarray, np.ndarray, np.ndarray] | None  # MinHash signatures, bottom-k values and lengths
 
 
-def faq_units(builder: RecordBuilder, source: SourceConfig, path: Path, file_index: int) -> Iterator[Candidate | dict[str, Any]]:
-    """Yields one candidate or reject per row of an FAQ file, in file order."""
+def faq_units(builder: RecordBuilder, source: SourceConfig, path: Path, file_index: int) -> Iterator[Candidate | CandidateBatch | dict[str, Any]]:
+    """Yields one candidate or reject per row of an FAQ file, in file order (a file cut into
+    segments: each segment's rejects, then its candidates as one batch)."""
     from data_tools.build import rows_of, worker_count
 
     rows = rows_of(source, path)
