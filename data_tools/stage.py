@@ -5,7 +5,8 @@
 Pass 1 streams every unit through `RecordBuilder`: rejects go straight to `rejects.jsonl`,
 records to a spool file, and only compact per-record arrays and sketches stay in memory
 (about 0.5 KB a record). Then near-duplicates and leakage clusters are found on the sketches,
-the split is chosen, and pass 2 copies each spooled line into its split file.
+the split is chosen, and pass 2 copies the spooled lines into their split files (the spool
+remembers where each line ends, so runs of neighbours go in one read and write).
 """
 
 from __future__ import annotations
