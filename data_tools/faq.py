@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 PARALLEL_MIN_BYTES = 4 << 20  # smaller files are cleaned in-process (starting workers costs ~0.2 s)
 CHUNK_ROWS = 2000
 IN_FLIGHT = 4  # chunks queued per worker: enough that none runs dry while this process cleans one
-SEGMENTS_IN_FLIGHT = 4  # segments (~4,000 rows) per worker: enough that none runs dry while this process cleans one
 Columns = tuple[str, str, "str | None"]
 J = TypeVar("J")
 Result = tuple[Any, int, "Counter | None"]  # (candidate, its tuple from a worker, or reject; duplicate key; PII found)
@@ -110,28 +109,28 @@ def unit(builder: RecordBuilder, row: RawRow, columns: Columns | None, file_inde
     return Candidate(record, question, answer, file_index, category, match=match), key, found
 
 
-_WORKER: dict[str, Any] = {}
+WORKER: dict[str, Any] = {}  # this process's cleaning state: builder, columns, file number, cut plan
 
 
 def _start_worker(cfg: DataConfig, system_prompt: str, columns: Columns | None, file_index: int,
                   plan: FilePlan | None = None, builder: RecordBuilder | None = None) -> None:
     from data_tools.build import RecordBuilder
 
-    _WORKER.update(builder=builder or RecordBuilder(cfg, system_prompt), columns=columns, file_index=file_index, plan=plan)
+    WORKER.update(builder=builder or RecordBuilder(cfg, system_prompt), columns=columns, file_index=file_index, plan=plan)
 
 
 def _work(rows: list[tuple[str, int, dict[str, Any], str | None]]) -> tuple[list[Result], Sketches]:
     """Cleans a chunk of rows this process was sent."""
-    return _clean((RawRow(*row), ()) for row in rows)
+    return clean_rows((RawRow(*row), ()) for row in rows)
 
 
-def _clean(rows: Iterable[tuple[RawRow, tuple]]) -> tuple[list[Result], Sketches]:
+def clean_rows(rows: Iterable[tuple[RawRow, tuple]]) -> tuple[list[Result], Sketches]:
     """Cleans rows; candidates travel back as a plain tuple (their JSON line, sizes, category,
     language, then the row's extras: a tenth of a Candidate's pickling), their questions'
     sketches as arrays for the whole batch (made here: they are a fifth of the per-row work)."""
     from data_tools.dedupe import sketch_batch
 
-    builder, columns, file_index = _WORKER["builder"], _WORKER["columns"], _WORKER["file_index"]
+    builder, columns, file_index = WORKER["builder"], WORKER["columns"], WORKER["file_index"]
     results: list[Result] = []
     matches: list[str] = []
     for row, extra in rows:
@@ -144,7 +143,7 @@ def _clean(rows: Iterable[tuple[RawRow, tuple]]) -> tuple[list[Result], Sketches
 
 
 @contextmanager
-def _pool(builder: RecordBuilder, columns: Columns | None, file_index: int, workers: int, plan: FilePlan | None = None) -> Iterator[ProcessPoolExecutor]:
+def cleaning_pool(builder: RecordBuilder, columns: Columns | None, file_index: int, workers: int, plan: FilePlan | None = None) -> Iterator[ProcessPoolExecutor]:
     """Starts `workers - 1` forked cleaning processes; this one cleans too, with its own builder.
 
     One process fewer than cores: on 2 cores a third busy process made every row ~1.4x dearer.
@@ -158,10 +157,10 @@ def _pool(builder: RecordBuilder, columns: Columns | None, file_index: int, work
         try:
             yield pool
         finally:
-            _WORKER.clear()
+            WORKER.clear()
 
 
-def _in_order(jobs: Iterable[J], submit: Callable[[J], Future], run_here: Callable[[J], Any], workers: int,
+def in_order(jobs: Iterable[J], submit: Callable[[J], Future], run_here: Callable[[J], Any], workers: int,
               in_flight: int = IN_FLIGHT) -> Iterator[tuple[J, Any]]:
     """Yields (job, result) in job order. A job goes to the pool while its processes have fewer than
     `in_flight` each unfinished, else this process runs it rather than wait; a job still queued when
@@ -198,8 +197,8 @@ def _parallel(
     columns = columns_of(source, path, good) if good else None
     rows = itertools.chain(head, rows)
     chunks = iter(lambda: list(itertools.islice(rows, CHUNK_ROWS)), [])
-    with _pool(builder, columns, file_index, workers) as pool:
-        for chunk, (results, sketches) in _in_order(chunks, lambda chunk: pool.submit(_work, _payload(chunk)),
+    with cleaning_pool(builder, columns, file_index, workers) as pool:
+        for chunk, (results, sketches) in in_order(chunks, lambda chunk: pool.submit(_work, _payload(chunk)),
                                                     lambda chunk: _work(_payload(chunk)), workers):
             yield from zip(chunk, _candidates(results, sketches, file_index))
 

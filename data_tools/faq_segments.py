@@ -24,13 +24,15 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from data_tools.build import LINE_BITS
-from data_tools.faq import SEGMENTS_IN_FLIGHT, _WORKER, Columns, Result, Sketches, _clean, _in_order, _pool
+from data_tools.faq import WORKER, Columns, Result, Sketches, clean_rows, cleaning_pool, in_order
 from data_tools.readers import detect_encoding, detect_format
 from data_tools.segments import CUT_KINDS, FilePlan, Segment, SegmentReader, plan_file, row_at
 from tunebot.config import SourceConfig
 
 if TYPE_CHECKING:
     from data_tools.build import CandidateBatch, RecordBuilder
+
+SEGMENTS_IN_FLIGHT = 4  # segments (~4,000 rows) per worker: enough that none runs dry while this process cleans one
 
 
 @dataclass(slots=True)
@@ -65,10 +67,10 @@ def segment_units(builder: RecordBuilder, source: SourceConfig, plan: FilePlan, 
     skipped when that row covered it)."""
     columns = _first_columns(source, plan)
     position, line = plan.segments[0].start, plan.segments[0].line
-    with _pool(builder, columns, file_index, workers, plan) as pool, open(plan.path, "rb") as handle, \
+    with cleaning_pool(builder, columns, file_index, workers, plan) as pool, open(plan.path, "rb") as handle, \
             tempfile.TemporaryDirectory(prefix="tunebot-segments-") as folder:
         submit = lambda segment: pool.submit(_work_segment_spilled, segment, folder)  # noqa: E731
-        for segment, done in _in_order(plan.segments, submit, _work_segment, workers, SEGMENTS_IN_FLIGHT):
+        for segment, done in in_order(plan.segments, submit, _work_segment, workers, SEGMENTS_IN_FLIGHT):
             result: SegmentResult = _unspilled(done) if isinstance(done, str) else done
             if segment.start != position:
                 if position >= segment.end:
@@ -80,10 +82,10 @@ def segment_units(builder: RecordBuilder, source: SourceConfig, plan: FilePlan, 
 
 def _work_segment(segment: Segment) -> SegmentResult:
     """Reads and cleans one segment of the file (in whichever process runs it)."""
-    plan = _WORKER["plan"]
+    plan = WORKER["plan"]
     with open(plan.path, "rb") as handle:
         reader = SegmentReader(plan, segment, handle)
-        results, sketches = _clean((row, (row.line, start, end)) for row, start, end in reader.rows())
+        results, sketches = clean_rows((row, (row.line, start, end)) for row, start, end in reader.rows())
         return _columns(results, sketches, reader.end, reader.next_line)
 
 
