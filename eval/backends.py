@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from eval.generate import Generation, generate_answers
 from tunebot.config_eval import EvalConfig
 from tunebot.prompts import Message
-
-Kind = Literal["base", "tuned"]
+from tunebot.systems import Model as Kind
 
 
 class Backend(Protocol):
@@ -29,11 +28,6 @@ class Backend(Protocol):
 
     def answer(self, batches: dict[Kind, list[list[Message]]]) -> dict[Kind, list[Generation]]:
         """Returns one Generation per conversation, per model, in input order."""
-
-
-def model_of(system: str) -> Kind:
-    """Says which model answers for a system: model_of('tuned_rag') -> 'tuned'."""
-    return "tuned" if system.startswith("tuned") else "base"
 
 
 def vllm_installed() -> bool:

@@ -2,10 +2,11 @@
 
     python -c "from eval.report import ci_rows; print(ci_rows({'systems': {}}))"
 
-Both reports hold: the verdicts (tuned vs base, tuned vs rag), every system's metrics as
-mean [95% CI], the paired tests, per-language tables, the forgetting probe, the judge when it
-ran, and the per-example side-by-side table with the biggest wins and losses (tuned - base token
-F1) first. In the HTML every model answer is escaped: it is shown as text, never run.
+Both reports hold, in this order: the recommendation (which system to ship, the rule, its costs
+and warnings), the verdicts, every system's metrics as mean [95% CI], the retriever's recall, the
+paired tests, per-language tables, the forgetting probe, the judge when it ran, and the
+per-example side-by-side table, which starts with the recommended system's wrong answers. In the
+HTML every model answer is escaped: it is shown as text, never run.
 """
 
 from __future__ import annotations
@@ -16,20 +17,60 @@ import io
 from typing import Any
 
 from eval.analysis import COMPARISONS, pair_verdict
-from eval.scoring import METRIC_LABELS
+from eval.recommend import metric_name
+from eval.registry import METRICS
 
-PRIMARY = "f1"  # the per-example metric that orders wins and losses
+PRIMARY = "answer_match"  # the per-example metric that orders the examples (then chrF)
 EXAMPLES_SHOWN = 40
 
 
 def ci_rows(document: dict[str, Any], systems: dict[str, Any] | None = None) -> list[list[str]]:
     """Rows [system, 'mean [low, high]' per metric] under a header row, from scores.json systems."""
     systems = document["systems"] if systems is None else systems
-    rows = [["system", *METRIC_LABELS.values()]]
+    rows = [["system", *(metric.label for metric in METRICS.values())]]
     for system, entry in systems.items():
         metrics = entry["metrics"] if "metrics" in entry else entry
         rows.append([system, *(f"{metrics[m]['mean']:.1f} [{metrics[m]['ci_low']:.1f}, {metrics[m]['ci_high']:.1f}]"
-                               for m in METRIC_LABELS)])
+                               if m in metrics else "-" for m in METRICS)])
+    return rows
+
+
+def recommendation_lines(document: dict[str, Any]) -> list[str]:
+    """Plain sentences of the recommendation: the choice, the rule, what it costs, the warnings."""
+    found = document["recommendation"]
+    chosen, cost = found["system"], found["costs"][found["system"]]
+    latency = "-" if cost["latency_s_median"] is None else f"{cost['latency_s_median']:.3g} s"
+    lines = [f"Recommendation: ship {chosen}.", found["rule"],
+             f"Cost of {chosen}: {latency} per answer in this eval (median); needs {cost['needs']}; when the FAQ "
+             f"changes: {cost['on_faq_change']}."]
+    lines += [f"Warning: {warning}" for warning in found["warnings"]]
+    lines += [f"Flagged: {system}: {reason}" for system, reasons in found["flags"].items() for reason in reasons
+              if system != chosen]
+    return lines
+
+
+def recommendation_rows(document: dict[str, Any]) -> list[list[str]]:
+    """Rows of the systems on the deciding metric, simplest first, with the test against the top system."""
+    found = document["recommendation"]
+    tests = {row["b"]: row for row in found["evidence"]["tests"]}
+    rows = [["system", metric_name(found["metric"]), "vs top (Holm p)", "latency / answer", "needs", "FAQ change"]]
+    for system, mean in found["evidence"]["means"].items():
+        test = tests.get(system)
+        versus = "top" if system == found["top"] else (f"{-test['diff']:+.1f} (p = {test['p_holm']:.3f})" if test else "-")
+        cost = found["costs"][system]
+        latency = "-" if cost["latency_s_median"] is None else f"{cost['latency_s_median']:.3g} s"
+        mark = " (recommended)" if system == found["system"] else ""
+        rows.append([system + mark, f"{mean['mean']:.1f} [{mean['ci_low']:.1f}, {mean['ci_high']:.1f}]", versus,
+                     latency, cost["needs"], cost["on_faq_change"]])
+    return rows
+
+
+def retrieval_rows(section: dict[str, Any]) -> list[list[str]]:
+    """Rows of the retriever's recall: all, then per language."""
+    rows = [["test records", "n", "answer in training", "close pair found", "recall@1", "recall@3"]]
+    for name, figures in [("all", section), *section.get("by_lang", {}).items()]:
+        rows.append([name, str(figures["n"]), str(figures["answerable"]), str(figures["retrieved"]),
+                     f"{figures['recall_at_1']:.1f}", f"{figures['recall_at_3']:.1f}"])
     return rows
 
 
@@ -57,7 +98,7 @@ def comparison_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     """Rows of the paired tests: comparison, metric, difference, p, Holm p, verdict."""
     table = [["comparison", "metric", "diff", "p", "p (Holm)", "verdict"]]
     for row in rows:
-        table.append([f"{row['a']} - {row['b']}", METRIC_LABELS[row["metric"]], f"{row['diff']:+.1f}",
+        table.append([f"{row['a']} - {row['b']}", METRICS[row["metric"]].label, f"{row['diff']:+.1f}",
                       f"{row['p_value']:.4f}", f"{row['p_holm']:.4f}", row["verdict"]])
     return table
 
@@ -70,10 +111,10 @@ def probe_intro(probe: dict[str, Any]) -> str:
 
 def probe_findings(probe: dict[str, Any]) -> list[str]:
     """Plain sentences on the probe: each significant drop, or that there is none."""
-    drops = [row for row in probe["comparisons"] if row["significant"] and row["diff"] < 0]
+    drops = [row for row in probe["comparisons"] if row["significant"] and not row["better"]]
     if not drops:
         return ["No significant drop on the probe: no sign of catastrophic forgetting."]
-    return [f"Forgetting: tuned drops {-row['diff']:.1f} points of {METRIC_LABELS[row['metric']]} "
+    return [f"Forgetting: tuned is {abs(row['diff']):.1f} points worse on {METRICS[row['metric']].label} "
             f"(Holm p = {row['p_holm']:.4f})." for row in drops]
 
 
@@ -85,18 +126,25 @@ def probe_lines(probe: dict[str, Any] | None) -> list[str]:
             *(f"- {line}" for line in probe_findings(probe))]
 
 
-def ordered_examples(rows: list[dict[str, Any]], systems: list[str]) -> list[dict[str, dict[str, Any]]]:
-    """Groups test prediction rows by record; biggest |tuned - base| (or first two systems) first."""
+def ordered_examples(rows: list[dict[str, Any]], systems: list[str], first: str | None = None) -> list[dict[str, dict[str, Any]]]:
+    """Groups test prediction rows by record: `first`'s wrong answers first, then the largest spread of
+    answer_match (then chrF) between systems."""
     by_id: dict[str, dict[str, dict[str, Any]]] = {}
     for row in rows:
         if row.get("set", "test") == "test":
             by_id.setdefault(row["id"], {})[row["system"]] = row
-    a, b = ("tuned", "base") if {"tuned", "base"} <= set(systems) else (systems[0], systems[-1])
 
-    def swing(answers: dict[str, dict[str, Any]]) -> float:
-        return abs(answers[a]["scores"][PRIMARY] - answers[b]["scores"][PRIMARY])
+    def score(row: dict[str, Any], metric: str) -> float:
+        value = row["scores"].get(metric)
+        return -1.0 if value is None else value
 
-    return sorted(by_id.values(), key=swing, reverse=True)
+    def order(answers: dict[str, dict[str, Any]]) -> tuple:
+        wrong = first in answers and score(answers[first], PRIMARY) == 0
+        spread = [max(score(r, m) for r in answers.values()) - min(score(r, m) for r in answers.values())
+                  for m in (PRIMARY, "chrf")]
+        return (not wrong, -spread[0], -spread[1])
+
+    return sorted(by_id.values(), key=order)
 
 
 def chart_png(document: dict[str, Any]) -> bytes:
@@ -107,16 +155,18 @@ def chart_png(document: dict[str, Any]) -> bytes:
     import matplotlib.pyplot as plt
 
     systems = list(document["systems"])
-    metrics = list(METRIC_LABELS)
+    metrics = list(METRICS)
     width = 0.8 / max(1, len(systems))
-    figure, axes = plt.subplots(figsize=(10, 4), dpi=100)
+    figure, axes = plt.subplots(figsize=(12, 4), dpi=100)
+    empty = {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0}
     for index, system in enumerate(systems):
-        entries = [document["systems"][system]["metrics"][m] for m in metrics]
+        entries = [document["systems"][system]["metrics"].get(m, empty) for m in metrics]
         means = [e["mean"] for e in entries]
         errors = [[e["mean"] - e["ci_low"] for e in entries], [e["ci_high"] - e["mean"] for e in entries]]
         positions = [m + (index - (len(systems) - 1) / 2) * width for m in range(len(metrics))]
         axes.bar(positions, means, width, yerr=errors, capsize=3, label=system)
-    axes.set_xticks(range(len(metrics)), [METRIC_LABELS[m] for m in metrics])
+    axes.set_xticks(range(len(metrics)), [METRICS[m].label + ("" if METRICS[m].higher_is_better else " (lower=better)")
+                                          for m in metrics], fontsize=8)
     axes.set_ylabel("mean per example (0-100), 95% CI")
     axes.set_ylim(0, 100)
     axes.legend()

@@ -2,9 +2,12 @@
 
     python -c "from eval.schema import ScoresDocument; import json; print(json.dumps(ScoresDocument.model_json_schema())[:80])"
 
-`tunebot.eval.scores/2`: every score is 0-100, higher is better, the mean of per-example scores
-with a bootstrap 95% CI and the tokenizer it was computed with; BLEU and chrF add the corpus-level
-value. The README documents the same fields.
+`tunebot.eval.scores/3`: every score is 0-100, the mean of per-example scores over the examples
+that define it, with a bootstrap 95% CI and the tokenizer it was computed with; BLEU and chrF add
+the corpus-level value; eval/registry.py says which way is better. New in /3: the correctness
+metrics (answer_match, key_facts, unsupported_facts), the `retrieval` system and section (the
+retriever's recall), `answer_class`, comparison rows' `better`, and `recommendation`. The README
+documents the same fields.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SystemName = Literal["base", "tuned", "rag", "tuned_rag"]
-MetricName = Literal["bleu", "chrf", "rouge1", "rouge2", "rougeL", "f1", "exact_match"]
+from eval.registry import MetricName
+from tunebot.systems import SystemName
 
 
 class _Strict(BaseModel):
@@ -58,6 +61,7 @@ class ComparisonRow(_Strict):
     p_value: float = Field(ge=0, le=1)
     p_holm: float = Field(ge=0, le=1)
     significant: bool
+    better: bool = Field(description="a's difference is an improvement (for unsupported_facts: lower).")
     n: int = Field(ge=1)
     verdict: str
 
@@ -79,20 +83,90 @@ class JudgeEntry(_Strict):
     failed: int = Field(ge=0)
 
 
+class RecallFigures(_Strict):
+    """The retriever on the test records: a hit is a training pair of the record's answer class."""
+
+    n: int = Field(ge=0)
+    answerable: int = Field(ge=0, description="Records whose answer class occurs in training at all.")
+    retrieved: int = Field(ge=0, description="Records for which some pair was close enough.")
+    recall_at_1: float = Field(ge=0, le=100)
+    recall_at_3: float = Field(ge=0, le=100)
+
+
+class RetrievalSection(RecallFigures):
+    """The retriever's settings and recall, overall and per language."""
+
+    k: int = Field(ge=1)
+    min_coverage: float = Field(ge=0, le=1)
+    by_lang: dict[str, RecallFigures]
+
+
+class Test(_Strict):
+    """The top system against a simpler one on the deciding metric (diff = top - other)."""
+
+    a: SystemName
+    b: SystemName
+    diff: float
+    p_value: float = Field(ge=0, le=1)
+    p_holm: float = Field(ge=0, le=1)
+    significant: bool
+    n: int = Field(ge=0)
+
+
+class Mean(_Strict):
+    """A system's mean on the deciding metric with its bootstrap 95% CI."""
+
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int = Field(ge=1)
+
+
+class Cost(_Strict):
+    """What shipping a system costs."""
+
+    latency_s_median: float | None = Field(description="Median seconds per answer in this eval (search time for retrieval).")
+    needs: str
+    on_faq_change: str
+
+
+class Evidence(_Strict):
+    """What the recommendation rests on: every system's mean, and the top system's paired tests."""
+
+    means: dict[SystemName, Mean]
+    tests: list[Test]
+
+
+class Recommendation(_Strict):
+    """The one system to ship, the rule that chose it and what it rests on."""
+
+    system: SystemName
+    metric: Literal["judge", "answer_match", "key_facts", "chrf"]
+    top: SystemName
+    rule: str
+    evidence: Evidence
+    costs: dict[SystemName, Cost]
+    flags: dict[SystemName, list[str]]
+    warnings: list[str]
+
+
 class ScoresDocument(_Strict):
     """eval/scores.json."""
 
-    schema_: Literal["tunebot.eval.scores/2"] = Field(alias="schema")
+    schema_: Literal["tunebot.eval.scores/3"] = Field(alias="schema")
     run: str
-    backend: Literal["hf", "vllm", "openai"]
+    backend: Literal["hf", "vllm", "openai", "none"]
     n: int = Field(ge=1)
     langs: dict[str, int]
     rag_k: int = Field(ge=1)
     decoding: dict[str, float | int]
+    answer_class: Literal["answer", "category"]
     systems: dict[SystemName, SystemEntry]
     comparisons: list[ComparisonRow]
+    retrieval: RetrievalSection | None
     forgetting: ProbeSection | None
     judge: dict[SystemName, JudgeEntry] | None
+    recommendation: Recommendation
 
 
 def validate_scores(document: dict[str, Any]) -> ScoresDocument:

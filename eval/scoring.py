@@ -1,12 +1,13 @@
-"""Scores answers against references with BLEU, chrF, ROUGE-1/2/L, token F1 and exact match.
+"""Scores answers against references: right answer, key facts, invented facts, BLEU, chrF, ROUGE, F1, EM.
 
     tunebot score --pred preds.txt --ref refs.txt --lang auto
 
 The one entry `tunebot eval` and `tunebot score` share. Each metric is an `evaluate` module kept
 in eval/metrics/<name>/<name>.py and loaded from that path, which works offline (evaluate only
 copies the script into HF_MODULES_CACHE and imports it). Each line is tokenized for its own
-language (see tunebot/text.py) and every score records the tokenizer it used. Scores are 0-100,
-higher is better. Nothing heavy is imported until something is scored.
+language (see tunebot/text.py) and every score records the tokenizer it used. Scores are 0-100;
+eval/registry.py says which metrics exist and which way is better. Nothing heavy is imported
+until something is scored.
 """
 
 from __future__ import annotations
@@ -18,49 +19,31 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from eval.registry import METRICS, MODULES
 from tunebot.text import line_langs
 
 METRICS_DIR = Path(__file__).resolve().parent / "metrics"
-# The evaluate modules under METRICS_DIR, in the order they run.
-METRIC_MODULES = ("bleu", "chrf", "rouge", "token_f1", "exact_match")
-# Score fields of `Scores` (all higher-is-better), with their column header in tables.
-METRIC_LABELS = {
-    "bleu": "BLEU",
-    "chrf": "chrF",
-    "rouge1": "ROUGE-1",
-    "rouge2": "ROUGE-2",
-    "rougeL": "ROUGE-L",
-    "f1": "F1",
-    "exact_match": "EM",
-}
-METRIC_NAMES = tuple(METRIC_LABELS)
-# Which module computes each score field, and the key it returns it under.
-_FIELD_SOURCES = {
-    "bleu": ("bleu", "bleu"),
-    "chrf": ("chrf", "chrf"),
-    "rouge1": ("rouge", "rouge1"),
-    "rouge2": ("rouge", "rouge2"),
-    "rougeL": ("rouge", "rougeL"),
-    "f1": ("token_f1", "f1"),
-    "exact_match": ("exact_match", "exact_match"),
-}
 
 
 @dataclasses.dataclass
 class Scores:
-    """One system's scores (0-100): corpus BLEU and chrF, means of the others; tokenizers; per line."""
+    """One system's scores (0-100) per metric of eval/registry.py; tokenizers; per line.
 
-    bleu: float
-    chrf: float
-    rouge1: float
-    rouge2: float
-    rougeL: float
-    f1: float
-    exact_match: float
+    `values` holds corpus BLEU and chrF and the mean of every other metric (None where no line
+    defines it, e.g. answer_match without pools). Attributes read through: `scores.bleu`.
+    """
+
+    values: dict[str, float | None]
     n: int
-    tokenizers: dict[str, str]  # score field -> tokenizer, e.g. {"bleu": "ja-mecab+13a", ...}
+    tokenizers: dict[str, str]  # metric -> tokenizer, e.g. {"bleu": "ja-mecab+13a", ...}
     langs: dict[str, int]  # lines per language, e.g. {"ja": 8, "en": 4}
-    per_example: list[dict[str, Any]]  # per line: lang and every field of METRIC_NAMES
+    per_example: list[dict[str, Any]]  # per line: lang, every metric (None = undefined), unsupported facts
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(name)
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the scores as plain JSON-ready data."""
@@ -69,7 +52,7 @@ class Scores:
 
 @functools.lru_cache(maxsize=None)
 def load_metric(name: str) -> Any:
-    """Loads one of METRIC_MODULES from its path in the repository, once per process."""
+    """Loads one evaluate module of eval/metrics/ from its path in the repository, once per process."""
     import evaluate
 
     path = METRICS_DIR / name / f"{name}.py"
@@ -80,14 +63,35 @@ def load_metric(name: str) -> Any:
     return evaluate.load(str(path), keep_in_memory=True)
 
 
+def reference_pools(references: list[str], langs: list[str]) -> list[list[str] | None]:
+    """Pools for answer_match when only the references are known: the other lines' distinct answers.
+
+    reference_pools(['A.', 'B.', 'A.'], ['en'] * 3) -> [['B.'], ['A.'], ['B.']]
+    """
+    from tunebot.text import normalize_answer
+
+    keys = [normalize_answer(reference) for reference in references]
+    distinct: dict[tuple[str, str], str] = {}
+    for key, reference, lang in zip(keys, references, langs):
+        distinct.setdefault((lang, key), reference)
+    pools = []
+    for key, lang in zip(keys, langs):
+        pool = [text for (other_lang, other), text in distinct.items() if other_lang == lang and other != key]
+        pools.append(pool or None)
+    return pools
+
+
 def score_texts(
-    predictions: list[str], references: list[str], langs: list[str] | None = None, lang: str = "auto"
+    predictions: list[str], references: list[str], langs: list[str] | None = None, lang: str = "auto",
+    pools: list[list[str] | None] | None = None, contexts: list[list[str] | None] | None = None,
 ) -> Scores:
-    """Scores line-aligned predictions against references with every metric.
+    """Scores line-aligned predictions against references with every metric of the registry.
 
     score_texts(['返品できます。'], ['返品できます。']).exact_match -> 100.0
     langs gives each line's language ("ja"/"en"); without it `lang` applies to all lines, and
-    "auto" detects each line's language from its reference.
+    "auto" detects each line's language from its reference. `pools` are answer_match's competing
+    answers per line (default: the other lines' references); `contexts` the texts a line's
+    system was given, which count as support for its facts (unsupported_facts).
     """
     if len(predictions) != len(references):
         raise ValueError(
@@ -96,21 +100,25 @@ def score_texts(
     if not references:
         raise ValueError("nothing to score: predictions and references are empty")
     line_lang = line_langs(references, langs, lang)
-    results = {
-        name: load_metric(name).compute(predictions=predictions, references=references, langs=line_lang)
-        for name in METRIC_MODULES
-    }
-    per_example = [{"lang": lang} for lang in line_lang]
-    for field, (module, key) in _FIELD_SOURCES.items():
-        for row, value in zip(per_example, results[module]["per_example"]):
-            row[field] = float(value[key] if isinstance(value, dict) else value)
-    return Scores(
-        **{field: float(results[module][key]) for field, (module, key) in _FIELD_SOURCES.items()},
-        n=len(references),
-        tokenizers={field: results[module]["tokenizer"] for field, (module, _) in _FIELD_SOURCES.items()},
-        langs=dict(Counter(line_lang)),
-        per_example=per_example,
-    )
+    extra = {"answer_match": {"pools": pools if pools is not None else reference_pools(references, line_lang)},
+             "unsupported_facts": {"contexts": contexts}}
+    results = {module: load_metric(module).compute(predictions=predictions, references=references, langs=line_lang,
+                                                   **extra.get(module, {}))
+               for module in MODULES}
+    per_example: list[dict[str, Any]] = [{"lang": lang} for lang in line_lang]
+    for metric in METRICS.values():
+        for row, value in zip(per_example, results[metric.module]["per_example"]):
+            value = value[metric.result_key] if isinstance(value, dict) else value
+            row[metric.name] = None if value is None else float(value)
+    for row, found in zip(per_example, results["unsupported_facts"]["details"]):
+        row["unsupported"] = found
+    values = {}
+    for metric in METRICS.values():
+        value = results[metric.module][metric.result_key]
+        values[metric.name] = None if value is None else float(value)
+    return Scores(values, n=len(references),
+                  tokenizers={metric.name: results[metric.module]["tokenizer"] for metric in METRICS.values()},
+                  langs=dict(Counter(line_lang)), per_example=per_example)
 
 
 def read_lines(path: str | Path) -> list[str]:
@@ -146,10 +154,19 @@ def score_files(pred_path: str | Path, ref_path: str | Path, lang: str = "auto")
     return score_texts(predictions, references, lang=lang)
 
 
-def _table(rows: dict[str, dict[str, float]]) -> str:
-    """Lays out {system: {score field: value}} as an aligned text table, one decimal."""
-    headers = ["system", *METRIC_LABELS.values()]
-    body = [[system, *(f"{values[field]:.1f}" for field in METRIC_LABELS)] for system, values in rows.items()]
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_scores_table(named: dict[str, Scores]) -> str:
+    """Formats systems' scores as a plain-text table, rows = systems, columns = the registry's metrics.
+
+    format_scores_table({'base': base_scores, 'tuned': tuned_scores}) ->
+        system  Right  Facts  Invented  BLEU  chrF  ROUGE-1  ROUGE-2  ROUGE-L    F1    EM
+        base      0.0   10.0      50.0   1.2  12.0     10.3      2.0      9.8  10.1   0.0
+    """
+    headers = ["system", *(metric.label for metric in METRICS.values())]
+    body = [[system, *(_cell(scores.values[name]) for name in METRICS)] for system, scores in named.items()]
     widths = [max(len(row[i]) for row in [headers, *body]) for i in range(len(headers))]
 
     def layout(cells: list[str]) -> str:
@@ -157,15 +174,3 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
         return "  ".join([first, *(cell.rjust(width) for cell, width in zip(cells[1:], widths[1:]))]).rstrip()
 
     return "\n".join(layout(row) for row in [headers, *body])
-
-
-def format_scores_table(named: dict[str, Scores]) -> str:
-    """Formats systems' scores as a plain-text table, rows = systems.
-
-    format_scores_table({'base': base_scores, 'tuned': tuned_scores}) ->
-        system  BLEU  ROUGE-1  ROUGE-2  ROUGE-L    F1    EM
-        base     1.2     10.3      2.0      9.8  10.1   0.0
-        tuned   45.0     60.2     48.1     59.9  61.0  25.0
-    """
-    rows = {system: {field: getattr(scores, field) for field in METRIC_LABELS} for system, scores in named.items()}
-    return _table(rows)

@@ -2,9 +2,10 @@
 
     tunebot eval examples/acme.yaml
 
-Reads data/test.jsonl (data/train.jsonl for retrieval) and sft/adapter; writes
-eval/predictions.jsonl, eval/scores.json (schema in eval/schema.py and the README),
-eval/report.md, eval/report.html and DONE. Answers of each model are kept in
+Reads data/test.jsonl (data/train.jsonl for retrieval, and every split for answer_match's
+pools) and sft/adapter; writes eval/predictions.jsonl, eval/scores.json (schema in
+eval/schema.py and the README; its `recommendation` names the system to ship), eval/report.md,
+eval/report.html and DONE. Answers of each model are kept in
 eval/generations/<model>.json as soon as they exist, so a killed eval resumes without
 generating them again (the cache is keyed by the prompts, the model and the decoding).
 """
@@ -15,17 +16,21 @@ import hashlib
 import json
 from typing import Any
 
-from eval.analysis import COMPARISONS, SCHEMA, comparisons, system_entry
-from eval.backends import Kind, make_backend, model_of, resolve_backend
+from eval.analysis import COMPARISONS, SCHEMA, comparisons, per_metric, system_entry
+from eval.answers import answer_pools, retrieval_recall
+from eval.backends import Kind, make_backend, resolve_backend
 from eval.generate import Generation
-from eval.report import ci_rows, text_table, verdicts
+from eval.recommend import recommend
+from eval.registry import METRIC_NAMES
+from eval.report import ci_rows, recommendation_lines, text_table, verdicts
 from eval.report_pages import report_html, report_markdown
-from eval.scoring import score_texts
-from eval.systems import SystemInputs, load_probe, probe_conversations, system_inputs
+from eval.scoring import reference_pools, score_texts
+from eval.systems import Retrieved, SystemInputs, load_probe, probe_conversations, retrieve, system_inputs
 from tunebot.config import RunConfig
 from tunebot.models import resolve_model
 from tunebot.prompts import answer_of, question_of
 from tunebot.rundir import RunDir, StageMissing, atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from tunebot.systems import SYSTEMS, model_of
 
 
 def _cache_key(cfg: RunConfig, run_dir: RunDir, backend: str, kind: Kind, conversations: list) -> str:
@@ -66,6 +71,8 @@ def _batches(inputs: dict[str, SystemInputs], probe: list[list]) -> tuple[dict[K
     starts: dict[str, tuple[Kind, int]] = {}
     for system, given in inputs.items():
         kind = model_of(system)
+        if kind is None:  # retrieval: answered already, no model
+            continue
         starts[system] = (kind, len(batches.setdefault(kind, [])))
         batches[kind] += given.conversations
     for kind in ("base", "tuned") if probe else ():
@@ -82,43 +89,43 @@ def _rows(system: str, records: list[dict], generations: list[Generation], per_e
                "question": question_of(record) if "prompt" in record else record["question"],
                "reference": answer_of(record) if "completion" in record else record["answer"],
                "prediction": generation.text, "new_tokens": generation.new_tokens, "latency_s": generation.latency_s,
-               "scores": scores}
+               "scores": {metric: scores[metric] for metric in METRIC_NAMES}, "unsupported": scores["unsupported"]}
         if retrieved:
             row["retrieved"] = retrieved[index]
         rows.append(row)
     return rows
 
 
-def _score_set(cfg: RunConfig, named_generations: dict[str, list[Generation]], records: list[dict],
-               references: list[str], langs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _score_set(cfg: RunConfig, named_generations: dict[str, list[Generation]], references: list[str],
+               langs: list[str], pools: list, contexts: dict[str, list | None]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Scores systems on one record set; returns ({system: Scores}, {system: scores.json entry})."""
     scores, entries = {}, {}
     for system, generations in named_generations.items():
         predictions = [g.text for g in generations]
-        scores[system] = score_texts(predictions, references, langs=langs)
+        scores[system] = score_texts(predictions, references, langs=langs, pools=pools, contexts=contexts.get(system))
         entries[system] = system_entry(scores[system], predictions, references, langs, cfg.eval.seed,
-                                       cfg.eval.bootstrap_resamples)
+                                       cfg.eval.bootstrap_resamples, pools, contexts.get(system))
     return scores, entries
 
 
-def _records(cfg: RunConfig, run_dir: RunDir) -> tuple[list[dict], list[dict]]:
-    """Returns (test records, training records when a rag system needs them)."""
+def _records(cfg: RunConfig, run_dir: RunDir) -> tuple[list[dict], list[dict], list[dict]]:
+    """Returns (test records, training records, every record of the run: answer_match's pools)."""
     records = list(read_jsonl(run_dir.path("data", "test.jsonl")))[: cfg.eval.max_examples]
     if not records:
         raise StageMissing(f"{run_dir.path('data', 'test.jsonl')} is empty: set data.split.test above 0")
-    needs_train = any(system.endswith("rag") for system in cfg.eval.systems)
-    train = list(read_jsonl(run_dir.path("data", "train.jsonl"))) if needs_train else []
+    train = list(read_jsonl(run_dir.path("data", "train.jsonl")))
+    everything = train + list(read_jsonl(run_dir.path("data", "val.jsonl"))) + list(read_jsonl(run_dir.path("data", "test.jsonl")))
     if any(model_of(system) == "tuned" for system in cfg.eval.systems) and not run_dir.path("sft", "adapter").is_dir():
         raise StageMissing(f"{run_dir.path('sft', 'adapter')} is missing: run `tunebot train` first, "
-                           "or evaluate only base/rag (eval.systems)")
-    return records, train
+                           "or evaluate only retrieval/base/rag (eval.systems)")
+    return records, train, everything
 
 
 def _probe_section(cfg: RunConfig, probe: list[dict], generations: dict[str, list[Generation]]) -> tuple[dict, list]:
     """Scores the forgetting probe for base and tuned; returns (scores.json section, prediction rows)."""
     references = [row["answer"] for row in probe]
     langs = [row["lang"] for row in probe]
-    scores, entries = _score_set(cfg, generations, probe, references, langs)
+    scores, entries = _score_set(cfg, generations, references, langs, reference_pools(references, langs), {})
     section = {"n": len(probe), "langs": {lang: langs.count(lang) for lang in sorted(set(langs))},
                "systems": entries, "comparisons": comparisons(scores, (("tuned", "base"),), cfg.eval.seed,
                                                                cfg.eval.permutations)}
@@ -128,32 +135,57 @@ def _probe_section(cfg: RunConfig, probe: list[dict], generations: dict[str, lis
 
 
 def build_document(cfg: RunConfig, backend: str, scores: dict, entries: dict, langs: list[str]) -> dict[str, Any]:
-    """Assembles scores.json (without the probe and judge sections)."""
+    """Assembles scores.json (without the probe, judge, retrieval and recommendation sections)."""
     return {"schema": SCHEMA, "run": cfg.name, "backend": backend, "n": len(langs),
-            "langs": {lang: langs.count(lang) for lang in sorted(set(langs))}, "rag_k": cfg.eval.rag_k,
+            "langs": {lang: langs.count(lang) for lang in sorted(set(langs))}, "rag_k": cfg.retrieval.k,
             "decoding": {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p,
                          "max_new_tokens": cfg.eval.max_new_tokens, "seed": cfg.eval.seed},
-            "systems": entries,
+            "answer_class": cfg.eval.answer_class, "systems": entries,
             "comparisons": comparisons(scores, COMPARISONS, cfg.eval.seed, cfg.eval.permutations),
-            "forgetting": None, "judge": None}
+            "retrieval": None, "forgetting": None, "judge": None, "recommendation": None}
+
+
+def _answers(cfg: RunConfig, run_dir: RunDir, inputs: dict[str, SystemInputs], probe: list[dict],
+             n: int) -> dict[str, list[Generation]]:
+    """Every system's answers to the test records (and base/tuned's to the probe, as probe:<model>)."""
+    batches, starts = _batches(inputs, probe_conversations(probe, cfg.system_prompt) if probe else [])
+    answers = _generate(cfg, run_dir, batches) if batches else {}
+    take = {name: answers[kind][start: start + (len(probe) if name.startswith("probe:") else n)]
+            for name, (kind, start) in starts.items()}
+    take.update({system: given.answers for system, given in inputs.items() if given.answers is not None})
+    return take
+
+
+def _recommendation(cfg: RunConfig, document: dict, scores: dict, take: dict, rows: list[dict]) -> dict[str, Any]:
+    per_system = {system: per_metric(found) for system, found in scores.items()}
+    judged = bool(document.get("judge"))
+    if judged:
+        for system in per_system:
+            per_system[system]["judge"] = [row.get("judge") for row in rows if row["set"] == "test" and row["system"] == system]
+    latencies = {system: [g.latency_s for g in take[system]] for system in scores}
+    return recommend(per_system, latencies, document.get("forgetting"), cfg.eval.seed, cfg.eval.permutations, judged)
 
 
 def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     """Writes eval/predictions.jsonl, scores.json, report.md and report.html, prints the table, marks DONE."""
     tuned = any(model_of(system) == "tuned" for system in cfg.eval.systems)
     out = run_dir.start("eval", ("data", "sft") if tuned else ("data",))
-    records, train = _records(cfg, run_dir)
+    records, train, everything = _records(cfg, run_dir)
     systems = list(cfg.eval.systems)
-    inputs = system_inputs(systems, records, train, cfg.eval.rag_k)
+    found: Retrieved | None = retrieve(records, train, cfg.retrieval) if any(SYSTEMS[s].retrieves for s in systems) else None
+    inputs = system_inputs(systems, records, found, cfg.retrieval)
     probe = load_probe() if cfg.eval.forgetting_probe and {"base", "tuned"} <= set(systems) else []
-    batches, starts = _batches(inputs, probe_conversations(probe, cfg.system_prompt) if probe else [])
-    answers = _generate(cfg, run_dir, batches)
-    take = {name: answers[kind][start: start + (len(probe) if name.startswith("probe:") else len(records))]
-            for name, (kind, start) in starts.items()}
+    take = _answers(cfg, run_dir, inputs, probe, len(records))
     langs = [record["lang"] for record in records] if cfg.eval.lang == "auto" else [cfg.eval.lang] * len(records)
-    scores, entries = _score_set(cfg, {s: take[s] for s in systems}, records, [answer_of(r) for r in records], langs)
-    document = build_document(cfg, resolve_backend(cfg.eval), scores, entries, langs)
+    pools = answer_pools(records, everything, cfg.eval.answer_class, [record["lang"] for record in records])
+    contexts = {system: given.contexts for system, given in inputs.items()}
+    scores, entries = _score_set(cfg, {s: take[s] for s in systems}, [answer_of(r) for r in records], langs, pools, contexts)
+    document = build_document(cfg, resolve_backend(cfg.eval) if any(SYSTEMS[s].generates for s in systems) else "none",
+                              scores, entries, langs)
     rows = [row for s in systems for row in _rows(s, records, take[s], scores[s].per_example, inputs[s].retrieved, "test")]
+    if found is not None:
+        document["retrieval"] = {"k": cfg.retrieval.k, "min_coverage": cfg.retrieval.min_coverage,
+                                 **retrieval_recall(records, found.hits, train, cfg.eval.answer_class)}
     if probe:
         document["forgetting"], probe_rows = _probe_section(cfg, probe, {k: take[f"probe:{k}"] for k in ("base", "tuned")})
         rows += probe_rows
@@ -162,6 +194,7 @@ def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
 
         print(f"eval: judge {cfg.eval.judge.model} at {cfg.eval.judge.url} grading {len(rows)} answers")
         document["judge"] = judge_rows(cfg.eval.judge, [row for row in rows if row["set"] == "test"])
+    document["recommendation"] = _recommendation(cfg, document, scores, take, rows)
     from eval.schema import validate_scores
 
     validate_scores(document)
@@ -176,11 +209,13 @@ def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
 
 
 def summary_text(document: dict[str, Any]) -> str:
-    """The table and verdicts the CLI prints after an eval."""
+    """The table and verdicts the CLI prints after an eval, the recommendation last."""
     lines = [text_table(ci_rows(document)), "", *verdicts(document)]
     probe = document.get("forgetting")
     if probe:
         from eval.report import probe_findings
 
         lines += [f"forgetting probe: {line}" for line in probe_findings(probe)]
+    if document.get("recommendation"):
+        lines += ["", *recommendation_lines(document)]
     return "\n".join(lines)

@@ -6,7 +6,8 @@ Every system x metric gets its mean over examples with a percentile bootstrap 95
 (scipy.stats.bootstrap); two systems answering the same examples are compared with a paired
 approximate randomization test (scipy.stats.permutation_test, permutation_type='samples':
 randomly swaps the two systems' scores within each example). p-values of one comparison are
-Holm-adjusted across its metrics, so "significant" survives testing six metrics at once.
+Holm-adjusted across its metrics, so "significant" survives testing ten metrics at once. A
+metric undefined for an example (None) leaves that example out of its mean and its tests.
 Fixed seeds make every figure reproducible.
 """
 
@@ -46,11 +47,15 @@ class Comparison:
     significant: bool
     n: int
 
-    def verdict(self, a: str, b: str) -> str:
-        """Says in words what the comparison shows: '<a> better than <b>' or 'no significant difference'."""
+    def verdict(self, a: str, b: str, better: bool | None = None) -> str:
+        """Says in words what the comparison shows: '<a> better than <b>' or 'no significant difference'.
+
+        `better` says whether a's difference is an improvement (default: a higher score is).
+        """
         if not self.significant:
             return "no significant difference"
-        return f"{a} better than {b}" if self.diff > 0 else f"{a} worse than {b}"
+        better = self.diff > 0 if better is None else better
+        return f"{a} better than {b}" if better else f"{a} worse than {b}"
 
 
 def summarize(values: list[float], seed: int = 0, resamples: int = RESAMPLES) -> Summary:
@@ -112,14 +117,21 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
-def compare(a: dict[str, list[float]], b: dict[str, list[float]], seed: int = 0,
+def compare(a: dict[str, list[float | None]], b: dict[str, list[float | None]], seed: int = 0,
             permutations: int = PERMUTATIONS) -> list[Comparison]:
-    """Compares two systems metric by metric (same metrics, same examples), Holm-adjusted."""
-    metrics = list(a)
-    raw = [paired_p_value(a[metric], b[metric], seed, permutations) for metric in metrics]
+    """Compares two systems metric by metric over the examples both define, Holm-adjusted.
+
+    A metric that no example defines for both systems is left out (None = undefined).
+    """
+    paired = {}
+    for metric in a:
+        both = [(x, y) for x, y in zip(a[metric], b[metric]) if x is not None and y is not None]
+        if both:
+            paired[metric] = ([x for x, _ in both], [y for _, y in both])
+    raw = [paired_p_value(first, second, seed, permutations) for first, second in paired.values()]
     adjusted = holm(raw)
     found = []
-    for metric, p_value, p_holm in zip(metrics, raw, adjusted):
-        diff = sum(a[metric]) / len(a[metric]) - sum(b[metric]) / len(b[metric])
-        found.append(Comparison(metric, diff, p_value, p_holm, p_holm < ALPHA, len(a[metric])))
+    for (metric, (first, second)), p_value, p_holm in zip(paired.items(), raw, adjusted):
+        diff = sum(first) / len(first) - sum(second) / len(second)
+        found.append(Comparison(metric, diff, p_value, p_holm, p_holm < ALPHA, len(first)))
     return found

@@ -1,32 +1,41 @@
-"""The conversations each system answers: base and tuned as recorded, rag variants with retrieval.
+"""What each system is asked: base and tuned as recorded, rag variants with retrieval, retrieval's answers.
 
     python -c "from eval.systems import load_probe; print(len(load_probe()))"
 
 `base` and `tuned` answer each test record's own prompt (system prompt + turns). `rag` and
-`tuned_rag` answer the same prompt with the top-k training pairs (BM25) added to its system
-message. The forgetting probe (eval/probe/forgetting.jsonl) is asked of base and tuned with the
-run's system prompt.
+`tuned_rag` answer the same prompt with the top-k training pairs (tunebot.retrieval) added to its
+system message (tunebot.prompts.with_context, the prompt serving uses too). `retrieval` needs no
+model: its answer is the top pair's answer verbatim, or the configured fallback when no pair is
+close enough. The forgetting probe (eval/probe/forgetting.jsonl) is asked of base and tuned with
+the run's system prompt.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.retrieval import PairIndex, with_context
-from tunebot.prompts import Message, question_of
+from eval.generate import Generation
+from tunebot.config_eval import RetrievalConfig
+from tunebot.prompts import Message, question_of, with_context
+from tunebot.retrieval import Hit, PairIndex
+from tunebot.systems import SYSTEMS
 
 PROBE_PATH = Path(__file__).resolve().parent / "probe" / "forgetting.jsonl"
 
 
 @dataclass
 class SystemInputs:
-    """What one system is asked: a conversation per record, and the ids of pairs retrieved for it."""
+    """What one system is asked: a conversation per record, the pairs retrieved for it, and for
+    `retrieval` (no model) the answers themselves."""
 
     conversations: list[list[Message]]
     retrieved: list[list[str]] = field(default_factory=list)
+    contexts: list[list[str]] | None = None  # the texts given with each record (support for its facts)
+    answers: list[Generation] | None = None
 
 
 def load_probe(path: Path = PROBE_PATH) -> list[dict[str, Any]]:
@@ -48,20 +57,50 @@ def probe_conversations(probe: list[dict[str, Any]], system_prompt: str) -> list
     return [[{"role": "system", "content": system_prompt}, {"role": "user", "content": row["question"]}] for row in probe]
 
 
-def system_inputs(systems: list[str], records: list[dict[str, Any]], train: list[dict[str, Any]],
-                  rag_k: int) -> dict[str, SystemInputs]:
-    """Builds every system's conversations for the test records (retrieval from the training pairs)."""
+@dataclass
+class Retrieved:
+    """The retriever's hits for every test record (at least 3 each, for recall@3) and its search time."""
+
+    hits: list[list[Hit]]
+    seconds: list[float]
+
+
+def retrieve(records: list[dict[str, Any]], train: list[dict[str, Any]], cfg: RetrievalConfig) -> Retrieved:
+    """Searches the training pairs for every test record's question."""
+    index = PairIndex(train, cfg.min_coverage)
+    hits, seconds = [], []
+    for record in records:
+        began = time.perf_counter()
+        hits.append(index.search(question_of(record), max(3, cfg.k)))
+        seconds.append(time.perf_counter() - began)
+    return Retrieved(hits, seconds)
+
+
+def _retrieval_answers(records: list[dict[str, Any]], found: Retrieved, cfg: RetrievalConfig) -> list[Generation]:
+    answers = []
+    for record, hits, seconds in zip(records, found.hits, found.seconds):
+        text = hits[0].answer if hits else cfg.fallback.get(record.get("lang", "en"), cfg.fallback["en"])
+        answers.append(Generation(question_of(record), text, 0, round(seconds, 6)))
+    return answers
+
+
+def system_inputs(systems: list[str], records: list[dict[str, Any]], found: Retrieved | None,
+                  cfg: RetrievalConfig) -> dict[str, SystemInputs]:
+    """Builds every system's inputs for the test records (`found`: the retriever's hits, when a system retrieves)."""
     plain = [list(record["prompt"]) for record in records]
-    found: dict[str, SystemInputs] = {}
-    hits = None
+    inputs: dict[str, SystemInputs] = {}
     for system in systems:
-        if system in ("base", "tuned"):
-            found[system] = SystemInputs(plain)
+        if not SYSTEMS[system].retrieves:
+            inputs[system] = SystemInputs(plain)
             continue
-        if hits is None:
-            index = PairIndex(train)
-            hits = [index.search(question_of(record), rag_k) for record in records]
-        conversations = [with_context(prompt, found_hits, record.get("lang"))
-                         for prompt, found_hits, record in zip(plain, hits, records)]
-        found[system] = SystemInputs(conversations, [[hit.record_id for hit in found_hits] for found_hits in hits])
-    return found
+        if found is None:
+            raise ValueError(f"system {system} retrieves: pass the retriever's hits")
+        used = [hits[:1] if system == "retrieval" else hits[: cfg.k] for hits in found.hits]
+        contexts = [[f"{hit.question}\n{hit.answer}" for hit in hits] for hits in used]
+        retrieved = [[hit.record_id for hit in hits] for hits in used]
+        if system == "retrieval":
+            inputs[system] = SystemInputs(plain, retrieved, contexts, _retrieval_answers(records, found, cfg))
+            continue
+        conversations = [with_context(prompt, hits, record.get("lang")) for prompt, hits, record in zip(plain, used, records)]
+        inputs[system] = SystemInputs(conversations, retrieved, contexts)
+    return inputs

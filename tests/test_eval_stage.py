@@ -1,5 +1,5 @@
-"""The eval stage end to end on the tiny model (hf backend): four systems, statistics, probe,
-reports, resume from cached answers, and the HTML report shows model output as text."""
+"""The eval stage end to end on the tiny model (hf backend): five systems, statistics, probe, the
+recommendation, reports, resume from cached answers, and the HTML report shows model output as text."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ import yaml
 
 from eval.analysis import COMPARISONS
 from eval.report_pages import report_html
-from eval.retrieval import CONTEXT_HEADINGS
 from eval.schema import validate_scores
 from tunebot.cli import main
 from tunebot.config import load_config
 from tunebot.models import load_tokenizer
-from tunebot.prompts import render_prompt
+from tunebot.prompts import CONTEXT_HEADINGS, render_prompt
 from tunebot.rundir import RunDir, read_jsonl
 
-ALL = "eval.systems=[base,tuned,rag,tuned_rag]"
+ALL = "eval.systems=[retrieval,base,tuned,rag,tuned_rag]"
+SYSTEMS = {"retrieval", "base", "tuned", "rag", "tuned_rag"}
 
 
 # Paraphrases of the fixture FAQ's topics, so test questions find related training pairs.
@@ -53,16 +53,25 @@ def test_eval_compares_every_system_with_statistics(evaluated: tuple[Path, RunDi
     _, run_dir, out = evaluated
     document = json.loads(run_dir.path("eval", "scores.json").read_text(encoding="utf-8"))
     validate_scores(document)
-    assert document["backend"] == "hf" and set(document["systems"]) == {"base", "tuned", "rag", "tuned_rag"}
+    assert document["backend"] == "hf" and set(document["systems"]) == SYSTEMS
     assert {(row["a"], row["b"]) for row in document["comparisons"]} == set(COMPARISONS)
-    assert len(document["comparisons"]) == 3 * 7
+    assert {row["metric"] for row in document["comparisons"]} >= {"answer_match", "key_facts", "unsupported_facts", "chrf"}
     assert set(document["langs"]) == {"en", "ja"}
     for entry in document["systems"].values():
         assert set(entry["by_lang"]) == {"en", "ja"}  # mixed test set: per-language breakdown
         assert entry["metrics"]["bleu"]["tokenizer"] in ("ja-mecab+13a", "char+13a")
     probe = document["forgetting"]
-    assert probe["n"] == 24 and probe["langs"] == {"en": 12, "ja": 12} and len(probe["comparisons"]) == 7
+    assert probe["n"] == 24 and probe["langs"] == {"en": 12, "ja": 12} and len(probe["comparisons"]) >= 7
     assert "tuned vs base:" in out and "forgetting probe:" in out and "report.html" in out
+    retrieval = document["retrieval"]
+    assert retrieval["n"] == document["n"] and 0 <= retrieval["recall_at_1"] <= retrieval["recall_at_3"] <= 100
+    advice = document["recommendation"]
+    assert advice["system"] in SYSTEMS and advice["metric"] == "answer_match" and advice["rule"].endswith(
+        f"Recommended: {advice['system']}.")
+    assert set(advice["evidence"]["means"]) == SYSTEMS and advice["costs"]["retrieval"]["latency_s_median"] < 1
+    # the CLI prints the recommendation last, before the report's path
+    tail = out[out.rindex("Recommendation: ship"):]
+    assert tail.startswith(f"Recommendation: ship {advice['system']}.") and "tuned vs base" not in tail
 
 
 def test_every_system_gets_the_same_prompt_plus_only_retrieval(evaluated: tuple[Path, RunDir, str]) -> None:
@@ -72,10 +81,13 @@ def test_every_system_gets_the_same_prompt_plus_only_retrieval(evaluated: tuple[
     test = {record["id"]: record for record in read_jsonl(run_dir.path("data", "test.jsonl"))}
     train_ids = {record["id"] for record in read_jsonl(run_dir.path("data", "train.jsonl"))}
     rows = [row for row in read_jsonl(run_dir.path("eval", "predictions.jsonl")) if row["set"] == "test"]
-    assert len(rows) == 4 * len(test)
+    assert len(rows) == 5 * len(test)
     for row in rows:
         record = test[row["id"]]
         plain = render_prompt(tokenizer, record["prompt"])  # the training-time prompt
+        if row["system"] == "retrieval":  # no model: the question is what it was asked
+            assert row["prompt"] == record["prompt"][-1]["content"] and row["new_tokens"] == 0
+            continue
         if row["system"] in ("base", "tuned") or not row["retrieved"]:  # nothing shared: nothing added
             assert row["prompt"] == plain
         else:
@@ -114,9 +126,23 @@ def test_report_html_is_self_contained_and_shows_answers_as_text(evaluated: tupl
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in hostile
     markdown = run_dir.path("eval", "report.md").read_text(encoding="utf-8")
     assert "## Verdict" in markdown and "## Forgetting probe" in markdown and "## Language: ja" in markdown
+    assert markdown.index("## Recommendation") < markdown.index("## Verdict") < markdown.index("## Retriever")
+    assert 'id="recommendation"' in page and page.index("Recommendation") < page.index("Verdict")
+
+
+def test_examples_start_with_the_recommended_systems_wrong_answers(evaluated: tuple[Path, RunDir, str]) -> None:
+    from eval.report import ordered_examples
+
+    _, run_dir, _ = evaluated
+    document = json.loads(run_dir.path("eval", "scores.json").read_text(encoding="utf-8"))
+    rows = list(read_jsonl(run_dir.path("eval", "predictions.jsonl")))
+    chosen = document["recommendation"]["system"]
+    wrong = [answers[chosen]["scores"]["answer_match"] == 0 for answers in ordered_examples(rows, list(SYSTEMS), chosen)]
+    assert wrong == sorted(wrong, reverse=True)  # every wrong answer of the recommended system comes first
 
 
 def test_eval_without_an_adapter_names_the_missing_stage(run_config_file: Path) -> None:
     assert main(["data", str(run_config_file)]) == 0
-    assert main(["eval", str(run_config_file), "--set", "eval.systems=[base,rag]"]) == 0  # no training needed
+    assert main(["eval", str(run_config_file), "--set", "eval.systems=[retrieval,base,rag]"]) == 0  # no training needed
+    assert main(["eval", str(run_config_file), "--set", "eval.systems=[retrieval]"]) == 0  # no model at all
     assert main(["eval", str(run_config_file)]) == 2  # tuned needs `tunebot train` first

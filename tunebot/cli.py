@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--check", action="store_true", help="only report the cache state, convert nothing")
     models.add_argument("--rebuild", action="store_true", help="convert again even if the cache is fine")
     _add_serving_commands(commands)
-    score = commands.add_parser("score", help="score predictions against references (line-aligned files)")
+    score = commands.add_parser(
+        "score", help="score predictions against references (line-aligned files; answer_match tells the "
+        "references apart, so give it more than one distinct reference)")
     score.add_argument("--pred", required=True, help="predictions, one per line (UTF-8)")
     score.add_argument("--ref", required=True, help="references, one per line (UTF-8)")
     score.add_argument("--lang", choices=["auto", "ja", "en"], default="auto", help="tokenization language")
@@ -164,9 +166,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     except ValueError as error:  # unreadable or mismatched files: say which, no traceback
         print(f"tunebot: error: {error}", file=sys.stderr)
         return 2
-    if args.json:
-        keys = ("bleu", "rouge1", "rouge2", "rougeL", "f1", "exact_match")
-        print(json.dumps({key: round(getattr(scores, key), 4) for key in keys}))
+    if args.json:  # every metric of eval/registry.py; null where undefined (e.g. key_facts without facts)
+        print(json.dumps({key: None if value is None else round(value, 4) for key, value in scores.values.items()}))
     else:
         print(format_scores_table({Path(args.pred).name: scores}))
     return 0

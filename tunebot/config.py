@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from tunebot.config_eval import EvalConfig, ServeConfig
+from tunebot.config_eval import EvalConfig, RetrievalConfig, ServeConfig
 from tunebot.errors import TunebotError
 from tunebot.section import Section
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -239,6 +239,7 @@ class RunConfig(_Section):
     data: DataConfig = Field(description="Input files and record building.")
     sft: SftConfig = Field(default_factory=SftConfig, description="Fine-tuning.")
     tune: TuneConfig = Field(default_factory=TuneConfig, description="Hyper-parameter search.")
+    retrieval: RetrievalConfig = Field(default_factory=RetrievalConfig, description="Retrieval of training pairs.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="Serving.")
 
@@ -268,7 +269,7 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "data": ("data", "system_prompt"),
     "sft": ("data", "system_prompt", "model", "sft"),
     "merged": ("data", "system_prompt", "model", "sft"),
-    "eval": ("data", "system_prompt", "model", "sft", "eval"),
+    "eval": ("data", "system_prompt", "model", "sft", "retrieval", "eval"),
     "tune": ("data", "system_prompt", "model", "sft", "tune"),
 }
 

@@ -1,6 +1,6 @@
 """The `eval` and `serve` sections of the run configuration (see tunebot/config.py).
 
-    tunebot eval examples/acme.yaml --set eval.backend=hf --set eval.rag_k=5
+    tunebot eval examples/acme.yaml --set eval.backend=hf --set retrieval.k=5
 """
 
 from __future__ import annotations
@@ -10,6 +10,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tunebot.section import Section
+from tunebot.systems import SystemName
+
+DEFAULT_FALLBACKS = {
+    "en": "I'm sorry, I could not find an answer to that in our FAQ. Please contact our support team.",
+    "ja": "申し訳ございません。FAQに該当する回答が見つかりませんでした。サポート窓口までお問い合わせください。",
+}
 
 DEFAULT_RUBRIC = (
     "You grade a customer-support answer against a reference answer. Score correctness from 1 to 5: "
@@ -58,11 +64,33 @@ class VllmConfig(Section):
     )
 
 
-class EvalConfig(Section):
-    """Scoring base, tuned and RAG systems on the test split, with statistics and a report."""
+class RetrievalConfig(Section):
+    """The one retriever of training pairs (BM25), used by eval, grounded training and serving alike."""
 
-    systems: list[Literal["base", "tuned", "rag", "tuned_rag"]] = Field(
-        ["base", "tuned", "rag"], min_length=1, description="Systems answering the same test prompts."
+    k: int = Field(3, ge=1, le=50, description="Pairs retrieved into each rag / tuned_rag prompt.")
+    min_coverage: float = Field(
+        0.15, ge=0, le=1,
+        description="A pair is close enough when it holds at least this share of the question's content words "
+        "(IDF-weighted); below it nothing is retrieved and the retrieval system answers with its fallback.",
+    )
+    fallback: dict[str, str] = Field(
+        DEFAULT_FALLBACKS, description="What the retrieval system says, per language, when no pair is close enough."
+    )
+
+    @model_validator(mode="after")
+    def _fallback_languages(self) -> "RetrievalConfig":
+        missing = {"en", "ja"} - set(self.fallback)
+        if missing:
+            raise ValueError(f"fallback needs a text for {sorted(missing)}")
+        return self
+
+
+class EvalConfig(Section):
+    """Scoring the systems on the test split, with statistics, a report and a recommendation."""
+
+    systems: list[SystemName] = Field(
+        ["retrieval", "base", "tuned", "rag"], min_length=1,
+        description="Systems answering the same test prompts (tunebot/systems.py): retrieval, base, rag, tuned, tuned_rag.",
     )
     backend: Literal["auto", "vllm", "hf", "openai"] = Field(
         "auto", description="auto = vllm where installed, else hf (transformers generate); openai = an endpoint."
@@ -74,13 +102,25 @@ class EvalConfig(Section):
     batch_size: int = Field(16, ge=1, description="hf backend: prompts generated together (left padded).")
     max_examples: int | None = Field(None, ge=1, description="Score only the first N test records.")
     lang: Literal["auto", "ja", "en"] = Field("auto", description="Language for tokenizing metrics; auto = per example.")
-    rag_k: int = Field(3, ge=1, le=50, description="Training pairs retrieved (BM25) into each rag prompt.")
     forgetting_probe: bool = Field(True, description="Also score base vs tuned on the bundled general ja/en probe.")
     bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples for each 95% CI.")
     permutations: int = Field(5000, ge=100, description="Resamples of the paired randomization test.")
     vllm: VllmConfig = Field(default_factory=VllmConfig, description="vllm backend options.")
     openai: OpenAIBackendConfig | None = Field(None, description="openai backend endpoint (required for backend=openai).")
     judge: JudgeConfig | None = Field(None, description="Optional LLM judge; off when unset.")
+
+    answer_class: Literal["answer", "category"] = Field(
+        "answer",
+        description="What counts as the same answer for answer_match: answer = the same answer text; category = "
+        "any answer of the record's category (for data whose every reply is worded anew, e.g. one intent per category).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: object) -> object:
+        if isinstance(data, dict) and "rag_k" in data:
+            raise ValueError("rag_k moved to retrieval.k (the retriever is shared by eval, training and serving)")
+        return data
 
     @model_validator(mode="after")
     def _endpoint_for_openai(self) -> "EvalConfig":

@@ -8,9 +8,24 @@ loss on the answer only and every consumer sees the same system prompt.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
+
+from tunebot.text import detect_lang
 
 Message = dict[str, str]
+
+# How retrieved pairs are introduced in the system message, in the question's language.
+CONTEXT_HEADINGS = {
+    "en": "Answer using these entries from the support knowledge base where they are relevant:",
+    "ja": "関連する場合は、サポートのナレッジベースにある次の項目を使って回答してください。",
+}
+
+
+class Pair(Protocol):
+    """A retrieved pair as the prompt needs it (tunebot.retrieval.Hit is one)."""
+
+    question: str
+    answer: str
 
 
 def make_record(
@@ -55,6 +70,36 @@ def question_of(record: dict[str, Any]) -> str:
 def answer_of(record: dict[str, Any]) -> str:
     """Returns the reference answer of a record."""
     return record["completion"][-1]["content"]
+
+
+def context_block(pairs: list[Pair], lang: str) -> str:
+    """Formats retrieved pairs as the text appended to the system message.
+
+    >>> from tunebot.retrieval import Hit
+    >>> context_block([Hit('a', 'Refund?', 'Within 30 days.', 1.2)], 'en').splitlines()[-2:]
+    ['Q: Refund?', 'A: Within 30 days.']
+    """
+    lines = [CONTEXT_HEADINGS.get(lang, CONTEXT_HEADINGS["en"])]
+    for pair in pairs:
+        lines += ["", f"Q: {pair.question}", f"A: {pair.answer}"]
+    return "\n".join(lines)
+
+
+def with_context(messages: list[Message], pairs: list[Pair], lang: str | None = None) -> list[Message]:
+    """Returns the conversation with the retrieved pairs added to its system message.
+
+    The one prompt of `rag`, `tuned_rag`, grounded training and serving: the user turns stay as
+    they are, so a grounded prompt differs from the plain one only by the retrieved text.
+    >>> with_context([{'role': 'system', 'content': 'S'}, {'role': 'user', 'content': 'Q'}], [])[0]['content']
+    'S'
+    """
+    if not pairs:
+        return list(messages)
+    if not messages or messages[0]["role"] != "system":
+        raise ValueError("a conversation must start with the system prompt before context is added")
+    question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    block = context_block(pairs, lang or detect_lang(question))
+    return [{"role": "system", "content": f"{messages[0]['content']}\n\n{block}"}, *messages[1:]]
 
 
 def render_prompt(tokenizer: Any, messages: list[Message]) -> str:

@@ -1,0 +1,1 @@
+"""The answer_match metric module (loaded by path from eval/scoring.py)."""
