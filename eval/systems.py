@@ -23,6 +23,7 @@ from tunebot.config_eval import RetrievalConfig
 from tunebot.prompts import Message, question_of, with_context
 from tunebot.retrieval import Hit, PairIndex
 from tunebot.systems import SYSTEMS
+from tunebot.text import detect_lang
 
 PROBE_PATH = Path(__file__).resolve().parent / "probe" / "forgetting.jsonl"
 
@@ -79,7 +80,8 @@ def retrieve(records: list[dict[str, Any]], train: list[dict[str, Any]], cfg: Re
 def _retrieval_answers(records: list[dict[str, Any]], found: Retrieved, cfg: RetrievalConfig) -> list[Generation]:
     answers = []
     for record, hits, seconds in zip(records, found.hits, found.seconds):
-        text = hits[0].answer if hits else cfg.fallback.get(record.get("lang", "en"), cfg.fallback["en"])
+        # the fallback's language comes from the question alone, as when serving (no answer is known there)
+        text = hits[0].answer if hits else cfg.fallback.get(detect_lang(question_of(record)), cfg.fallback["en"])
         answers.append(Generation(question_of(record), text, 0, round(seconds, 6)))
     return answers
 
@@ -101,6 +103,6 @@ def system_inputs(systems: list[str], records: list[dict[str, Any]], found: Retr
         if system == "retrieval":
             inputs[system] = SystemInputs(plain, retrieved, contexts, _retrieval_answers(records, found, cfg))
             continue
-        conversations = [with_context(prompt, hits, record.get("lang")) for prompt, hits, record in zip(plain, used, records)]
+        conversations = [with_context(prompt, hits) for prompt, hits in zip(plain, used)]  # as serve/systems.py does
         inputs[system] = SystemInputs(conversations, retrieved, contexts)
     return inputs

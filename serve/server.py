@@ -3,9 +3,10 @@
     tunebot serve runs/acme-demo --engine transformers --port 8000
     TUNEBOT_API_KEY=secret tunebot serve runs/acme-demo --host 0.0.0.0
 
-Reads the run's config.yaml (system prompt, model, serve section). `base` is the base model;
-`tuned` is merged/ where it was built, else the adapter (transformers engine) or the whole tuned
-model (freeze/full). Binding a non-loopback address without an API key is refused. SIGINT and
+Reads the run's config.yaml (system prompt, model, retrieval and serve sections). `base` is the
+base model; `tuned` is merged/ where it was built, else the adapter (transformers engine) or the
+whole tuned model (freeze/full); `retrieval`, `rag` and `tuned_rag` search every kept record of
+the run (serve/systems.py). Binding a non-loopback address without an API key is refused. SIGINT and
 SIGTERM stop the gateway and then every engine process group; an engine that dies makes
 /health report unhealthy and the server exit with a message naming its log.
 """
@@ -114,21 +115,23 @@ def serve(cfg: Any, run_dir: Path, args: argparse.Namespace) -> int:
         raise ServeError(f"refusing to bind {host} without an API key: pass --api-key or set TUNEBOT_API_KEY "
                          "(or bind 127.0.0.1)")
     engine = build_engine(cfg, run_dir, args.engine or cfg.serve.engine)
+    router = _router(cfg, run_dir, engine)
     settings = GatewaySettings(cfg.system_prompt, key, cfg.serve.max_model_len, cfg.serve.default_max_tokens)
     outcome: dict[str, Any] = {}
     holder: dict[str, Any] = {}
 
     async def announce() -> None:
         holder["watch"] = asyncio.get_running_loop().create_task(_watch(engine, holder["server"], outcome)())
-        print(f"serve: listening on http://{host}:{port}/v1 (models: {', '.join(engine.names())}; engine "
+        print(f"serve: listening on http://{host}:{port}/v1 (models: {', '.join(router.names())}; engine "
               f"{engine.kind}; {'API key required' if key else 'no API key'})" + (f"; UI at http://{host}:{port}/ui/"
                                                                                 if args.ui else ""), flush=True)
 
-    app = create_app(engine, settings, on_start=announce)
+    app = create_app(router, settings, on_start=announce)
     if args.ui:
         from serve.ui import mount_ui
 
-        app = mount_ui(app, f"http://127.0.0.1:{port}/v1", key, engine.names(), run_dir / "serve" / "feedback.jsonl")
+        app = mount_ui(app, f"http://127.0.0.1:{port}/v1", key, router.names(), run_dir / "serve" / "feedback.jsonl",
+                       recommended_system(run_dir))
     server = holder["server"] = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
 
     # uvicorn handles SIGINT/SIGTERM (graceful stop) and re-raises the signal when it returns;
@@ -141,6 +144,29 @@ def serve(cfg: Any, run_dir: Path, args: argparse.Namespace) -> int:
         asyncio.run(engine.close())
         print("serve: stopped", flush=True)
     return 3 if outcome.get("error") else 0
+
+
+def _router(cfg: Any, run_dir: Path, engine: Any) -> Any:
+    """Puts every system of the run in front of the engine, with an index of every kept record."""
+    from serve.systems import SystemRouter, index_records
+
+    records, counts = index_records(run_dir)
+    if records:
+        split = " + ".join(f"{counts[name]} {name}" for name in counts)
+        print(f"serve: FAQ index of {len(records)} records ({split}): a shipped bot knows the whole FAQ, so the "
+              "held-out splits are searched too (eval measured on train only)", flush=True)
+    return SystemRouter(engine, records, cfg.retrieval)
+
+
+def recommended_system(run_dir: Path) -> str | None:
+    """The system eval/scores.json recommends, if the run was evaluated."""
+    import json
+
+    scores = run_dir / "eval" / "scores.json"
+    try:
+        return (json.loads(scores.read_text(encoding="utf-8")).get("recommendation") or {}).get("system")
+    except (OSError, ValueError):
+        return None
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The Gradio A/B chat page: base | tuned side by side (or blind A/B with votes), and single-model chat.
+"""The Gradio A/B chat page: base | the recommended system side by side (or blind A/B with votes), and chat.
 
     tunebot serve runs/acme-demo --ui          # page at http://127.0.0.1:8000/ui/
 
@@ -59,9 +59,10 @@ def ab_answers(client: Any, labels: dict[str, str], raw: dict[str, list[dict]]) 
         yield dict(texts)
 
 
-def new_labels(models: list[str], blind: bool) -> dict[str, str]:
-    """Which model answers in pane A and B: base | tuned, or a random order when blind."""
-    pair = [m for m in ("base", "tuned") if m in models] or models[:2]
+def new_labels(models: list[str], blind: bool, preferred: str | None = None) -> dict[str, str]:
+    """Which model answers in pane A and B: base | the recommended system (else tuned), or a random order when blind."""
+    other = preferred if preferred in models and preferred != "base" else "tuned"
+    pair = [m for m in ("base", other) if m in models] or models[:2]
     pair = (pair + pair)[:2]
     if blind:
         random.shuffle(pair)
@@ -83,14 +84,14 @@ def save_vote(feedback: Path, choice: str, mapping: dict, history: dict, blind: 
     return f"Vote saved: {choice}. A was **{mapping['A']}**, B was **{mapping['B']}**."
 
 
-def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
+def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path, preferred: str | None = None) -> None:
     blind = gr.Checkbox(label="Blind mode (panes A/B in random order, names shown after the vote)", value=False)
-    labels = gr.State(new_labels(models, False))
+    labels = gr.State(new_labels(models, False, preferred))
     was_blind = gr.State(False)  # how this conversation was started (the vote records it, not the checkbox)
     raw = gr.State({"A": [], "B": []})
     with gr.Row():
-        left = gr.Chatbot(label=pane_titles(new_labels(models, False), False)[0], elem_id="pane-a", height=420)
-        right = gr.Chatbot(label=pane_titles(new_labels(models, False), False)[1], elem_id="pane-b", height=420)
+        left = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[0], elem_id="pane-a", height=420)
+        right = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[1], elem_id="pane-b", height=420)
     message = gr.Textbox(label="Message", placeholder="Ask both models…", elem_id="ab-input")
     with gr.Row():
         send = gr.Button("Send", variant="primary", elem_id="ab-send")
@@ -100,7 +101,7 @@ def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
     status = gr.Markdown("")
 
     def restart(is_blind: bool) -> tuple:
-        fresh = new_labels(models, is_blind)
+        fresh = new_labels(models, is_blind, preferred)
         titles = pane_titles(fresh, is_blind)
         return fresh, is_blind, {"A": [], "B": []}, gr.Chatbot(value=[], label=titles[0]), \
             gr.Chatbot(value=[], label=titles[1]), ""
@@ -128,8 +129,8 @@ def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
                      api_name=f"vote_{choice}")
 
 
-def _chat_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
-    model = gr.Dropdown(models, value=models[-1], label="Model")
+def _chat_tab(gr: Any, client: Any, models: list[str], feedback: Path, preferred: str | None = None) -> None:
+    model = gr.Dropdown(models, value=preferred if preferred in models else models[-1], label="Model")
     raw = gr.State([])
     chat = gr.Chatbot(elem_id="single-chat", height=420, feedback_options=("Like", "Dislike"))
     message = gr.Textbox(label="Message", elem_id="single-input")
@@ -154,8 +155,8 @@ def _chat_tab(gr: Any, client: Any, models: list[str], feedback: Path) -> None:
     model.change(lambda: ([], []), None, [raw, chat])
 
 
-def build_ui(api_url: str, api_key: str | None, models: list[str], feedback: Path) -> Any:
-    """The Blocks app: an A/B tab and a single-model chat tab."""
+def build_ui(api_url: str, api_key: str | None, models: list[str], feedback: Path, preferred: str | None = None) -> Any:
+    """The Blocks app: an A/B tab (base against `preferred`, the recommended system) and a single-model chat tab."""
     import gradio as gr
     from openai import OpenAI
 
@@ -163,18 +164,19 @@ def build_ui(api_url: str, api_key: str | None, models: list[str], feedback: Pat
     with gr.Blocks(title="tunebot: base vs tuned", analytics_enabled=False) as blocks:
         gr.Markdown("# tunebot: base vs tuned")
         with gr.Tab("A/B"):
-            _ab_tab(gr, client, models, feedback)
+            _ab_tab(gr, client, models, feedback, preferred)
         with gr.Tab("Chat"):
-            _chat_tab(gr, client, models, feedback)
+            _chat_tab(gr, client, models, feedback, preferred)
     return blocks
 
 
-def mount_ui(app: Any, api_url: str, api_key: str | None, models: list[str], feedback: Path) -> Any:
+def mount_ui(app: Any, api_url: str, api_key: str | None, models: list[str], feedback: Path,
+             preferred: str | None = None) -> Any:
     """Mounts the page at /ui on the gateway app; with an API key the page asks for it as the password."""
     import secrets
 
     import gradio as gr
 
     login = (lambda user, password: secrets.compare_digest(password, api_key)) if api_key else None
-    return gr.mount_gradio_app(app, build_ui(api_url, api_key, models, feedback), path="/ui", auth=login,
+    return gr.mount_gradio_app(app, build_ui(api_url, api_key, models, feedback, preferred), path="/ui", auth=login,
                                footer_links=[])

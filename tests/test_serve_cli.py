@@ -41,7 +41,8 @@ def test_serve_answers_then_stops_on_sigterm_without_orphans(trained_run: Path) 
             lines.append(line)
             if "listening on" in line or not line:
                 break
-        assert "listening on" in lines[-1] and "base, tuned" in lines[-1], "".join(lines)
+        assert "listening on" in lines[-1] and "retrieval, base, rag, tuned, tuned_rag" in lines[-1], "".join(lines)
+        assert any("FAQ index of" in line and "val" in line and "test" in line for line in lines), "".join(lines)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k1", max_retries=0)
         reply = client.chat.completions.create(model="tuned", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
         assert reply.choices[0].message.content is not None

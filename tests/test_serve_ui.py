@@ -60,6 +60,11 @@ def test_blind_mode_hides_the_order_and_reveals_it_after_the_vote(page: tuple[st
 def test_labels_are_fixed_unless_blind() -> None:
     assert all(new_labels(["base", "tuned"], False) == {"A": "base", "B": "tuned"} for _ in range(20))
     assert {new_labels(["base", "tuned"], True)["A"] for _ in range(60)} == {"base", "tuned"}
+    # the page offers the recommended system against base by default
+    served = ["retrieval", "base", "rag", "tuned", "tuned_rag"]
+    assert new_labels(served, False, "retrieval") == {"A": "base", "B": "retrieval"}
+    assert new_labels(served, False, None) == {"A": "base", "B": "tuned"}
+    assert new_labels(served, False, "base") == {"A": "base", "B": "tuned"}
 
 
 def test_markup_in_answers_is_shown_as_text() -> None:
