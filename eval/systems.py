@@ -21,7 +21,7 @@ from typing import Any
 from eval.generate import Generation
 from tunebot.config_eval import RetrievalConfig
 from tunebot.prompts import Message, question_of, with_context
-from tunebot.retrieval import Hit, PairIndex
+from tunebot.retrieval import Hit, build_index
 from tunebot.systems import SYSTEMS
 from tunebot.text import detect_lang
 
@@ -68,7 +68,7 @@ class Retrieved:
 
 def retrieve(records: list[dict[str, Any]], train: list[dict[str, Any]], cfg: RetrievalConfig) -> Retrieved:
     """Searches the training pairs for every test record's question."""
-    index = PairIndex(train, cfg.min_coverage)
+    index = build_index(train, cfg)
     hits, seconds = [], []
     for record in records:
         began = time.perf_counter()

@@ -18,7 +18,7 @@ from typing import Any
 
 from tunebot.config_eval import RetrievalConfig
 from tunebot.prompts import Message, with_context
-from tunebot.retrieval import PairIndex
+from tunebot.retrieval import build_index
 from tunebot.rundir import read_jsonl
 from tunebot.systems import SYSTEMS
 from tunebot.text import detect_lang
@@ -54,7 +54,7 @@ class SystemRouter:
     def __init__(self, engine: Any, records: list[dict[str, Any]] | None = None,
                  cfg: RetrievalConfig | None = None) -> None:
         self.engine, self.cfg = engine, cfg or RetrievalConfig()
-        self.index = PairIndex(records, self.cfg.min_coverage) if records else None
+        self.index = build_index(records, self.cfg) if records else None
 
     def names(self) -> list[str]:
         """The systems served, simplest first: those whose model the engine has, and retrieval with an index."""

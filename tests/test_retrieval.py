@@ -7,6 +7,7 @@ from eval.answers import retrieval_recall
 from eval.systems import retrieve, system_inputs
 from tunebot.config_eval import RetrievalConfig
 from tunebot.prompts import CONTEXT_HEADINGS, make_record, with_context
+from tunebot.lexicon import Lexicon
 from tunebot.retrieval import PairIndex
 
 PAIRS = [
@@ -89,3 +90,41 @@ def test_recall_counts_pairs_with_the_same_answer() -> None:
     assert recall["n"] == 3 and recall["answerable"] == 2
     assert recall["by_lang"]["en"]["recall_at_1"] == 50.0 and recall["by_lang"]["en"]["n"] == 2
     assert recall["by_lang"]["ja"]["recall_at_3"] == 100.0
+
+
+def test_the_lexicon_joins_words_of_one_concept(tmp_path) -> None:
+    import pytest
+
+    from tunebot.lexicon import Lexicon, LexiconError, load_lexicon
+
+    lexicon = Lexicon.builtin()
+    assert "§en:track" in lexicon.concepts("Where's my package?", "en")
+    assert "§en:track" in lexicon.concepts("How can I track my order?", "en")
+    assert "§en:return" in lexicon.concepts("Can I send it back?", "en") and "§en:return" in lexicon.concepts("returned", "en")
+    assert "§ja:email" in lexicon.concepts("メアドを変えたい", "ja") and "§ja:email" in lexicon.concepts("メールアドレス", "ja")
+    assert "§ja:item" not in lexicon.concepts("荷物はどこ？", "ja")  # 「物」 inside 「荷物」 is no word of its own
+    assert "§ja:login" in lexicon.concepts("アプリに入れない", "ja")  # a term over two words: 入れ|ない
+    own = tmp_path / "lexicon.txt"
+    own.write_text("# mine\nen gadget: widget | gizmo\n", encoding="utf-8")
+    assert load_lexicon(str(own)).concepts("Two gizmos", "en") == ["§en:gadget"] and load_lexicon("none") is None
+    own.write_text("gadget widget\n", encoding="utf-8")
+    with pytest.raises(LexiconError, match="line 1"):
+        load_lexicon(str(own))
+    with pytest.raises(LexiconError, match="not found"):
+        load_lexicon(str(tmp_path / "missing.txt"))
+
+
+def test_concepts_and_fields_find_paraphrases() -> None:
+    records = [make_record(f"r{i}", "f", lang, "S", q, a) for i, (lang, q, a) in enumerate([
+        ("en", "How can I track my order?", "Use the tracking number in your shipping e-mail."),
+        ("en", "Can I cancel my order?", "Yes, until it ships."),
+        ("ja", "登録メールアドレスを変更したいです。", "マイページから変更できます。"),
+        ("ja", "注文をキャンセルできますか？", "発送前ならできます。")])]
+    # no cut-off: in a 4-pair index, the unseen "right" and "now" weigh more than the shared concept
+    index = PairIndex(records, 0.0, Lexicon.builtin(), answer_weight=0.5)
+    assert index.search("where's my package right now?", 1)[0].record_id == "r0"
+    assert index.search("メアド変えたので登録しなおしたい", 1)[0].record_id == "r2"
+    words_only = PairIndex(records, 0.15)
+    assert words_only.search("where's my package right now?", 1) == []  # no shared content word
+    # a Japanese question is answered from Japanese pairs, even when an English one shares a word
+    assert all(hit.record_id in ("r2", "r3") for hit in index.search("orderをキャンセルしたい", 2))

@@ -73,6 +73,18 @@ class RetrievalConfig(Section):
         description="A pair is close enough when it holds at least this share of the question's content words "
         "(IDF-weighted); below it nothing is retrieved and the retrieval system answers with its fallback.",
     )
+    synonyms: str = Field(
+        "builtin", description="Concept lexicon added to the index: builtin (tunebot/support_lexicon.txt), none, "
+        "or the path of a file in that format."
+    )
+    gram_weight: float = Field(
+        0.0, ge=0, le=4, description="Weight of a second BM25 over character n-grams (0 = off)."
+    )
+    # 0.5 and the builtin lexicon: the best recall@1 of bench/retrieval.py on the demo and on Bitext (README)
+    answer_weight: float | None = Field(
+        0.5, ge=0, le=4, description="Questions and answers as two BM25 fields, answers counting this much "
+        "(None = one field of question + answer)."
+    )
     fallback: dict[str, str] = Field(
         DEFAULT_FALLBACKS, description="What the retrieval system says, per language, when no pair is close enough."
     )

@@ -178,6 +178,25 @@ def normalize_answer(text: str) -> str:
     return joined
 
 
+def word_edges(text: str) -> tuple[set[int], set[int]]:
+    """Where MeCab's words start and end in a Japanese text (character offsets); every offset without MeCab.
+
+    word_edges('荷物です') -> ({0, 2}, {2, 4}): a term may match 「荷物」 but not the 「物」 inside it.
+    """
+    tagger = _mecab_tagger()
+    if tagger is None:
+        return set(range(len(text) + 1)), set(range(len(text) + 1))
+    starts, ends, position = set(), set(), 0
+    for word in tagger(text):
+        found = text.find(word.surface, position)
+        if found < 0 or not word.surface:
+            continue
+        starts.add(found)
+        ends.add(found + len(word.surface))
+        position = found + len(word.surface)
+    return starts, ends
+
+
 # Parts of speech (UniDic pos1) that carry grammar, not topic: left out of retrieval tokens.
 _JA_FUNCTION_POS = {"助詞", "助動詞", "補助記号", "記号", "空白", "接頭辞", "接尾辞"}
 # Light verbs that follow almost any noun (する, ある, いる, なる, できる) and say nothing about it.
