@@ -43,6 +43,14 @@ def recommendation_lines(document: dict[str, Any]) -> list[str]:
     lines = [f"Recommendation: ship {chosen}.", found["rule"],
              f"Cost of {chosen}: {latency} per answer in this eval (median); needs {cost['needs']}; when the FAQ "
              f"changes: {cost['on_faq_change']}."]
+    asked = document.get("questions")
+    if asked:
+        rates = {system: entry["metrics"].get("answer_match", {}).get("mean") for system, entry in asked["systems"].items()}
+        best = max((system for system in rates if rates[system] is not None), key=lambda s: rates[s], default=None)
+        if rates.get(chosen) is not None and best is not None:
+            lines.append(f"On your {asked['n']} own questions ({asked['answerable']} with an answer in training): "
+                         f"{chosen} is right on {rates[chosen]:.0f}%" + ("" if best == chosen else
+                                                                         f"; best there: {best} ({rates[best]:.0f}%)"))
     lines += [f"Warning: {warning}" for warning in found["warnings"]]
     lines += [f"Flagged: {system}: {reason}" for system, reasons in found["flags"].items() for reason in reasons
               if system != chosen]
@@ -62,6 +70,23 @@ def recommendation_rows(document: dict[str, Any]) -> list[list[str]]:
         mark = " (recommended)" if system == found["system"] else ""
         rows.append([system + mark, f"{mean['mean']:.1f} [{mean['ci_low']:.1f}, {mean['ci_high']:.1f}]", versus,
                      latency, cost["needs"], cost["on_faq_change"]])
+    return rows
+
+
+def questions_rows(section: dict[str, Any]) -> list[list[str]]:
+    """Rows of the user's own questions: each system's right answers overall and per language, facts, invented."""
+    langs = sorted(section["langs"])
+    rows = [["system", "Right", *(f"Right ({lang})" for lang in langs), "Facts", "Invented"]]
+
+    def cell(metrics: dict[str, Any], name: str) -> str:
+        entry = metrics.get(name)
+        return "-" if entry is None else f"{entry['mean']:.1f} [{entry['ci_low']:.1f}, {entry['ci_high']:.1f}]"
+
+    for system, entry in section["systems"].items():
+        by_lang = entry.get("by_lang") or {langs[0]: entry["metrics"]}
+        rows.append([system, cell(entry["metrics"], "answer_match"),
+                     *(cell(by_lang.get(lang, {}), "answer_match") for lang in langs),
+                     cell(entry["metrics"], "key_facts"), cell(entry["metrics"], "unsupported_facts")])
     return rows
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from eval.registry import METRICS
 from eval.report import (EXAMPLES_SHOWN, chart_data_uri, ci_rows, comparison_rows, escape, markdown_table,
-                         ordered_examples, probe_findings, probe_intro, probe_lines, recommendation_lines,
-                         recommendation_rows, retrieval_rows, verdicts)
+                         ordered_examples, probe_findings, probe_intro, probe_lines, questions_rows,
+                         recommendation_lines, recommendation_rows, retrieval_rows, verdicts)
 
 
 def setup_line(document: dict[str, Any]) -> str:
@@ -77,6 +77,9 @@ def report_markdown(name: str, document: dict[str, Any], rows: list[dict[str, An
     if document.get("retrieval"):
         lines += ["## Retriever", "", _retrieval_intro(document["retrieval"]), "",
                   markdown_table(retrieval_rows(document["retrieval"])), ""]
+    if document.get("questions"):
+        lines += ["## Your questions", "", _questions_intro(document["questions"]), "",
+                  markdown_table(questions_rows(document["questions"])), ""]
     if document["comparisons"]:
         lines += ["## Paired tests", "", markdown_table(comparison_rows(document["comparisons"])), ""]
     for lang in sorted(next(iter(document["systems"].values())).get("by_lang", {})):
@@ -89,6 +92,11 @@ def report_markdown(name: str, document: dict[str, Any], rows: list[dict[str, An
     for answers in ordered_examples(rows, systems, document["recommendation"]["system"])[:EXAMPLES_SHOWN]:
         lines += _example_markdown(answers, systems)
     return "\n".join(lines)
+
+
+def _questions_intro(section: dict[str, Any]) -> str:
+    return (f"{section['n']} questions of your own ({', '.join(section['files'])}), {section['answerable']} of them with "
+            "their answer in the training split, asked of every system like the test split.")
 
 
 def _retrieval_intro(section: dict[str, Any]) -> str:
@@ -137,6 +145,9 @@ def report_html(name: str, document: dict[str, Any], rows: list[dict[str, Any]])
     if document.get("retrieval"):
         parts += ["<h2>Retriever</h2>", f"<p>{escape(_retrieval_intro(document['retrieval']))}</p>",
                   _html_table(retrieval_rows(document["retrieval"]))]
+    if document.get("questions"):
+        parts += ["<h2>Your questions</h2>", f"<p>{escape(_questions_intro(document['questions']))}</p>",
+                  _html_table(questions_rows(document["questions"]))]
     if document["comparisons"]:
         parts += ["<h2>Paired tests</h2>", _html_table(comparison_rows(document["comparisons"]))]
     for lang in sorted(next(iter(document["systems"].values())).get("by_lang", {})):

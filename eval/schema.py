@@ -66,6 +66,16 @@ class ComparisonRow(_Strict):
     verdict: str
 
 
+class QuestionsSection(_Strict):
+    """The user's own questions (eval.questions), answered and scored like the test split."""
+
+    files: list[str]
+    n: int = Field(ge=1)
+    langs: dict[str, int]
+    answerable: int = Field(ge=0, description="Questions whose answer class occurs in training.")
+    systems: dict[SystemName, SystemEntry]
+
+
 class ProbeSection(_Strict):
     """The forgetting probe: base and tuned on general questions."""
 
@@ -164,6 +174,7 @@ class ScoresDocument(_Strict):
     systems: dict[SystemName, SystemEntry]
     comparisons: list[ComparisonRow]
     retrieval: RetrievalSection | None
+    questions: QuestionsSection | None
     forgetting: ProbeSection | None
     judge: dict[SystemName, JudgeEntry] | None
     recommendation: Recommendation

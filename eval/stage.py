@@ -17,9 +17,10 @@ import json
 from typing import Any
 
 from eval.analysis import COMPARISONS, SCHEMA, comparisons, per_metric, system_entry
-from eval.answers import answer_pools, retrieval_recall
+from eval.answers import answer_key, answer_pools, retrieval_recall
 from eval.backends import Kind, make_backend, resolve_backend
 from eval.generate import Generation
+from eval.questions import load_questions
 from eval.recommend import recommend
 from eval.registry import METRIC_NAMES
 from eval.report import ci_rows, recommendation_lines, text_table, verdicts
@@ -65,18 +66,22 @@ def _generate(cfg: RunConfig, run_dir: RunDir, batches: dict[Kind, list]) -> dic
     return found
 
 
-def _batches(inputs: dict[str, SystemInputs], probe: list[list]) -> tuple[dict[Kind, list], dict[str, tuple[Kind, int]]]:
-    """Concatenates each model's conversations; returns them and where each system's part starts."""
+def _batches(sets: dict[str, dict[str, SystemInputs]], probe: list[list]) -> tuple[dict[Kind, list], dict[str, tuple]]:
+    """Concatenates each model's conversations; returns them and where each part starts and ends.
+
+    Parts are named "<system>" (test), "<set>:<system>" (other sets) and "probe:<model>".
+    """
     batches: dict[Kind, list] = {}
-    starts: dict[str, tuple[Kind, int]] = {}
-    for system, given in inputs.items():
-        kind = model_of(system)
-        if kind is None:  # retrieval: answered already, no model
-            continue
-        starts[system] = (kind, len(batches.setdefault(kind, [])))
-        batches[kind] += given.conversations
+    starts: dict[str, tuple[Kind, int, int]] = {}
+    for prefix, inputs in sets.items():
+        for system, given in inputs.items():
+            kind = model_of(system)
+            if kind is None:  # retrieval: answered already, no model
+                continue
+            starts[prefix + system] = (kind, len(batches.setdefault(kind, [])), len(given.conversations))
+            batches[kind] += given.conversations
     for kind in ("base", "tuned") if probe else ():
-        starts[f"probe:{kind}"] = (kind, len(batches.setdefault(kind, [])))
+        starts[f"probe:{kind}"] = (kind, len(batches.setdefault(kind, [])), len(probe))
         batches[kind] += probe
     return batches, starts
 
@@ -142,18 +147,36 @@ def build_document(cfg: RunConfig, backend: str, scores: dict, entries: dict, la
                          "max_new_tokens": cfg.eval.max_new_tokens, "seed": cfg.eval.seed},
             "answer_class": cfg.eval.answer_class, "systems": entries,
             "comparisons": comparisons(scores, COMPARISONS, cfg.eval.seed, cfg.eval.permutations),
-            "retrieval": None, "forgetting": None, "judge": None, "recommendation": None}
+            "retrieval": None, "questions": None, "forgetting": None, "judge": None, "recommendation": None}
 
 
-def _answers(cfg: RunConfig, run_dir: RunDir, inputs: dict[str, SystemInputs], probe: list[dict],
-             n: int) -> dict[str, list[Generation]]:
-    """Every system's answers to the test records (and base/tuned's to the probe, as probe:<model>)."""
-    batches, starts = _batches(inputs, probe_conversations(probe, cfg.system_prompt) if probe else [])
+def _answers(cfg: RunConfig, run_dir: RunDir, sets: dict[str, dict[str, SystemInputs]],
+             probe: list[dict]) -> dict[str, list[Generation]]:
+    """Every system's answers to every record set (named as in _batches), and base/tuned's to the probe."""
+    batches, starts = _batches(sets, probe_conversations(probe, cfg.system_prompt) if probe else [])
     answers = _generate(cfg, run_dir, batches) if batches else {}
-    take = {name: answers[kind][start: start + (len(probe) if name.startswith("probe:") else n)]
-            for name, (kind, start) in starts.items()}
-    take.update({system: given.answers for system, given in inputs.items() if given.answers is not None})
+    take = {name: answers[kind][start: start + length] for name, (kind, start, length) in starts.items()}
+    take.update({prefix + system: given.answers for prefix, inputs in sets.items() for system, given in inputs.items()
+                 if given.answers is not None})
     return take
+
+
+def _questions_section(cfg: RunConfig, systems: list[str], questions: list[dict], inputs: dict[str, SystemInputs],
+                       take: dict, everything: list[dict], train: list[dict]) -> tuple[dict, list]:
+    """Scores every system on the user's own questions (eval.questions); returns (scores.json section, rows)."""
+    langs = [record["lang"] for record in questions]
+    pools = answer_pools(questions, everything, cfg.eval.answer_class, langs)
+    contexts = {system: given.contexts for system, given in inputs.items()}
+    named = {system: take[f"questions:{system}"] for system in systems}
+    scores, entries = _score_set(cfg, named, [answer_of(r) for r in questions], langs, pools, contexts)
+    known = {answer_key(record, cfg.eval.answer_class) for record in train}
+    section = {"files": list(cfg.eval.questions), "n": len(questions),
+               "langs": {lang: langs.count(lang) for lang in sorted(set(langs))},
+               "answerable": sum(answer_key(record, cfg.eval.answer_class) in known for record in questions),
+               "systems": entries}
+    rows = [row for system in systems for row in
+            _rows(system, questions, named[system], scores[system].per_example, inputs[system].retrieved, "questions")]
+    return section, rows
 
 
 def _recommendation(cfg: RunConfig, document: dict, scores: dict, take: dict, rows: list[dict]) -> dict[str, Any]:
@@ -172,10 +195,14 @@ def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     out = run_dir.start("eval", ("data", "sft") if tuned else ("data",))
     records, train, everything = _records(cfg, run_dir)
     systems = list(cfg.eval.systems)
-    found: Retrieved | None = retrieve(records, train, cfg.retrieval) if any(SYSTEMS[s].retrieves for s in systems) else None
+    retrieves = any(SYSTEMS[s].retrieves for s in systems)
+    found: Retrieved | None = retrieve(records, train, cfg.retrieval) if retrieves else None
     inputs = system_inputs(systems, records, found, cfg.retrieval)
+    questions = load_questions(cfg.eval.questions, everything, cfg.system_prompt) if cfg.eval.questions else []
+    asked = system_inputs(systems, questions, retrieve(questions, train, cfg.retrieval) if retrieves else None,
+                          cfg.retrieval) if questions else {}
     probe = load_probe() if cfg.eval.forgetting_probe and {"base", "tuned"} <= set(systems) else []
-    take = _answers(cfg, run_dir, inputs, probe, len(records))
+    take = _answers(cfg, run_dir, {"": inputs, "questions:": asked}, probe)
     langs = [record["lang"] for record in records] if cfg.eval.lang == "auto" else [cfg.eval.lang] * len(records)
     pools = answer_pools(records, everything, cfg.eval.answer_class, [record["lang"] for record in records])
     contexts = {system: given.contexts for system, given in inputs.items()}
@@ -186,6 +213,9 @@ def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     if found is not None:
         document["retrieval"] = {"k": cfg.retrieval.k, "min_coverage": cfg.retrieval.min_coverage,
                                  **retrieval_recall(records, found.hits, train, cfg.eval.answer_class)}
+    if questions:
+        document["questions"], question_rows = _questions_section(cfg, systems, questions, asked, take, everything, train)
+        rows += question_rows
     if probe:
         document["forgetting"], probe_rows = _probe_section(cfg, probe, {k: take[f"probe:{k}"] for k in ("base", "tuned")})
         rows += probe_rows

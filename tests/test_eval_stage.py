@@ -42,6 +42,11 @@ def evaluated(run_config_file: Path, capsys: pytest.CaptureFixture[str]) -> tupl
     raw = yaml.safe_load(run_config_file.read_text(encoding="utf-8"))
     raw["data"]["sources"].append({"path": str(extra)})
     raw["data"]["split"]["test"] = 0.3
+    mine = run_config_file.parent / "data" / "mine.jsonl"
+    mine.write_text(json.dumps({"question": "Do refunds take long?", "same_as": "How long do refunds take?"}) + "\n"
+                    + json.dumps({"question": "送料は？", "answer": "5,500円以上のご購入で送料無料です。"}, ensure_ascii=False)
+                    + "\n", encoding="utf-8")
+    raw["eval"]["questions"] = ["data/mine.jsonl"]  # relative to the config's folder
     run_config_file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     for command in (["data"], ["train"], ["eval", "--set", ALL]):
         assert main([command[0], str(run_config_file), *command[1:]]) == 0
@@ -63,6 +68,11 @@ def test_eval_compares_every_system_with_statistics(evaluated: tuple[Path, RunDi
     probe = document["forgetting"]
     assert probe["n"] == 24 and probe["langs"] == {"en": 12, "ja": 12} and len(probe["comparisons"]) >= 7
     assert "tuned vs base:" in out and "forgetting probe:" in out and "report.html" in out
+    asked = document["questions"]
+    assert asked["n"] == 2 and asked["langs"] == {"en": 1, "ja": 1} and set(asked["systems"]) == SYSTEMS
+    rows = [row for row in read_jsonl(run_dir.path("eval", "predictions.jsonl")) if row["set"] == "questions"]
+    assert len(rows) == 2 * 5 and {row["reference"] for row in rows} == {"Refunds reach your card within 5 business days.",
+                                                                          "5,500円以上のご購入で送料無料です。"}
     retrieval = document["retrieval"]
     assert retrieval["n"] == document["n"] and 0 <= retrieval["recall_at_1"] <= retrieval["recall_at_3"] <= 100
     advice = document["recommendation"]

@@ -128,3 +128,23 @@ def test_concepts_and_fields_find_paraphrases() -> None:
     assert words_only.search("where's my package right now?", 1) == []  # no shared content word
     # a Japanese question is answered from Japanese pairs, even when an English one shares a word
     assert all(hit.record_id in ("r2", "r3") for hit in index.search("orderをキャンセルしたい", 2))
+
+
+def test_question_files_name_the_line_and_field(tmp_path) -> None:
+    import pytest
+
+    from eval.questions import QuestionsError, load_questions
+
+    records = _records()
+    good = tmp_path / "q.jsonl"
+    good.write_text('{"question": "Is shipping free for big orders?", "same_as": "how much is SHIPPING?"}\n\n'
+                    '{"question": "返品の期限は？", "answer": "30日です。"}\n', encoding="utf-8")
+    found = load_questions([str(good)], records, "S")
+    assert [r["lang"] for r in found] == ["en", "ja"] and found[0]["completion"][0]["content"] == PAIRS[4][2]
+    assert found[0]["prompt"][0] == {"role": "system", "content": "S"} and found[1]["source"].endswith(":3")
+    for text, message in [('{"question": "x", "same_as": "Unknown?"}', "line 1: field 'same_as'"),
+                          ('{"answer": "y"}', "line 1: field 'question'"), ("{broken", "line 1: not valid JSON"),
+                          ('{"question": "x"}', "'answer'")]:
+        good.write_text(text + "\n", encoding="utf-8")
+        with pytest.raises(QuestionsError, match=message):
+            load_questions([str(good)], records, "S")

@@ -361,6 +361,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for source in cfg.data.sources:
         if not Path(source.path).is_absolute():
             source.path = str(base / source.path)
+    cfg.eval.questions = [name if Path(name).is_absolute() else str(base / name) for name in cfg.eval.questions]
     # A model given as a path next to the config is found from anywhere; an HF id is left alone.
     if cfg.model != "default" and not Path(cfg.model).is_absolute() and (base / cfg.model).exists():
         cfg.model = str(base / cfg.model)

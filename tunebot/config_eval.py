@@ -121,6 +121,10 @@ class EvalConfig(Section):
     openai: OpenAIBackendConfig | None = Field(None, description="openai backend endpoint (required for backend=openai).")
     judge: JudgeConfig | None = Field(None, description="Optional LLM judge; off when unset.")
 
+    questions: list[str] = Field(
+        [], description="Files of your own questions ({question, answer} or {question, same_as: <FAQ question>} "
+        "JSON lines), answered and scored like the test split; relative to the config's folder."
+    )
     answer_class: Literal["answer", "category"] = Field(
         "answer",
         description="What counts as the same answer for answer_match: answer = the same answer text; category = "
