@@ -20,16 +20,34 @@ from tunebot.config import RunConfig
 from sft.checkpoints import require_resumable, resumable, start_fresh, trim_metrics
 from sft.methods import adapter_config, load_for_training, resolve_method
 from tunebot.models import compute_device, load_tokenizer, resolve_model
-from tunebot.rundir import RunDir, StageMissing, atomic_directory, read_jsonl
+from sft.examples import check_losses, choose_max_length, grounded, length_report, read_records, token_lengths
+from tunebot.rundir import RunDir, StageMissing, atomic_directory
 
 CUDA_PAD_MULTIPLE = 64
 
 
-def _dataset(path: Path) -> Any:
+def _dataset(records: list[dict]) -> Any:
     from datasets import Dataset
 
-    rows = [{"prompt": row["prompt"], "completion": row["completion"]} for row in read_jsonl(path)]
+    rows = [{"prompt": row["prompt"], "completion": row["completion"]} for row in records]
     return Dataset.from_list(rows) if rows else None
+
+
+def prepare_examples(cfg: RunConfig, run_dir: RunDir, tokenizer: Any) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """The train and val records as training sees them (grounded when sft.context=retrieved), the chosen
+    max_length and what it cuts, per split and language; stops when too much would be lost."""
+    train = read_records(run_dir.path("data", "train.jsonl"))
+    if not train:
+        raise StageMissing(f"{run_dir.path('data', 'train.jsonl')} is empty: nothing to train on")
+    val = read_records(run_dir.path("data", "val.jsonl"))
+    if cfg.sft.context == "retrieved":
+        train, val = grounded(train, train, cfg, True), grounded(val, train, cfg, False) if val else []
+    lengths = {"train": token_lengths(tokenizer, train), "val": token_lengths(tokenizer, val)}
+    max_length = choose_max_length(cfg, lengths["train"])
+    report = {split: length_report(records, lengths[split], max_length)
+              for split, records in (("train", train), ("val", val)) if records}
+    check_losses(report["train"], cfg.sft.max_lost_share, "training")
+    return train, val, {"max_length": max_length, "context": cfg.sft.context, **report}
 
 
 def _metrics_callback(path: Path) -> Any:
@@ -48,10 +66,12 @@ def _metrics_callback(path: Path) -> Any:
     return MetricsLog()
 
 
-def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str, save: bool = True) -> Any:
+def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str, save: bool = True,
+                  max_length: int = 512) -> Any:
     """Maps the `sft` section onto TRL's SFTConfig (TRL's own defaults are GPU-minded).
 
-    save=False (search trials) evaluates on schedule but writes no checkpoints.
+    save=False (search trials) evaluates on schedule but writes no checkpoints; max_length is the
+    resolved sft.max_length (prepare_examples).
     """
     from trl import SFTConfig
 
@@ -68,7 +88,7 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str, 
         lr_scheduler_type=sft.lr_scheduler,
         warmup_steps=sft.warmup_ratio,
         weight_decay=sft.weight_decay,
-        max_length=sft.max_length,
+        max_length=max_length,
         packing=sft.packing,
         train_sampling_strategy="group_by_length" if sft.group_by_length else "random",
         completion_only_loss=True,
@@ -105,25 +125,24 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir, out: Path | None = None, save
 
     if cfg.sft.threads:
         torch.set_num_threads(cfg.sft.threads)
-    train_set = _dataset(run_dir.path("data", "train.jsonl"))
-    if train_set is None:
-        raise StageMissing(f"{run_dir.path('data', 'train.jsonl')} is empty: nothing to train on")
-    val_set = _dataset(run_dir.path("data", "val.jsonl"))
-    device = compute_device()
-    method = resolve_method(cfg.sft, device)
     model_path = resolve_model(cfg.model)
     tokenizer = load_tokenizer(model_path)
+    train, val, examples = prepare_examples(cfg, run_dir, tokenizer)
+    train_set, val_set = _dataset(train), _dataset(val)
+    device = compute_device()
+    method = resolve_method(cfg.sft, device)
     model = load_for_training(model_path, method, device, cfg.sft)
     out = out or run_dir.stage_dir("sft")
     trainer = SFTTrainer(
         model=model,
-        args=sft_arguments(cfg, out / "checkpoints", val_set is not None, device, save),
+        args=sft_arguments(cfg, out / "checkpoints", val_set is not None, device, save, examples["max_length"]),
         train_dataset=train_set,
         eval_dataset=val_set,
         processing_class=tokenizer,
         peft_config=adapter_config(cfg.sft, method, cfg.system_prompt, model_path),
     )
     trainer.add_callback(_metrics_callback(out / "metrics.jsonl"))
+    trainer.tunebot_examples = examples  # what max_length cut, for the summary (sft/DONE)
     if cfg.sft.early_stopping_patience and val_set is not None:
         from transformers import EarlyStoppingCallback
 
@@ -162,6 +181,7 @@ def train(cfg: RunConfig, run_dir: RunDir, resume: bool | None = False) -> dict[
     if checkpoint is not None:
         print(f"sft: resuming from {checkpoint}")
     trainer = build_trainer(cfg, run_dir)
+    _report_examples(trainer.tunebot_examples, run_dir, trainer.is_world_process_zero(), checkpoint is None)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - started
@@ -181,6 +201,26 @@ def train(cfg: RunConfig, run_dir: RunDir, resume: bool | None = False) -> dict[
     return summary
 
 
+def examples_line(examples: dict[str, Any]) -> str:
+    """One line on the examples: max_length, context, and what it cuts per language."""
+    train = examples["train"]
+    langs = ", ".join(f"{lang}: {entry['n']} (median {entry['median']}, longest {entry['longest']} tokens, "
+                      f"{entry['truncated']} truncated, {entry['dropped']} dropped)" for lang, entry in train["by_lang"].items())
+    return (f"sft: {train['n']} training examples, context {examples['context']}, max_length {examples['max_length']}; "
+            f"{langs}")
+
+
+def _report_examples(examples: dict[str, Any], run_dir: RunDir, first: bool, fresh: bool) -> None:
+    """Prints the examples line and puts the counts first in sft/metrics.jsonl (step 0; a resumed run has them)."""
+    if not first:
+        return
+    print(examples_line(examples), flush=True)
+    if not fresh:
+        return
+    with open(run_dir.path("sft", "metrics.jsonl"), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"step": 0, "examples": examples}, ensure_ascii=False) + "\n")
+
+
 def _summary(cfg: RunConfig, trainer: Any, result: Any, seconds: float, resumed_at: int) -> dict[str, Any]:
     """Returns the figures of sft/DONE; tokens/s counts only what this process trained (after a resume)."""
     history = trainer.state.log_history
@@ -194,5 +234,6 @@ def _summary(cfg: RunConfig, trainer: Any, result: Any, seconds: float, resumed_
         "processes": trainer.args.world_size,
         "seconds": round(seconds, 1),
         "tokens_per_second": round(tokens / seconds, 1) if seconds and tokens > 0 else None,
+        "examples": trainer.tunebot_examples,
         "resumed_from_step": resumed_at or None,
     }

@@ -171,7 +171,23 @@ class SftConfig(_Section):
     lr: float = Field(2.0e-4, gt=0, description="Peak learning rate.")
     batch_size: int = Field(4, ge=1, description="Sequences per device per step.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
-    max_length: int = Field(512, ge=16, description="Longest tokenized example; longer ones are truncated.")
+    max_length: int | Literal["auto"] = Field(
+        "auto", description="Longest tokenized example (prompt + answer); auto = the longest training example, "
+        "rounded up to 64 tokens, at most max_length_cap. Longer ones are truncated, and counted (sft/DONE)."
+    )
+    max_length_cap: int = Field(2048, ge=64, description="The most tokens max_length=auto may choose.")
+    max_lost_share: float = Field(
+        0.02, ge=0, le=1, description="Stop before training when more than this share of the examples would be "
+        "truncated or dropped (no answer token left) at max_length."
+    )
+    context: Literal["none", "retrieved"] = Field(
+        "none", description="retrieved = grounded training (RAFT): each prompt carries the retrieval.k pairs the "
+        "retriever returns from the other training pairs, as the rag systems' prompts do in eval and serve."
+    )
+    context_negatives: float = Field(
+        0.2, ge=0, le=1, description="sft.context=retrieved: share of examples whose retrieved pairs hold no pair "
+        "with the record's answer (the target stays the answer)."
+    )
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (alpha / r scales the update).")
     # 0 by default: on CPU the dropout masks cost ~40% of the forward pass (measured on the
@@ -267,10 +283,10 @@ class RunConfig(_Section):
 # The config fields each stage's output depends on (directly or through earlier stages).
 STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "data": ("data", "system_prompt"),
-    "sft": ("data", "system_prompt", "model", "sft"),
-    "merged": ("data", "system_prompt", "model", "sft"),
+    "sft": ("data", "system_prompt", "model", "sft", "retrieval"),
+    "merged": ("data", "system_prompt", "model", "sft", "retrieval"),
     "eval": ("data", "system_prompt", "model", "sft", "retrieval", "eval"),
-    "tune": ("data", "system_prompt", "model", "sft", "tune"),
+    "tune": ("data", "system_prompt", "model", "sft", "retrieval", "tune"),
 }
 
 
