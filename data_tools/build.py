@@ -269,6 +269,8 @@ def columns_of(source: SourceConfig, path: Path, first: RawRow) -> tuple[str, st
     columns = list(first.fields)
     question = pick_column(columns, source.question_field, QUESTION_NAMES, "question", path)
     answer = pick_column(columns, source.answer_field, ANSWER_NAMES, "answer", path)
+    if source.category_field is not None:
+        return question, answer, pick_column(columns, source.category_field, (), "category", path)
     return question, answer, find_category_column(columns)
 
 

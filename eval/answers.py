@@ -5,8 +5,8 @@
 Two records give the same answer when their answer texts are equal after normalisation (NFKC,
 case, punctuation and spaces: tunebot.text.normalize_answer), or, with eval.answer_class =
 category, when they share a category (data whose every reply is worded anew, one intent per
-category). answer_match's pool for a test record is one text per other class in its language,
-from every record of the run (train, val and test). A record whose reference is unique in the
+category). answer_match's pool for a test record is every distinct answer of another class in its
+language, from every record of the run (train, val and test). A record whose reference is unique in the
 data (a support-log reply) is scored the same way: its reply must be closer to its own
 reference than to every other reply of the data, which is strict by design.
 """
@@ -28,14 +28,17 @@ def answer_key(record: dict[str, Any], answer_class: str) -> str:
 
 def answer_pools(test: list[dict[str, Any]], everything: list[dict[str, Any]], answer_class: str,
                  langs: list[str]) -> list[list[str] | None]:
-    """One pool per test record: a text of every other answer class in its language (None if none)."""
-    texts: dict[tuple[str, str], str] = {}
+    """One pool per test record: every distinct answer of another class in its language (None if none)."""
+    texts: dict[tuple[str, str], str] = {}  # (lang, normalised text) -> (text, class)
+    classes: dict[tuple[str, str], str] = {}
     for record in everything:
-        texts.setdefault((record["lang"], answer_key(record, answer_class)), answer_of(record))
+        where = (record["lang"], normalize_answer(answer_of(record)))
+        texts.setdefault(where, answer_of(record))
+        classes.setdefault(where, answer_key(record, answer_class))
     pools = []
     for record, lang in zip(test, langs):
         mine = answer_key(record, answer_class)
-        pool = [text for (other_lang, key), text in texts.items() if other_lang == lang and key != mine]
+        pool = [text for where, text in texts.items() if where[0] == lang and classes[where] != mine]
         pools.append(pool or None)
     return pools
 

@@ -60,6 +60,10 @@ class SourceConfig(_Section):
     answer_field: str | None = Field(
         None, description="Column/key holding the answer; None = detect from common names."
     )
+    category_field: str | None = Field(
+        None, description="Column/key of the category kept on records (split strata; eval.answer_class=category); "
+        "None = detect (category, カテゴリ, ...)."
+    )
     agent_roles: list[str] = Field(
         [], description="support_log: extra speaker/role names of the company's side (agent, 担当, ... are known)."
     )
