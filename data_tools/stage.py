@@ -261,11 +261,33 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
             report = _finish(cfg, spool, spool_path, out, rejects, builder.reports)
     finally:
         spool_path.unlink(missing_ok=True)
+    if cfg.data.augment.variants:
+        report["augmented"] = _augment(cfg, out / "train.jsonl")
     atomic_write_json(out / "report.json", report)
     print(summary_table(builder.reports, report["splits"]))
+    if report.get("augmented"):
+        made = report["augmented"]
+        print(f"augment: {made['rows']} question variants of {made['from_records']} training records ({made['method']}) "
+              f"added to train.jsonl: {made['by_lang']}")
     for warning in report["warnings"]:
         print(f"warning: {warning}")
     run_dir.mark_done("data", cfg.fingerprint("data"), records=report["kept"])
+
+
+def _augment(cfg: RunConfig, train_path: Path) -> dict[str, Any]:
+    """Appends question variants of the training records to train.jsonl (atomically); returns the counts."""
+    from data_tools.augment import augment_records, endpoint_writer, summary
+    from tunebot.lexicon import Lexicon
+
+    settings = cfg.data.augment
+    with open(train_path, "rb") as handle:
+        train = [loads(line) for line in handle if line.strip()]
+    writer = endpoint_writer(settings.endpoint) if settings.endpoint is not None else None
+    made = augment_records(train, settings.variants, settings.seed, Lexicon.builtin(), writer)
+    with atomic_open(train_path, binary=True) as handle:
+        for record in train + made:
+            handle.write(dumps_line(record))
+    return summary(made, train, "endpoint + rules" if writer else "rules")
 
 
 def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: IO[bytes], reports: list[SourceReport]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from tunebot.config_eval import EvalConfig, RetrievalConfig, ServeConfig
+from tunebot.config_eval import EndpointConfig, EvalConfig, RetrievalConfig, ServeConfig
 from tunebot.errors import TunebotError
 from tunebot.section import Section
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -86,11 +86,26 @@ class SplitConfig(_Section):
         return self
 
 
+class AugmentEndpoint(EndpointConfig):
+    """An OpenAI-compatible model that writes question variants (data.augment.endpoint)."""
+
+    model: str = Field(description="Served model name.")
+
+
+class AugmentConfig(_Section):
+    """Question paraphrases added to the training split (never to val or test)."""
+
+    variants: int = Field(0, ge=0, le=20, description="Variants per training question; 0 = off.")
+    seed: int = Field(0, description="Seed of the rules' choices.")
+    endpoint: AugmentEndpoint | None = Field(None, description="Optional model writing the variants (rules fill in).")
+
+
 class DataConfig(_Section):
     """Inputs and how they become instruction records."""
 
     sources: list[SourceConfig] = Field(min_length=1, description="Input files, read in order.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train/val/test split.")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Question paraphrases for training.")
     min_question_chars: int = Field(2, ge=1, description="Shorter questions are rejected.")
     min_answer_chars: int = Field(2, ge=1, description="Shorter answers are rejected.")
     max_chars: int = Field(8000, ge=16, description="Longer questions or answers are rejected.")

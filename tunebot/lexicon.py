@@ -31,6 +31,7 @@ class Lexicon:
     """Concept groups per language, compiled into one pattern per concept."""
 
     def __init__(self, groups: dict[str, dict[str, list[str]]]) -> None:
+        self.groups = groups  # lang -> concept -> terms, as written (data.augment swaps them)
         self.patterns: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
         self.terms: dict[str, list[tuple[str, list[str]]]] = {}  # Japanese: plain terms, matched on word edges
         for lang, concepts in groups.items():
