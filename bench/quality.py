@@ -36,6 +36,8 @@ RECIPES = {  # name -> --set overrides on top of the set's config
     "grounded": ["sft.context=retrieved"],
     "grounded-k1": ["sft.context=retrieved", "retrieval.k=1"],
     "plain-5ep": ["sft.epochs=5"],
+    "augmented": ["data.augment.variants=2"],
+    "augmented+grounded": ["data.augment.variants=2", "sft.context=retrieved"],
 }
 SETS = {"demo": ROOT / "examples" / "acme-demo.yaml", "bitext": ROOT / "examples" / "bitext-eval.yaml"}
 

@@ -31,6 +31,7 @@ from tunebot.config import RunConfig
 from tunebot.models import resolve_model
 from tunebot.prompts import answer_of, question_of
 from tunebot.rundir import RunDir, StageMissing, atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
+from tunebot.retrieval import resolve_k
 from tunebot.systems import SYSTEMS, model_of
 
 
@@ -139,10 +140,10 @@ def _probe_section(cfg: RunConfig, probe: list[dict], generations: dict[str, lis
     return section, rows
 
 
-def build_document(cfg: RunConfig, backend: str, scores: dict, entries: dict, langs: list[str]) -> dict[str, Any]:
-    """Assembles scores.json (without the probe, judge, retrieval and recommendation sections)."""
+def build_document(cfg: RunConfig, backend: str, scores: dict, entries: dict, langs: list[str], k: int) -> dict[str, Any]:
+    """Assembles scores.json (without the probe, judge, retrieval and recommendation sections); k = the resolved retrieval.k."""
     return {"schema": SCHEMA, "run": cfg.name, "backend": backend, "n": len(langs),
-            "langs": {lang: langs.count(lang) for lang in sorted(set(langs))}, "rag_k": cfg.retrieval.k,
+            "langs": {lang: langs.count(lang) for lang in sorted(set(langs))}, "rag_k": k,
             "decoding": {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p,
                          "max_new_tokens": cfg.eval.max_new_tokens, "seed": cfg.eval.seed},
             "answer_class": cfg.eval.answer_class, "systems": entries,
@@ -196,11 +197,13 @@ def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     records, train, everything = _records(cfg, run_dir)
     systems = list(cfg.eval.systems)
     retrieves = any(SYSTEMS[s].retrieves for s in systems)
-    found: Retrieved | None = retrieve(records, train, cfg.retrieval) if retrieves else None
-    inputs = system_inputs(systems, records, found, cfg.retrieval)
+    grounds = any(SYSTEMS[s].retrieves and SYSTEMS[s].generates for s in systems)
+    retrieval = resolve_k(cfg.retrieval, train, cfg.model) if grounds else cfg.retrieval.model_copy(update={"k": 1})
+    found: Retrieved | None = retrieve(records, train, retrieval) if retrieves else None
+    inputs = system_inputs(systems, records, found, retrieval)
     questions = load_questions(cfg.eval.questions, everything, cfg.system_prompt) if cfg.eval.questions else []
-    asked = system_inputs(systems, questions, retrieve(questions, train, cfg.retrieval) if retrieves else None,
-                          cfg.retrieval) if questions else {}
+    asked = system_inputs(systems, questions, retrieve(questions, train, retrieval) if retrieves else None,
+                          retrieval) if questions else {}
     probe = load_probe() if cfg.eval.forgetting_probe and {"base", "tuned"} <= set(systems) else []
     take = _answers(cfg, run_dir, {"": inputs, "questions:": asked}, probe)
     langs = [record["lang"] for record in records] if cfg.eval.lang == "auto" else [cfg.eval.lang] * len(records)
@@ -208,10 +211,10 @@ def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     contexts = {system: given.contexts for system, given in inputs.items()}
     scores, entries = _score_set(cfg, {s: take[s] for s in systems}, [answer_of(r) for r in records], langs, pools, contexts)
     document = build_document(cfg, resolve_backend(cfg.eval) if any(SYSTEMS[s].generates for s in systems) else "none",
-                              scores, entries, langs)
+                              scores, entries, langs, retrieval.k)
     rows = [row for s in systems for row in _rows(s, records, take[s], scores[s].per_example, inputs[s].retrieved, "test")]
     if found is not None:
-        document["retrieval"] = {"k": cfg.retrieval.k, "min_coverage": cfg.retrieval.min_coverage,
+        document["retrieval"] = {"k": retrieval.k, "min_coverage": retrieval.min_coverage,
                                  **retrieval_recall(records, found.hits, train, cfg.eval.answer_class)}
     if questions:
         document["questions"], question_rows = _questions_section(cfg, systems, questions, asked, take, everything, train)

@@ -72,7 +72,7 @@ def retrieve(records: list[dict[str, Any]], train: list[dict[str, Any]], cfg: Re
     hits, seconds = [], []
     for record in records:
         began = time.perf_counter()
-        hits.append(index.search(question_of(record), max(3, cfg.k)))
+        hits.append(index.search(question_of(record), max(3, cfg.k if isinstance(cfg.k, int) else 3)))
         seconds.append(time.perf_counter() - began)
     return Retrieved(hits, seconds)
 
@@ -97,6 +97,8 @@ def system_inputs(systems: list[str], records: list[dict[str, Any]], found: Retr
             continue
         if found is None:
             raise ValueError(f"system {system} retrieves: pass the retriever's hits")
+        if system != "retrieval" and not isinstance(cfg.k, int):
+            raise ValueError("retrieval.k is auto: resolve it first (tunebot.retrieval.resolve_k)")
         used = [hits[:1] if system == "retrieval" else hits[: cfg.k] for hits in found.hits]
         contexts = [[f"{hit.question}\n{hit.answer}" for hit in hits] for hits in used]
         retrieved = [[hit.record_id for hit in hits] for hits in used]

@@ -149,13 +149,17 @@ def serve(cfg: Any, run_dir: Path, args: argparse.Namespace) -> int:
 def _router(cfg: Any, run_dir: Path, engine: Any) -> Any:
     """Puts every system of the run in front of the engine, with an index of every kept record."""
     from serve.systems import SystemRouter, index_records
+    from tunebot.retrieval import resolve_k
 
     records, counts = index_records(run_dir)
-    if records:
-        split = " + ".join(f"{counts[name]} {name}" for name in counts)
-        print(f"serve: FAQ index of {len(records)} records ({split}): a shipped bot knows the whole FAQ, so the "
-              "held-out splits are searched too (eval measured on train only)", flush=True)
-    return SystemRouter(engine, records, cfg.retrieval)
+    if not records:
+        return SystemRouter(engine, records, cfg.retrieval)
+    split = " + ".join(f"{counts[name]} {name}" for name in counts)
+    retrieval = resolve_k(cfg.retrieval, records[: counts["train"]], cfg.model)  # the k eval and training used
+    print(f"serve: FAQ index of {len(records)} records ({split}): a shipped bot knows the whole FAQ, so the "
+          f"held-out splits are searched too (eval measured on train only); rag prompts get {retrieval.k} pairs",
+          flush=True)
+    return SystemRouter(engine, records, retrieval)
 
 
 def recommended_system(run_dir: Path) -> str | None:

@@ -74,6 +74,8 @@ class SystemRouter:
             return Plan(system, entry.model, messages)
         question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         k = 1 if entry.model is None else self.cfg.k
+        if not isinstance(k, int):
+            raise ValueError("retrieval.k is auto: resolve it first (tunebot.retrieval.resolve_k)")
         hits = self.index.search(question, k) if self.index is not None else []
         ids = [hit.record_id for hit in hits]
         if entry.model is None:

@@ -26,7 +26,7 @@ from typing import Any
 from tunebot.config import RunConfig
 from tunebot.errors import TunebotError
 from tunebot.prompts import answer_of, question_of, with_context
-from tunebot.retrieval import build_index
+from tunebot.retrieval import build_index, resolve_k
 from tunebot.rundir import read_jsonl
 from tunebot.text import normalize_answer
 
@@ -43,9 +43,13 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 def grounded(records: list[dict[str, Any]], train: list[dict[str, Any]], cfg: RunConfig,
-             is_train: bool) -> list[dict[str, Any]]:
-    """The records with retrieved training pairs in their system message (sft.context: retrieved)."""
-    index = build_index(train, cfg.retrieval)
+             is_train: bool, retrieval: Any = None) -> list[dict[str, Any]]:
+    """The records with retrieved training pairs in their system message (sft.context: retrieved).
+
+    `retrieval` is cfg.retrieval with k resolved (tunebot.retrieval.resolve_k), as eval and serve use it.
+    """
+    retrieval = retrieval or resolve_k(cfg.retrieval, train, cfg.model)
+    index = build_index(train, retrieval)
     by_answer: dict[str, set[str]] = {}
     for record in train:
         by_answer.setdefault(normalize_answer(answer_of(record)), set()).add(str(record["id"]))
@@ -55,7 +59,7 @@ def grounded(records: list[dict[str, Any]], train: list[dict[str, Any]], cfg: Ru
         exclude = {str(record["id"])} if is_train else set()
         if rng.random() < cfg.sft.context_negatives:  # no retrieved pair holds the answer
             exclude |= by_answer.get(normalize_answer(answer_of(record)), set())
-        hits = index.search(question_of(record), cfg.retrieval.k, exclude=exclude)
+        hits = index.search(question_of(record), retrieval.k, exclude=exclude)
         found.append({**record, "prompt": with_context(record["prompt"], hits)})
     return found
 

@@ -21,6 +21,7 @@ from sft.checkpoints import require_resumable, resumable, start_fresh, trim_metr
 from sft.methods import adapter_config, load_for_training, resolve_method
 from tunebot.models import compute_device, load_tokenizer, resolve_model
 from sft.examples import check_losses, choose_max_length, grounded, length_report, read_records, token_lengths
+from tunebot.retrieval import resolve_k
 from tunebot.rundir import RunDir, StageMissing, atomic_directory
 
 CUDA_PAD_MULTIPLE = 64
@@ -40,14 +41,17 @@ def prepare_examples(cfg: RunConfig, run_dir: RunDir, tokenizer: Any) -> tuple[l
     if not train:
         raise StageMissing(f"{run_dir.path('data', 'train.jsonl')} is empty: nothing to train on")
     val = read_records(run_dir.path("data", "val.jsonl"))
+    k = None
     if cfg.sft.context == "retrieved":
-        train, val = grounded(train, train, cfg, True), grounded(val, train, cfg, False) if val else []
+        retrieval = resolve_k(cfg.retrieval, train, cfg.model)
+        train, val = grounded(train, train, cfg, True, retrieval), grounded(val, train, cfg, False, retrieval) if val else []
+        k = retrieval.k
     lengths = {"train": token_lengths(tokenizer, train), "val": token_lengths(tokenizer, val)}
     max_length = choose_max_length(cfg, lengths["train"])
     report = {split: length_report(records, lengths[split], max_length)
               for split, records in (("train", train), ("val", val)) if records}
     check_losses(report["train"], cfg.sft.max_lost_share, "training")
-    return train, val, {"max_length": max_length, "context": cfg.sft.context, **report}
+    return train, val, {"max_length": max_length, "context": cfg.sft.context, "k": k, **report}
 
 
 def _metrics_callback(path: Path) -> Any:
@@ -206,7 +210,8 @@ def examples_line(examples: dict[str, Any]) -> str:
     train = examples["train"]
     langs = ", ".join(f"{lang}: {entry['n']} (median {entry['median']}, longest {entry['longest']} tokens, "
                       f"{entry['truncated']} truncated, {entry['dropped']} dropped)" for lang, entry in train["by_lang"].items())
-    return (f"sft: {train['n']} training examples, context {examples['context']}, max_length {examples['max_length']}; "
+    context = examples["context"] + (f" (k={examples['k']})" if examples.get("k") else "")
+    return (f"sft: {train['n']} training examples, context {context}, max_length {examples['max_length']}; "
             f"{langs}")
 
 

@@ -148,3 +148,13 @@ def test_question_files_name_the_line_and_field(tmp_path) -> None:
         good.write_text(text + "\n", encoding="utf-8")
         with pytest.raises(QuestionsError, match=message):
             load_questions([str(good)], records, "S")
+
+
+def test_k_auto_fits_the_context_budget(tiny_model_dir) -> None:
+    from tunebot.retrieval import resolve_k
+
+    records = _records()
+    assert resolve_k(RetrievalConfig(k=5), records, str(tiny_model_dir)).k == 5  # given: kept
+    assert resolve_k(RetrievalConfig(), records, str(tiny_model_dir)).k == 3  # short pairs: the most
+    long = [make_record(f"l{i}", "f", "ja", "S", "返品できますか？", "返品は30日以内です。" * 40) for i in range(3)]
+    assert resolve_k(RetrievalConfig(context_budget=768), long, str(tiny_model_dir)).k == 1

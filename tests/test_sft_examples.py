@@ -81,4 +81,4 @@ def test_grounded_training_runs_and_reports_its_examples(run_config_file: Path, 
     assert set(done["train"]["by_lang"]) == {"en", "ja"} and done["max_length"] % 64 == 0
     first = json.loads(run_dir.path("sft", "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert first["step"] == 0 and first["examples"] == done
-    assert "context retrieved, max_length" in capsys.readouterr().out
+    assert "context retrieved (k=3), max_length" in capsys.readouterr().out and done["k"] == 3

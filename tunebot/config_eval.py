@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tunebot.section import Section
 from tunebot.systems import SystemName
@@ -67,7 +67,11 @@ class VllmConfig(Section):
 class RetrievalConfig(Section):
     """The one retriever of training pairs (BM25), used by eval, grounded training and serving alike."""
 
-    k: int = Field(3, ge=1, le=50, description="Pairs retrieved into each rag / tuned_rag prompt.")
+    k: int | Literal["auto"] = Field(
+        "auto", description="Pairs retrieved into each rag / tuned_rag / grounded training prompt; auto = as many "
+        "(1-3) as fit context_budget at the training pairs' median length in tokens."
+    )
+    context_budget: int = Field(768, ge=64, description="retrieval.k=auto: tokens of retrieved pairs a prompt may carry.")
     min_coverage: float = Field(
         0.15, ge=0, le=1,
         description="A pair is close enough when it holds at least this share of the question's content words "
@@ -88,6 +92,13 @@ class RetrievalConfig(Section):
     fallback: dict[str, str] = Field(
         DEFAULT_FALLBACKS, description="What the retrieval system says, per language, when no pair is close enough."
     )
+
+    @field_validator("k")
+    @classmethod
+    def _k_range(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 50:
+            raise ValueError(f"k must be auto or 1-50, got {value}")
+        return value
 
     @model_validator(mode="after")
     def _fallback_languages(self) -> "RetrievalConfig":

@@ -185,3 +185,23 @@ class PairIndex:
 def build_index(records: list[dict[str, Any]], cfg: Any) -> PairIndex:
     """The index of `records` as the `retrieval` config section describes it (one place for eval, sft, serve)."""
     return PairIndex(records, cfg.min_coverage, load_lexicon(cfg.synonyms), cfg.gram_weight, cfg.answer_weight)
+
+
+MAX_AUTO_K = 3
+
+
+def resolve_k(cfg: Any, records: list[dict[str, Any]], model: str) -> Any:
+    """The retrieval config with k fixed: as given, or for auto as many pairs (1-3) as fit cfg.context_budget
+    at the median length of the pairs (`Q: ...\nA: ...` in the model's tokens). Eval, grounded training and
+    serving resolve it from the same training split, so they agree."""
+    if cfg.k != "auto":
+        return cfg
+    from tunebot.models import load_tokenizer, resolve_model
+
+    if not records:
+        return cfg.model_copy(update={"k": MAX_AUTO_K})
+    tokenizer = load_tokenizer(resolve_model(model))
+    sizes = sorted(len(tokenizer(f"Q: {question_of(r)}\nA: {answer_of(r)}", add_special_tokens=False)["input_ids"])
+                   for r in records)
+    median = sizes[len(sizes) // 2]
+    return cfg.model_copy(update={"k": max(1, min(MAX_AUTO_K, cfg.context_budget // max(1, median)))})
