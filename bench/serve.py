@@ -10,7 +10,9 @@ present, else the ACME sample FAQ), greedy, max 64 new tokens, through the opena
   gateway-32/64    32 / 64 concurrent clients through tunebot's gateway in front of that server;
   vllm-direct-1 / gateway-1   one client, 16 short answers (8 tokens; 10 with --quick), each prompt
                                to both in alternating order: the gateway's own cost;
-  hf-1             the gateway with the in-process transformers engine, one request at a time.
+  hf-1             the gateway with the in-process transformers engine, one request at a time;
+  plan-rag / plan-retrieval   what retrieval adds to a request (serve/systems.py over an index of all
+                               4,514 Bitext pairs; --retrieval-only measures just this, no vLLM needed).
 Every prompt is sent once before the timed runs (vLLM's prefix cache then favours no run).
 Prints tokens/s, p50/p99 latency and errors; targets (issue 6): gateway-32 >= 5x hf-1 tokens/s,
 zero errors, gateway p50 within 5% of vllm-direct p50. The overhead target is judged on the paired
@@ -103,6 +105,47 @@ def _questions(count: int) -> tuple[list[str], str]:
     return module.questions(count)
 
 
+def _bitext_records() -> list[dict[str, Any]]:
+    """Every Bitext pair as a record (what `tunebot serve` indexes for a run on the whole set)."""
+    import csv
+
+    from tunebot.prompts import make_record
+
+    path = ROOT.parent / "shared" / "datasets" / "bitext-customer-support" / "customer_support_training.csv"
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [make_record(f"bitext-{i}", f"bitext:{i}", "en", SYSTEM_PROMPT, row["instruction"], row["response"])
+            for i, row in enumerate(rows)]
+
+
+def measure_retrieval(prompts: list[str]) -> dict[str, dict[str, Any]]:
+    """What retrieval adds to a rag / tuned_rag request: SystemRouter.plan per question, over the Bitext index."""
+    from serve.systems import SystemRouter
+    from tunebot.config_eval import RetrievalConfig
+
+    records = _bitext_records()
+    if not records:
+        return {}
+    began = time.perf_counter()
+    router = SystemRouter(None, records, RetrievalConfig(k=3))
+    build = time.perf_counter() - began
+    found = {}
+    for system in ("rag", "retrieval"):
+        times = []
+        for question in prompts:
+            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
+            began = time.perf_counter()
+            router.plan(system, messages)
+            times.append(1000 * (time.perf_counter() - began))
+        times.sort()
+        found[f"plan-{system}"] = {"requests": len(times), "index_records": len(records), "index_build_s": round(build, 2),
+                                   "p50_ms": round(times[len(times) // 2], 2),
+                                   "p99_ms": round(times[min(len(times) - 1, int(0.99 * len(times)))], 2)}
+    return found
+
+
 def measure_vllm(model: str, prompts: list[str], scratch: Path, heavy: int, short: int) -> dict[str, dict[str, Any]]:
     """vLLM direct and through the gateway (same engine), 32 and `heavy` clients."""
     from serve.threaded import serving
@@ -166,7 +209,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="40 requests, 10 paired, 6 for hf-1 (under 3 minutes)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument("--retrieval-only", action="store_true", help="only what retrieval adds per rag request")
     args = parser.parse_args()
+    retrieval = measure_retrieval(_questions(128)[0])
+    for name, row in retrieval.items():
+        print(f"{name}: {row['requests']} questions over an index of {row['index_records']} records (built in "
+              f"{row['index_build_s']} s): p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms (target p50 < 20 ms)")
+    if args.retrieval_only:
+        if args.json:
+            args.json.write_text(json.dumps({"date": date.today().isoformat(), "retrieval": retrieval}, indent=2) + "\n",
+                                 encoding="utf-8")
+        return 0
     from eval.backends import vllm_installed
     from tunebot.models import ensure_default_model
 
@@ -190,7 +243,7 @@ def main() -> int:
         print(f"{key}: {verdict['value']} (target {verdict['target']}{judged})")
     if args.json:
         document = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                    "data": source, "max_tokens": MAX_TOKENS, "variants": rows, "targets": found}
+                    "data": source, "max_tokens": MAX_TOKENS, "variants": rows, "targets": found, "retrieval": retrieval}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -145,7 +145,7 @@ def prepare(folder: Path, model: str, batch_size: int, bitext: Path = BITEXT) ->
         "name": "bench-train", "model": model, "runs_dir": str(folder),
         "system_prompt": "You are a customer-support assistant. Answer helpfully and concisely.",
         "data": {"sources": sources, "pii_patterns": patterns, "split": {"val": 0.05, "test": 0.05, "seed": 0}},
-        "sft": {"batch_size": batch_size, "max_length": 512, "max_lost_share": 1.0, "seed": 0},
+        "sft": {"batch_size": batch_size, "max_length": 512, "max_lost_share": 1.0, "context": "none", "seed": 0},
     })
     run_dir = open_run_dir(cfg)
     run_data_stage(cfg, run_dir)

@@ -190,20 +190,25 @@ def _recommendation(cfg: RunConfig, document: dict, scores: dict, take: dict, ro
     return recommend(per_system, latencies, document.get("forgetting"), cfg.eval.seed, cfg.eval.permutations, judged)
 
 
+def _asked(cfg: RunConfig, systems: list[str], records: list[dict], train: list[dict],
+           retrieval: Any = None) -> tuple[Any, Retrieved | None, dict[str, SystemInputs]]:
+    """What every system is asked about `records`: (retrieval config with k resolved, the hits, the inputs)."""
+    if retrieval is None:
+        grounds = any(SYSTEMS[s].retrieves and SYSTEMS[s].generates for s in systems)
+        retrieval = resolve_k(cfg.retrieval, train, cfg.model) if grounds else cfg.retrieval.model_copy(update={"k": 1})
+    found = retrieve(records, train, retrieval) if any(SYSTEMS[s].retrieves for s in systems) else None
+    return retrieval, found, system_inputs(systems, records, found, retrieval)
+
+
 def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     """Writes eval/predictions.jsonl, scores.json, report.md and report.html, prints the table, marks DONE."""
     tuned = any(model_of(system) == "tuned" for system in cfg.eval.systems)
     out = run_dir.start("eval", ("data", "sft") if tuned else ("data",))
     records, train, everything = _records(cfg, run_dir)
     systems = list(cfg.eval.systems)
-    retrieves = any(SYSTEMS[s].retrieves for s in systems)
-    grounds = any(SYSTEMS[s].retrieves and SYSTEMS[s].generates for s in systems)
-    retrieval = resolve_k(cfg.retrieval, train, cfg.model) if grounds else cfg.retrieval.model_copy(update={"k": 1})
-    found: Retrieved | None = retrieve(records, train, retrieval) if retrieves else None
-    inputs = system_inputs(systems, records, found, retrieval)
+    retrieval, found, inputs = _asked(cfg, systems, records, train)
     questions = load_questions(cfg.eval.questions, everything, cfg.system_prompt) if cfg.eval.questions else []
-    asked = system_inputs(systems, questions, retrieve(questions, train, retrieval) if retrieves else None,
-                          retrieval) if questions else {}
+    asked = _asked(cfg, systems, questions, train, retrieval)[2] if questions else {}
     probe = load_probe() if cfg.eval.forgetting_probe and {"base", "tuned"} <= set(systems) else []
     take = _answers(cfg, run_dir, {"": inputs, "questions:": asked}, probe)
     langs = [record["lang"] for record in records] if cfg.eval.lang == "auto" else [cfg.eval.lang] * len(records)

@@ -29,7 +29,8 @@ def test_defaults_are_filled() -> None:
     cfg = parse_config(MINIMAL)
     assert cfg.model == "default"
     assert cfg.sft.lr == pytest.approx(2e-4)
-    assert cfg.eval.systems == ["retrieval", "base", "tuned", "rag"] and cfg.eval.backend == "auto"
+    assert cfg.eval.systems == ["retrieval", "base", "tuned", "rag", "tuned_rag"] and cfg.eval.backend == "auto"
+    assert cfg.sft.context == "retrieved" and cfg.sft.max_length == "auto" and cfg.retrieval.k == "auto"
     assert cfg.data.split.test == pytest.approx(0.1)
 
 

@@ -24,7 +24,7 @@ def test_run_writes_every_stage_and_resumes(run_config_file: Path, capsys: pytes
     assert load_config(run_dir.path("config.yaml")) == cfg  # the resolved config, reloadable
 
     scores = json.loads(run_dir.path("eval", "scores.json").read_text(encoding="utf-8"))
-    assert set(scores["systems"]) == {"retrieval", "base", "tuned", "rag"}  # the default comparison
+    assert set(scores["systems"]) == {"retrieval", "base", "tuned", "rag", "tuned_rag"}  # the default comparison
     for entry in scores["systems"].values():
         metrics = entry["metrics"]
         assert set(metrics) <= set(METRICS) and {"answer_match", "unsupported_facts", "chrf", "f1"} <= set(metrics)
@@ -35,7 +35,7 @@ def test_run_writes_every_stage_and_resumes(run_config_file: Path, capsys: pytes
     predictions = list(read_jsonl(run_dir.path("eval", "predictions.jsonl")))
     test_ids = [r["id"] for r in read_jsonl(run_dir.path("data", "test.jsonl"))]
     probe = [p for p in predictions if p["set"] == "probe"]
-    assert len(predictions) - len(probe) == 4 * len(test_ids) and len(probe) == 2 * scores["forgetting"]["n"]
+    assert len(predictions) - len(probe) == 5 * len(test_ids) and len(probe) == 2 * scores["forgetting"]["n"]
     assert {p["id"] for p in predictions if p["system"] == "tuned" and p["set"] == "test"} == set(test_ids)
     assert {"id", "system", "prompt", "reference", "prediction", "latency_s"} <= set(predictions[0])
     assert "run directory:" in out and "wall time:" in out and "ROUGE-L" in out and "tuned vs base:" in out
