@@ -151,7 +151,7 @@ def test_train_refuses_to_overwrite_a_finished_adapter(run_config_file: Path, ca
 def test_packed_batches_keep_attention_within_each_example(run_config_file: Path) -> None:
     import torch
 
-    cfg = load_config(run_config_file, ["sft.packing=true", "sft.max_length=256"])
+    cfg = load_config(run_config_file, ["sft.packing=true", "sft.max_length=256", "sft.context=none"])
     run_dir = open_run_dir(cfg)
     run_data_stage(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir)
