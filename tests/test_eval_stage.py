@@ -113,11 +113,16 @@ def test_every_system_gets_the_same_prompt_plus_only_retrieval(evaluated: tuple[
 def test_a_rerun_reuses_answers_and_a_decoding_change_does_not(evaluated: tuple[Path, RunDir, str],
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     config_file, run_dir, _ = evaluated
-    before = run_dir.path("eval", "scores.json").read_text(encoding="utf-8")
+    def scores() -> dict:  # the retrieval system's search time is measured anew each run: left out
+        document = json.loads(run_dir.path("eval", "scores.json").read_text(encoding="utf-8"))
+        document["recommendation"]["costs"]["retrieval"].pop("latency_s_median")
+        return document
+
+    before = scores()
     (run_dir.path("eval", "DONE")).unlink()  # as if killed after generating, before writing the report
     assert main(["eval", str(config_file), "--set", ALL]) == 0
     assert capsys.readouterr().out.count("eval: reusing") == 2
-    assert run_dir.path("eval", "scores.json").read_text(encoding="utf-8") == before
+    assert scores() == before
     assert main(["eval", str(config_file), "--set", ALL, "--set", "eval.max_new_tokens=3"]) == 0
     out = capsys.readouterr().out
     assert "eval: reusing" not in out
