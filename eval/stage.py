@@ -116,11 +116,12 @@ def _score_set(cfg: RunConfig, named_generations: dict[str, list[Generation]], r
 
 def _records(cfg: RunConfig, run_dir: RunDir) -> tuple[list[dict], list[dict], list[dict]]:
     """Returns (test records, training records, every record of the run: answer_match's pools)."""
-    records = list(read_jsonl(run_dir.path("data", "test.jsonl")))[: cfg.eval.max_examples]
+    test = list(read_jsonl(run_dir.path("data", "test.jsonl")))
+    records = test[: cfg.eval.max_examples]
     if not records:
         raise StageMissing(f"{run_dir.path('data', 'test.jsonl')} is empty: set data.split.test above 0")
     train = list(read_jsonl(run_dir.path("data", "train.jsonl")))
-    everything = train + list(read_jsonl(run_dir.path("data", "val.jsonl"))) + list(read_jsonl(run_dir.path("data", "test.jsonl")))
+    everything = train + list(read_jsonl(run_dir.path("data", "val.jsonl"))) + test
     if any(model_of(system) == "tuned" for system in cfg.eval.systems) and not run_dir.path("sft", "adapter").is_dir():
         raise StageMissing(f"{run_dir.path('sft', 'adapter')} is missing: run `tunebot train` first, "
                            "or evaluate only retrieval/base/rag (eval.systems)")

@@ -7,7 +7,6 @@ import random
 from pathlib import Path
 
 import pytest
-import yaml
 
 from data_tools.augment import augment_records, endpoint_writer, rule_variants
 from tunebot.cli import main

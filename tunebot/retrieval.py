@@ -125,8 +125,9 @@ class PairIndex:
         self.langs = np.array([record.get("lang") or detect_lang(text) for record, text in zip(records, texts)])
         corpus = [index_tokens(text, lang, lexicon) or [EMPTY_TOKEN] for text, lang in zip(texts, self.langs)]
         self._tokens = [set(tokens) for tokens in corpus]
-        self.bm25 = _bm25(corpus)
-        if answer_weight is not None:  # questions and answers as two fields: bm25 = questions, answers apart
+        if answer_weight is None:  # one field: question + answer
+            self.bm25 = _bm25(corpus)
+        else:  # questions and answers as two fields: bm25 = questions, answers apart
             self.bm25 = _bm25([index_tokens(q, lang, lexicon) or [EMPTY_TOKEN]
                                for (_, q, _), lang in zip(self.pairs, self.langs)])
             self.answers = _bm25([index_tokens(a, lang, lexicon) or [EMPTY_TOKEN]
