@@ -84,6 +84,7 @@ class Candidate:
     lang: str = ""
     sketch: tuple[Any, int] | None = None  # (its chunk's sketches, its row in them) when a worker made them
     sizes: tuple[int, int] | None = None  # (question, answer) lengths, when the texts stayed in the worker
+    answer_key: int = 0  # answer_key(answer), when the texts stayed in the worker
 
     def __post_init__(self) -> None:
         if self.record is not None:
@@ -100,6 +101,7 @@ class CandidateBatch:
     count: int
     question_chars: Any  # int32 arrays
     answer_chars: Any
+    answer_keys: Any  # int64 array of answer_key(answer): the split keeps a shared answer in train
     ja: Any  # bool array
     category_names: list[str]
     categories: Any  # int32 index into category_names
@@ -240,6 +242,11 @@ class RecordBuilder:
         record = make_record(record_id, source, detect_lang(question + answer), self.system_prompt, "", answer)
         record["prompt"] = [record["prompt"][0], *prompt_turns]
         return Candidate(record, question, answer, file_index)
+
+
+def answer_key(answer: str) -> int:
+    """A 63-bit key of an answer, the same up to width, case and spaces (the split groups by it)."""
+    return int.from_bytes(hashlib.blake2b(fold(answer).encode(), digest_size=8).digest(), "little") >> 1
 
 
 def worker_count(cfg: DataConfig) -> int:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from data_tools.build import Candidate
+from data_tools.build import Candidate, answer_key
 from data_tools.forks import widen_result_pipe
 from data_tools.jsonio import dumps_line
 from data_tools.normalize import clean_text, fold
@@ -137,7 +137,8 @@ def clean_rows(rows: Iterable[tuple[RawRow, tuple]]) -> tuple[list[Result], Sket
         outcome, key, found = unit(builder, row, columns, file_index)
         if key:
             matches.append(outcome.match)
-            outcome = (dumps_line(outcome.record), len(outcome.question), len(outcome.answer), outcome.category, outcome.lang, *extra)
+            outcome = (dumps_line(outcome.record), len(outcome.question), len(outcome.answer), outcome.category, outcome.lang,
+                       answer_key(outcome.answer), *extra)
         results.append((outcome, key, found))
     return results, sketch_batch(matches, normalized=True) if matches else None
 
@@ -212,8 +213,8 @@ def _candidates(results: list[Result], sketches: Sketches, file_index: int) -> I
     number = 0
     for outcome, key, found in results:
         if key:
-            line, question_chars, answer_chars, category, lang = outcome[:5]
+            line, question_chars, answer_chars, category, lang, key_of_answer = outcome[:6]
             outcome = Candidate(None, "", "", file_index, category, line=line, lang=lang, sketch=(sketches, number),
-                                sizes=(question_chars, answer_chars))
+                                sizes=(question_chars, answer_chars), answer_key=key_of_answer)
             number += 1
         yield outcome, key, found

@@ -44,7 +44,8 @@ class SegmentResult:
     keys: np.ndarray  # uint64 duplicate keys
     lines: bytes  # the candidates' JSON lines, one after another
     ends: np.ndarray  # where each line ends in `lines`
-    numbers: np.ndarray  # (n, 6) int64: row number in the segment, file line, byte start, byte end, question chars, answer chars
+    numbers: np.ndarray  # (n, 7) int64: row number in the segment, file line, byte start, byte end, question chars,
+    # answer chars, answer key
     ja: np.ndarray  # bool
     category_names: list[str]
     categories: np.ndarray  # int32 index into category_names
@@ -99,15 +100,15 @@ def _columns(results: list[Result], sketches: Sketches, end: int, next_line: int
         if not key:
             rejects.append((number, outcome))
             continue
-        line, question_chars, answer_chars, category, lang, file_line, start, stop = outcome
+        line, question_chars, answer_chars, category, lang, key_of_answer, file_line, start, stop = outcome
         keys.append(key)
         lines.append(line)
-        numbers.append((number, file_line, start, stop, question_chars, answer_chars))
+        numbers.append((number, file_line, start, stop, question_chars, answer_chars, key_of_answer))
         ja.append(lang == "ja")
         categories.append(names.setdefault(category, len(names)))
     return SegmentResult(
         rejects, np.array(keys, dtype=np.uint64), b"".join(lines), np.cumsum([len(line) for line in lines], dtype=np.int64),
-        np.array(numbers, dtype=np.int64).reshape(-1, 6), np.array(ja, dtype=bool), list(names),
+        np.array(numbers, dtype=np.int64).reshape(-1, 7), np.array(ja, dtype=bool), list(names),
         np.array(categories, dtype=np.int32), found, sketches, end, next_line,
     )
 
@@ -153,7 +154,7 @@ def _merged(builder: RecordBuilder, plan: FilePlan, handle: IO[bytes], file_inde
             lines = np.frombuffer(lines, dtype=np.uint8)[np.repeat(kept, sizes)].tobytes()
         yield CandidateBatch(
             file_index, lines, np.cumsum(sizes[kept]), int(kept.sum()), result.numbers[kept, 4].astype(np.int32), result.numbers[kept, 5].astype(np.int32),
-            result.ja[kept], result.category_names, result.categories[kept], result.sketches, np.flatnonzero(kept),
+            result.numbers[kept, 6], result.ja[kept], result.category_names, result.categories[kept], result.sketches, np.flatnonzero(kept),
         )
 
 

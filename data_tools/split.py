@@ -6,6 +6,11 @@ Records come with group ids (clusters of similar questions, whole conversations)
 assigned to one split as a whole, so no test question has a near-twin in training. Each source
 file gets its share of val and test, divided over its categories in proportion (largest
 remainder), so every file, language and category of a FAQ is represented where sizes allow.
+
+An answer the data gives for several questions keeps at least one of them in training: a FAQ's
+other phrasings are held out to measure whether the bot answers new wordings of what it was
+taught, never to hide an answer from it (the tuned model would not know it, and the `retrieval`
+system could not find it). An answer given once (a support log's reply) may be held out as before.
 """
 
 from __future__ import annotations
@@ -35,7 +40,33 @@ def _quotas(total: int, sizes: dict[str, int], rng: random.Random) -> dict[str, 
     return quotas
 
 
-def _assign_file(clusters: list[tuple[int, int, str]], val: float, test: float, rng_seed: str) -> dict[int, int]:
+class _AnswerKeeper:
+    """Says whether a cluster may be held out without taking the last training record of an answer
+    that several records give; remembers the clusters that were."""
+
+    def __init__(self, groups: np.ndarray, answers: np.ndarray | None) -> None:
+        self.by_group: dict[int, dict[int, int]] = {}
+        self.left: dict[int, int] = {}
+        if answers is None:
+            return
+        answers = np.asarray(answers)
+        keys, inverse, counts = np.unique(answers, return_inverse=True, return_counts=True)
+        shared = counts[inverse] > 1
+        for group, answer in zip(groups[shared].tolist(), answers[shared].tolist()):
+            given = self.by_group.setdefault(group, {})
+            given[answer] = given.get(answer, 0) + 1
+        self.left = {int(key): int(count) for key, count in zip(keys.tolist(), counts.tolist()) if count > 1}
+
+    def allows(self, group: int) -> bool:
+        return all(self.left[answer] > count for answer, count in self.by_group.get(group, {}).items())
+
+    def hold_out(self, group: int) -> None:
+        for answer, count in self.by_group.get(group, {}).items():
+            self.left[answer] -= count
+
+
+def _assign_file(clusters: list[tuple[int, int, str]], val: float, test: float, rng_seed: str,
+                 keeper: _AnswerKeeper) -> dict[int, int]:
     """Assigns the (label, size, stratum) clusters of one file to splits: label -> 0/1/2."""
     rng = random.Random(rng_seed)
     size = sum(count for _, count, _ in clusters)
@@ -54,40 +85,46 @@ def _assign_file(clusters: list[tuple[int, int, str]], val: float, test: float, 
         rng.shuffle(members)
         for label, count, _ in members:
             # A cluster goes where it fits whole; one too big for test or val trains.
-            target = next((split for split in (2, 1) if count <= room[split][name]), 0)
+            held = keeper.allows(label)
+            target = next((split for split in (2, 1) if held and count <= room[split][name]), 0)
             if target:
+                keeper.hold_out(label)
                 room[target][name] -= count
                 spare[target] -= count
             else:
                 leftovers.append((label, count))
             assigned[label] = target
     for label, count in leftovers:  # room a stratum could not use goes to other clusters of the file
-        target = next((split for split in (2, 1) if 0 < count <= spare[split]), 0)
+        target = next((split for split in (2, 1) if 0 < count <= spare[split] and keeper.allows(label)), 0)
         if target:
+            keeper.hold_out(label)
             spare[target] -= count
         assigned[label] = target
     return assigned
 
 
 def assign_splits(
-    files: list[str], strata: list[str], groups: np.ndarray | list[int], val: float, test: float, seed: int
+    files: list[str], strata: list[str], groups: np.ndarray | list[int], val: float, test: float, seed: int,
+    answers: np.ndarray | list[int] | None = None,
 ) -> np.ndarray:
     """Returns a split number per record (0 train, 1 val, 2 test); a group never straddles splits.
 
     A group belongs to the file and stratum of its first record. A file with at least 3 records
-    gets at least one test record when `test > 0`.
+    gets at least one test record when `test > 0`. With `answers` (a key per record), an answer
+    given by several records keeps one of them in train.
 
     >>> assign_splits(["a.csv"] * 4, [""] * 4, [0, 0, 2, 3], 0.0, 0.25, 0).tolist()
     [0, 0, 0, 2]
     """
     groups = np.asarray(groups)
+    keeper = _AnswerKeeper(groups, answers)
     labels, first, counts = np.unique(groups, return_index=True, return_counts=True)
     by_file: dict[str, list[tuple[int, int, str]]] = {}
     for label, index, count in zip(labels.tolist(), first.tolist(), counts.tolist()):
         by_file.setdefault(files[index], []).append((label, count, strata[index]))
     chosen: dict[int, int] = {}
     for name in sorted(by_file):
-        chosen.update(_assign_file(by_file[name], val, test, f"{seed}:{Path(name).name}"))
+        chosen.update(_assign_file(by_file[name], val, test, f"{seed}:{Path(name).name}", keeper))
     lookup = np.array([chosen[label] for label in labels.tolist()], dtype=np.int8)
     return lookup[np.searchsorted(labels, groups)]
 
@@ -95,13 +132,19 @@ def assign_splits(
 def split_records(
     records: list[dict], val: float, test: float, seed: int, groups: list[int] | None = None
 ) -> dict[str, list[dict]]:
-    """Splits records into train/val/test lists (stratified by file and category).
+    """Splits records into train/val/test lists (stratified by file and category; an answer of
+    several records keeps one in train).
 
     >>> parts = split_records(records, 0.1, 0.1, 0, cluster_ids(len(records), pairs))   # doctest: +SKIP
     """
     files = [record["source"].rsplit(":", 1)[0] for record in records]
     strata = [record.get("category", "") for record in records]
-    chosen = assign_splits(files, strata, groups if groups is not None else list(range(len(records))), val, test, seed)
+    from data_tools.build import answer_key
+    from tunebot.prompts import answer_of
+
+    answers = [answer_key(answer_of(record)) for record in records]
+    chosen = assign_splits(files, strata, groups if groups is not None else list(range(len(records))), val, test, seed,
+                           answers)
     parts: dict[str, list[dict]] = {name: [] for name in SPLITS}
     for record, split in zip(records, chosen.tolist()):
         parts[SPLITS[split]].append(record)

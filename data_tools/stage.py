@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from data_tools.build import Candidate, CandidateBatch, RecordBuilder, SourceReport, worker_count
+from data_tools.build import Candidate, CandidateBatch, RecordBuilder, SourceReport, answer_key, worker_count
 from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
 from data_tools.forks import PARALLEL_MIN_TEXTS, aside
 from data_tools.jsonio import dumps_line, loads
@@ -47,6 +47,7 @@ class Spool:
         self._queued = 0
         self.files, self.strata, self.conversations = array("i"), array("i"), array("q")
         self.lengths = (array("i"), array("i"))
+        self.answers = array("q")  # answer_key of each record
         self.ja = array("b")
         self.strata_names: dict[str, int] = {}
         self.count = 0
@@ -74,6 +75,7 @@ class Spool:
         question_chars, answer_chars = candidate.sizes or (len(candidate.question), len(candidate.answer))
         self.lengths[0].append(question_chars)
         self.lengths[1].append(answer_chars)
+        self.answers.append(candidate.answer_key or answer_key(candidate.answer))
         self.ja.append(candidate.lang == "ja")
         self.count += 1
         self._queued += 1
@@ -94,6 +96,7 @@ class Spool:
         self.conversations.extend(array("q", [-1]) * count)
         self.lengths[0].frombytes(batch.question_chars.astype(np.int32).tobytes())
         self.lengths[1].frombytes(batch.answer_chars.astype(np.int32).tobytes())
+        self.answers.frombytes(batch.answer_keys.astype(np.int64).tobytes())
         self.ja.frombytes(batch.ja.astype(np.int8).tobytes())
         self.count += count
         self._queued += count
@@ -309,7 +312,8 @@ def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: 
     split = cfg.data.split
     chosen = np.zeros(spool.count, dtype=np.int8)
     chosen[kept_index] = assign_splits([names[f] for f in files.tolist()], [strata[s] for s in stratum.tolist()],
-                                       labels[kept_index], split.val, split.test, split.seed)
+                                       labels[kept_index], split.val, split.test, split.seed,
+                                       np.frombuffer(spool.answers, dtype=np.int64)[kept_index])
     listed = conflicts[:MAX_CONFLICTS_LISTED]
     wanted = {first for first, _ in dropped.values()} | {i for a, b, _ in listed for i in (a, b)}
     seen = _route(spool_path, out, chosen, dropped, wanted, rejects, reports, spool)

@@ -282,6 +282,10 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
         assert report["rows_in"] == 300 + 43 + 28 + 24 == report["kept"] + report["rejected"]
         assert report["pii"]["found"] == {"PHONE": 343}  # found in every row read, duplicates too
     assert outputs[0] == outputs[1] == outputs[2]
+    answers = {name: [json.loads(line)["completion"][0]["content"] for line in outputs[1][f"{name}.jsonl"].splitlines()]
+               for name in ("train", "val", "test")}
+    held = answers["val"] + answers["test"]
+    assert all(answer in answers["train"] for answer in held if (answers["train"] + held).count(answer) > 1)
     rejects = [json.loads(line) for line in outputs[1]["rejects.jsonl"].splitlines()]
     duplicate = next(reject for reject in rejects if reject["reason"].startswith("duplicate"))
     assert duplicate["row"] == {"question": "How do I return item 0?", "answer": "Within 30 days; call [PHONE].", "category": "返品"}
@@ -308,3 +312,24 @@ def test_duplicates_across_files_read_whole_and_cut(tmp_path: Path, monkeypatch:
         (f"{middle}:5", f"duplicate (same question and answer as {middle}:2)"),
         (f"{last}:1", f"duplicate (same question and answer as {middle}:2)"),
     ]
+
+
+def test_the_demo_faq_holds_out_phrasings_and_trains_every_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import data_tools.faq
+    import data_tools.segments
+
+    monkeypatch.setattr(data_tools.faq, "PARALLEL_MIN_BYTES", 0)  # the CSV cut into segments, the JSONL in chunks
+    monkeypatch.setattr(data_tools.segments, "SEGMENT_BYTES", 2000)
+    examples = Path(__file__).resolve().parent.parent / "examples" / "data"
+    sources = [{"path": str(examples / "acme_faq_ja.csv")}, {"path": str(examples / "acme_faq_en.jsonl")}]
+    splits = []
+    for workers in (1, 2):
+        cfg = parse_config({"name": f"demo{workers}", "data": {"sources": sources, "workers": workers}})
+        run_dir = RunDir(tmp_path / f"run{workers}")
+        run_data_stage(cfg, run_dir)
+        splits.append({name: [json.loads(line) for line in run_dir.path("data", f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+                       for name in ("train", "val", "test")})
+    assert splits[0] == splits[1]
+    trained = {record["completion"][0]["content"] for record in splits[0]["train"]}
+    held = splits[0]["val"] + splits[0]["test"]
+    assert len(held) >= 10 and all(record["completion"][0]["content"] in trained for record in held)

@@ -89,3 +89,17 @@ def test_split_fills_the_target_when_clusters_do_not_fit_their_category() -> Non
     groups = [0] * 10 + list(range(10, 20))  # category a is one big cluster: it trains as a whole
     chosen = assign_splits(["f.csv"] * 20, strata, groups, 0.0, 0.2, seed=0)
     assert set(chosen[:10].tolist()) == {0} and (chosen == 2).sum() == 4
+
+
+def test_split_keeps_every_shared_answer_in_train_and_holds_out_its_other_phrasings() -> None:
+    # 30 answers, two phrasings each, plus 20 answers given once (a support log's replies).
+    answers = [i // 2 for i in range(60)] + list(range(100, 120))
+    for seed in range(20):
+        chosen = assign_splits(["f.csv"] * 80, [""] * 80, list(range(80)), 0.2, 0.3, seed, answers)
+        trained = {answer for answer, split in zip(answers, chosen.tolist()) if split == 0}
+        assert set(range(30)) <= trained, seed  # no FAQ answer is hidden from training
+        held = [answer for answer, split in zip(answers, chosen.tolist()) if split]
+        assert any(answer < 30 for answer in held) and any(answer >= 100 for answer in held)
+        assert (chosen == 2).sum() == 24 and (chosen == 1).sum() == 16  # the shares are still met
+    without = [assign_splits(["f.csv"] * 80, [""] * 80, list(range(80)), 0.2, 0.3, s) for s in range(20)]
+    assert any(not set(range(30)) <= {a for a, c in zip(answers, ch.tolist()) if c == 0} for ch in without)

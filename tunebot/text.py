@@ -201,6 +201,9 @@ def word_edges(text: str) -> tuple[set[int], set[int]]:
 _JA_FUNCTION_POS = {"助詞", "助動詞", "補助記号", "記号", "空白", "接頭辞", "接尾辞"}
 # Light verbs that follow almost any noun (する, ある, いる, なる, できる) and say nothing about it.
 _JA_LIGHT_LEMMAS = {"為る", "有る", "居る", "成る", "出来る"}
+# What the English stopwords drop, in Japanese: question words (どこ, なに, いつ, どう, どちら, だれ,
+# なぜ) and the request forms of "please" (ください, いただく). Concept terms still see the text.
+_JA_STOP_LEMMAS = {"何処", "何", "何時", "如何", "どう", "何方", "誰", "何故", "下さる", "頂く"}
 _EN_STOPWORDS = frozenset(
     "a an the and or but if of to in on at by for with from as is are was were be been being am do does did "
     "i me my we our you your it its this that these those can could would should will shall may might must "
@@ -226,7 +229,7 @@ def retrieval_tokens(text: str, lang: str) -> list[str]:
     tokens = []
     for word in tagger(text):
         lemma = getattr(word.feature, "lemma", None) or word.surface
-        if word.feature.pos1 in _JA_FUNCTION_POS or lemma in _JA_LIGHT_LEMMAS or _is_punctuation_or_symbol(word.surface):
+        if word.feature.pos1 in _JA_FUNCTION_POS or lemma in _JA_LIGHT_LEMMAS or lemma in _JA_STOP_LEMMAS or _is_punctuation_or_symbol(word.surface):
             continue
         tokens.append(lemma.split("-")[0].lower())  # UniDic lemmas may carry a gloss: "パスワード-password"
     return tokens
