@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serve.engine_hf import Completion, Sampling
+from serve.engine_hf import Delta, EngineError, Sampling, collect
 from serve.threaded import free_port
 from tunebot.prompts import Message, render_prompt
 
@@ -117,11 +117,19 @@ def wait_healthy(engines: list[EngineProcess], limit_s: float = 600, report: Any
 
 
 class VllmEngines:
-    """The gateway's engine over several vLLM servers (one per model name)."""
+    """The gateway's engine over several vLLM servers (one per model name).
+
+    A request is a streamed POST to the model's server, also when the client asked for a whole
+    answer: closing it (the client went away, the deadline passed, the gateway stops) closes the
+    connection, and vLLM aborts a request whose connection closed. `stop` is vLLM's own.
+    vLLM's detokenizer holds back an incomplete UTF-8 character itself.
+    """
 
     kind = "vllm"
 
-    def __init__(self, processes: list[EngineProcess], tokenizer_dir: str) -> None:
+    def __init__(self, processes: list[EngineProcess], tokenizer_dir: str, concurrency: int = 256) -> None:
+        import asyncio
+
         import httpx
 
         from tunebot.models import load_tokenizer
@@ -129,6 +137,8 @@ class VllmEngines:
         self.processes = {process.name: process for process in processes}
         self.tokenizer = load_tokenizer(tokenizer_dir)
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5))
+        self.concurrency = concurrency
+        self.slots = asyncio.Semaphore(concurrency)  # vLLM batches; the gateway's queue limit bounds the rest
 
     def names(self) -> list[str]:
         """The model names served."""
@@ -146,33 +156,45 @@ class VllmEngines:
         """Token ids of the rendered prompt (for the gateway's context-length check)."""
         return self.tokenizer(render_prompt(self.tokenizer, messages), add_special_tokens=False)["input_ids"]
 
-    def _body(self, model: str, messages: list[Message], sampling: Sampling, stream: bool) -> dict[str, Any]:
-        body = {"model": model, "messages": messages, "max_tokens": sampling.max_tokens,
-                "temperature": sampling.temperature, "top_p": sampling.top_p, "stream": stream}
-        return body | ({"seed": sampling.seed} if sampling.seed is not None else {})
+    def _body(self, model: str, messages: list[Message], sampling: Sampling) -> dict[str, Any]:
+        body = {"model": model, "messages": messages, "max_tokens": sampling.max_tokens, "stream": True,
+                "temperature": sampling.temperature, "top_p": sampling.top_p, "stream_options": {"include_usage": True}}
+        return body | ({"seed": sampling.seed} if sampling.seed is not None else {}) | (
+            {"stop": list(sampling.stop)} if sampling.stop else {})
 
     def _url(self, model: str) -> str:
         return f"http://127.0.0.1:{self.processes[model].port}/v1/chat/completions"
 
-    async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Completion:
-        """Forwards one request to the model's server."""
-        response = await self.client.post(self._url(model), json=self._body(model, messages, sampling, False))
-        response.raise_for_status()
-        data = response.json()
-        choice, usage = data["choices"][0], data.get("usage") or {}
-        return Completion((choice["message"]["content"] or "").strip(), usage.get("prompt_tokens", 0),
-                          usage.get("completion_tokens", 0), choice.get("finish_reason") or "stop")
+    async def stream(self, model: str, messages: list[Message], sampling: Sampling, cancel: Any = None) -> AsyncIterator[Delta]:
+        """Forwards a streaming request; yields the text deltas, then a Delta with the finish reason and usage."""
+        import httpx
 
-    async def stream(self, model: str, messages: list[Message], sampling: Sampling) -> AsyncIterator[str]:
-        """Forwards a streaming request and yields the text deltas."""
-        async with self.client.stream("POST", self._url(model), json=self._body(model, messages, sampling, True)) as response:
-            response.raise_for_status()
-            async for line in response.aiter_lines():
-                if not line.startswith("data: ") or line == "data: [DONE]":
-                    continue
-                delta = json.loads(line[6:])["choices"][0].get("delta", {}).get("content")
-                if delta:
-                    yield delta
+        finish, usage = "stop", {}
+        try:
+            async with self.client.stream("POST", self._url(model), json=self._body(model, messages, sampling)) as response:
+                if response.status_code != 200:
+                    detail = (await response.aread())[:500].decode("utf-8", "replace")
+                    raise EngineError(f"vLLM answered {response.status_code}: {detail}")
+                async for line in response.aiter_lines():
+                    if cancel is not None and cancel.is_set():
+                        return
+                    if not line.startswith("data: ") or line == "data: [DONE]":
+                        continue
+                    chunk = json.loads(line[6:])
+                    if "error" in chunk:
+                        raise EngineError(f"vLLM: {chunk['error'].get('message', chunk['error'])}")
+                    usage = chunk.get("usage") or usage
+                    for choice in chunk.get("choices") or []:
+                        finish = choice.get("finish_reason") or finish
+                        if delta := (choice.get("delta") or {}).get("content"):
+                            yield Delta(delta)
+        except httpx.HTTPError as error:
+            raise EngineError(f"vLLM server for {model} failed: {type(error).__name__}: {error}") from error
+        yield Delta("", finish, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+    async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Delta:
+        """Answers one conversation whole."""
+        return await collect(self.stream(model, messages, sampling))
 
     async def close(self) -> None:
         """Closes the HTTP client and stops every server."""

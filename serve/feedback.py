@@ -6,10 +6,12 @@ serve/feedback.jsonl holds one JSON object per line. A vote:
   {"kind": "vote", "ts": ..., "conversation": [messages up to the question], "blind": true,
    "labels": {"A": "tuned", "B": "base"}, "answers": {"A": "...", "B": "..."}, "vote": "A"|"B"|"tie"|"both_bad"}
 A rating: {"kind": "rating", "ts": ..., "conversation": [...], "model": "tuned", "answer": "...", "rating": "up"|"down"}
-Each line is written with one O_APPEND write under an exclusive lock, so concurrent writers never
-interleave and a reader never sees half a line. Export turns every A/B vote into TRL's
-conversational preference format {prompt, chosen, rejected}; ties and "both bad" have no winner
-and are counted, not exported.
+Votes carry the page session ("session") they came from. Each line is written with one O_APPEND
+write under an exclusive lock, so concurrent writers never interleave and a reader never sees
+half a line. Export turns the votes into TRL's conversational preference format {prompt, chosen,
+rejected}: one vote per answer pair and session (a re-vote replaces the earlier one), no pair
+whose sessions disagree, none for ties and "both bad"; malformed lines are reported by number and
+skipped (export_preferences states the rule), and the counts of every outcome are returned.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,30 +70,56 @@ def append_feedback(path: Path, entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
-def read_feedback(path: Path) -> list[dict[str, Any]]:
-    """Reads feedback.jsonl; a broken line raises FeedbackError naming the file and line."""
-    entries = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
+@dataclass
+class Malformed:
+    """A line of feedback.jsonl that could not be used."""
+
+    line: int
+    reason: str
+
+
+def read_feedback(path: Path, strict: bool = True) -> tuple[list[dict[str, Any]], list[Malformed]]:
+    """Reads feedback.jsonl: (entries, malformed lines). A line that is not UTF-8, not JSON, not an
+    object or lacks a field is reported with its number; with `strict`, the first raises FeedbackError."""
+    entries, malformed = [], []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.strip():
                 continue
             try:
-                entry = json.loads(line)
+                entry = json.loads(raw.decode("utf-8"))
+                if not isinstance(entry, dict):
+                    raise FeedbackError(f"a JSON {type(entry).__name__}, not an object")
                 _check(entry)
-            except (json.JSONDecodeError, FeedbackError) as error:
-                raise FeedbackError(f"{path}: line {number}: {error}") from None
+                if entry["kind"] == "vote" and not all(isinstance(entry.get("answers", {}).get(side), str) for side in "AB"):
+                    raise FeedbackError("a vote needs the answers of A and B")
+            except (UnicodeDecodeError, json.JSONDecodeError, FeedbackError) as error:
+                reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)
+                if strict:
+                    raise FeedbackError(f"{path}: line {number}: {reason}") from None
+                malformed.append(Malformed(number, reason[:200]))
+                continue
             entries.append(entry)
-    return entries
+    return entries, malformed
 
 
 @dataclass
 class ExportSummary:
-    """What `export_preferences` wrote and left out."""
+    """What `export_preferences` wrote and left out, per outcome."""
 
     pairs: int
     ties: int
     both_bad: int
     ratings: int
+    replaced: int = 0  # earlier votes of a session on the same answer pair (its last vote counts)
+    contradictory: int = 0  # answer pairs whose sessions disagree on the winner: not exported
+    malformed: list[Malformed] = field(default_factory=list)
+
+
+def _pair_key(vote: dict[str, Any]) -> str:
+    """The answer pair a vote is about: the conversation and the two answers, in either order."""
+    return json.dumps([vote["conversation"], sorted((vote["answers"]["A"], vote["answers"]["B"]))], ensure_ascii=False,
+                      sort_keys=True)
 
 
 def preference_pair(vote: dict[str, Any]) -> dict[str, Any] | None:
@@ -105,13 +133,42 @@ def preference_pair(vote: dict[str, Any]) -> dict[str, Any] | None:
             "chosen_model": vote["labels"][vote["vote"]], "rejected_model": vote["labels"][loser]}
 
 
+def _last_votes(votes: list[dict[str, Any]]) -> tuple[dict[tuple[str, str], dict[str, Any]], int]:
+    """One vote per answer pair and session (the last; a vote without a session is its own)."""
+    last: dict[tuple[str, str], dict[str, Any]] = {}
+    for number, vote in enumerate(votes):
+        last[(_pair_key(vote), str(vote.get("session") or f"line-{number}"))] = vote
+    return last, len(votes) - len(last)
+
+
 def export_preferences(feedback_path: Path, out_path: Path) -> ExportSummary:
-    """Writes DPO-ready pairs from the votes in feedback_path to out_path (atomically)."""
+    """Writes DPO-ready pairs from the votes in feedback_path to out_path (atomically).
+
+    The rule: malformed lines are skipped and reported (line and reason); a session's re-vote on
+    an answer pair replaces its earlier vote; a pair on which sessions chose different winners is
+    contradictory and not exported; ties and "both bad" have no winner. A file without one usable
+    line is an error."""
     from tunebot.rundir import atomic_write_jsonl
 
-    entries = read_feedback(feedback_path)
-    votes = [entry for entry in entries if entry["kind"] == "vote"]
-    pairs = [pair for pair in map(preference_pair, votes) if pair is not None]
+    entries, malformed = read_feedback(feedback_path, strict=False)
+    if not entries:
+        raise FeedbackError(f"{feedback_path}: no usable feedback line ({len(malformed)} malformed)")
+    last, replaced = _last_votes([entry for entry in entries if entry["kind"] == "vote"])
+    winners: dict[str, set[str]] = {}
+    for (key, _), vote in last.items():
+        if (pair := preference_pair(vote)) is not None:
+            winners.setdefault(key, set()).add(pair["chosen"][0]["content"])
+    pairs, exported, contradictory = [], set(), set()
+    for (key, _), vote in last.items():
+        pair = preference_pair(vote)
+        if pair is None:
+            continue
+        if len(winners[key]) > 1:
+            contradictory.add(key)
+        elif key not in exported:  # agreeing sessions: one pair
+            exported.add(key)
+            pairs.append(pair)
     atomic_write_jsonl(out_path, pairs)
-    return ExportSummary(pairs=len(pairs), ties=sum(v["vote"] == "tie" for v in votes),
-                         both_bad=sum(v["vote"] == "both_bad" for v in votes), ratings=len(entries) - len(votes))
+    kept = list(last.values())
+    return ExportSummary(len(pairs), sum(v["vote"] == "tie" for v in kept), sum(v["vote"] == "both_bad" for v in kept),
+                         sum(entry["kind"] == "rating" for entry in entries), replaced, len(contradictory), malformed)

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible gateway: auth, validation, limits, metrics, in front of an engine.
+"""The OpenAI-compatible gateway: auth, validation, admission, deadlines, metrics, in front of an engine.
 
     tunebot serve runs/acme-demo          # then: curl -H "Authorization: Bearer $KEY" localhost:8000/v1/models
 
@@ -8,23 +8,32 @@ except /health needs `Authorization: Bearer <key>` when a key is set. A conversa
 system message gets the run's system prompt, so serving sees the training-time prompt. `model`
 names a system (serve/systems.py: retrieval, base, rag, tuned, tuned_rag); every response carries
 `"tunebot": {"system", "retrieved"}` (the ids of the FAQ pairs used; in a stream, in the first
-chunk). Bad requests get a 4xx in OpenAI's error shape and the server keeps serving.
+chunk).
+
+One client cannot take the server down:
+- the body is refused (413) past `serve.max_body_mb` before it is parsed, then parsed and
+  validated in a worker thread (serve/protocol.py: one strict model, 400 naming the field); so
+  are retrieval and tokenising, so /health and the page never wait for a big prompt;
+- each model admits at most `serve.max_queue` requests (waiting + running): beyond, 429 with
+  Retry-After; each request has `serve.request_timeout_s` (504, or an error event in a stream);
+- a client that goes away cancels its generation (the engine stops generating for it), also
+  while it waits: a request whose client has gone is dropped before it starts;
+- a failure inside generation ends that request with a 503 (a stream: an error event, then the
+  end of the stream) and frees the engine;
+- metrics label requests only by served model names (anything else is `unknown`) and count every
+  outcome by its real status: 400, 404, 413, 429, 499 (the client went away), 503, 504.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import secrets
-import time
-import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from serve.engine_hf import Sampling
-from serve.protocol import ChatRequest, error_body
-from serve.systems import Plan, SystemRouter
-from tunebot.prompts import with_system_prompt
+from serve.admission import Admission
+from serve.protocol import RequestError, error_response, parse_request
+from serve.systems import SystemRouter
 
 
 @dataclass
@@ -35,14 +44,21 @@ class GatewaySettings:
     api_key: str | None = None
     max_model_len: int = 2048
     default_max_tokens: int = 256
+    max_queue: int = 64
+    request_timeout_s: float = 300.0
+    max_body_mb: float = 4.0
 
 
 class Metrics:
-    """Prometheus counters and histograms of one gateway (own registry: several apps per process)."""
+    """Prometheus counters and histograms of one gateway (own registry: several apps per process).
 
-    def __init__(self) -> None:
+    The model label takes only the names this gateway serves (anything else counts as `unknown`),
+    so made-up model names cannot grow the registry."""
+
+    def __init__(self, names: list[str]) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
+        self.names = set(names)
         self.registry = CollectorRegistry()
         self.requests = Counter("tunebot_requests", "Chat requests by model and HTTP status", ["model", "status"],
                                 registry=self.registry)
@@ -50,74 +66,74 @@ class Metrics:
         self.latency = Histogram("tunebot_request_seconds", "Chat request latency by model", ["model"],
                                  registry=self.registry, buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300))
 
+    def label(self, model: str | None) -> str:
+        """The model label of a request: a served name, else `unknown`."""
+        return model if model in self.names else "unknown"
 
-def _error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error") -> Any:
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse(error_body(message, kind, param), status_code=status)
-
-
-def _extra(plan: Plan) -> dict:
-    """The documented extra field of every response: which system answered and the FAQ pairs it used."""
-    return {"tunebot": {"system": plan.system, "retrieved": plan.retrieved}}
-
-
-def _completion_body(request_id: str, plan: Plan, text: str, finish: str, prompt: int, completion: int) -> dict:
-    return {"id": request_id, "object": "chat.completion", "created": int(time.time()), "model": plan.system,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-            **_extra(plan)}
-
-
-def _chunk(request_id: str, model: str, delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
-    body = {"id": request_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **(extra or {})}
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+    def count(self, model: str | None, status: int, seconds: float | None = None, tokens: int = 0) -> None:
+        """Counts one finished request by its real status (and its latency and tokens when served)."""
+        label = self.label(model)
+        self.requests.labels(label, str(status)).inc()
+        if status == 200 and seconds is not None:
+            self.latency.labels(label).observe(seconds)
+        if tokens:
+            self.tokens.labels(label).inc(tokens)
 
 
 def install_errors(app: Any) -> None:
-    """Turns validation failures, malformed JSON and HTTP errors into OpenAI-style 4xx bodies."""
-    from fastapi.exceptions import RequestValidationError
+    """Turns HTTP errors (unknown routes, wrong methods) into OpenAI-style bodies."""
     from starlette.exceptions import HTTPException
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Any, error: RequestValidationError) -> Any:
-        problems = error.errors()
-        first = problems[0] if problems else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        if first.get("type") == "json_invalid":
-            return _error(400, f"malformed JSON body: {first.get('ctx', {}).get('error', first.get('msg'))}")
-        if not where:
-            return _error(400, "the request body must be a JSON object (Content-Type: application/json)")
-        return _error(400, f"{where or 'body'}: {first.get('msg', 'invalid request')}", where or None)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Any, error: HTTPException) -> Any:
-        return _error(error.status_code, str(error.detail), kind="invalid_request_error"
-                      if error.status_code < 500 else "server_error")
+        return error_response(error.status_code, str(error.detail)[:200], kind="invalid_request_error"
+                              if error.status_code < 500 else "server_error")
 
 
 def _check_key(settings: GatewaySettings, header: str | None) -> bool:
     if not settings.api_key:
         return True
     scheme, _, token = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(token.strip(), settings.api_key)
+    return scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), settings.api_key.encode())
 
 
-def _checked(router: SystemRouter, settings: GatewaySettings, request: ChatRequest) -> tuple[Plan, Sampling] | Any:
-    """Returns (plan, sampling) or an error response for a request the engine must not see."""
-    if request.model not in router.names():
-        return _error(404, f"model {request.model!r} not found; available: {', '.join(router.names())}", "model")
-    messages = with_system_prompt([m.model_dump() for m in request.messages], settings.system_prompt)
-    sampling = Sampling(request.limit(settings.default_max_tokens), request.temperature, request.top_p, request.seed)
-    plan = router.plan(request.model, messages)
-    if plan.model is None:
-        return plan, sampling
-    prompt = len(router.engine.prompt_ids(plan.messages))
-    if prompt + sampling.max_tokens > settings.max_model_len:
-        return _error(400, f"prompt of {prompt} tokens + max_tokens {sampling.max_tokens} exceeds the model's "
-                      f"{settings.max_model_len}-token context: shorten the conversation or lower max_tokens", "messages")
-    return plan, sampling
+class KeyCheck:
+    """ASGI middleware: every path but /health and /ui (the page has its own login, serve/ui.py) needs the key.
+
+    A plain ASGI middleware, not Starlette's BaseHTTPMiddleware, whose wrapped `receive` hides a
+    client's disconnect from the app (and so from the cancellation of its generation)."""
+
+    def __init__(self, app: Any, settings: GatewaySettings) -> None:
+        self.app, self.settings = app, settings
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path != "/health" and not path.startswith("/ui"):
+            header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+            if not _check_key(self.settings, header):
+                response = error_response(401, "missing or invalid API key (Authorization: Bearer <key>)",
+                                          kind="authentication_error")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class BodyTooLarge(Exception):
+    """The request body passed serve.max_body_mb."""
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The request body, refused as soon as it passes `limit` bytes (declared or as it arrives)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def create_app(engine: Any, settings: GatewaySettings, on_start: Any = None) -> Any:
@@ -130,6 +146,8 @@ def create_app(engine: Any, settings: GatewaySettings, on_start: Any = None) -> 
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse
 
+    from serve.answer import answer
+
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
         if on_start is not None:
@@ -139,16 +157,11 @@ def create_app(engine: Any, settings: GatewaySettings, on_start: Any = None) -> 
     app = FastAPI(title="tunebot", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     router = engine if isinstance(engine, SystemRouter) else SystemRouter(engine)
     engine = router.engine
-    metrics = Metrics()
+    metrics = Metrics(router.names())
+    admission = Admission(settings.max_queue, engine.concurrency)
     install_errors(app)
 
-    @app.middleware("http")
-    async def auth(request: Request, call_next: Any) -> Any:
-        # /ui has its own login (password = the API key, see serve/ui.py); /health is for load balancers
-        open_path = request.url.path == "/health" or request.url.path.startswith("/ui")
-        if not open_path and not _check_key(settings, request.headers.get("authorization")):
-            return _error(401, "missing or invalid API key (Authorization: Bearer <key>)", kind="authentication_error")
-        return await call_next(request)
+    app.add_middleware(KeyCheck, settings=settings)
 
     @app.get("/health")
     async def health() -> Any:
@@ -166,63 +179,19 @@ def create_app(engine: Any, settings: GatewaySettings, on_start: Any = None) -> 
     async def models() -> Any:
         return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "tunebot"} for name in router.names()]}
 
-    @app.post("/v1/chat/completions")
-    async def chat(body: ChatRequest) -> Any:
-        return await _chat(router, settings, metrics, body)
+    async def chat(request: Request) -> Any:
+        try:
+            body = await read_body(request, int(settings.max_body_mb * 2**20))
+        except BodyTooLarge:
+            metrics.count(None, 413)
+            return error_response(413, f"request body over serve.max_body_mb ({settings.max_body_mb:g} MB)")
+        try:
+            parsed = await asyncio.to_thread(parse_request, body)
+        except RequestError as error:
+            metrics.count(None, 400)
+            return error_response(400, str(error), error.param)
+        return await answer(router, settings, metrics, admission, parsed, request)
 
+    chat.__annotations__["request"] = Request  # the raw Request (a class, not the string): FastAPI parses nothing
+    app.add_api_route("/v1/chat/completions", chat, methods=["POST"])
     return app
-
-
-async def _chat(router: SystemRouter, settings: GatewaySettings, metrics: Metrics, body: ChatRequest) -> Any:
-    """Validates one chat request, then answers it whole or as a stream (retrieval: without a model)."""
-    from fastapi.responses import StreamingResponse
-
-    checked = _checked(router, settings, body)
-    if not isinstance(checked, tuple):
-        metrics.requests.labels(body.model, str(checked.status_code)).inc()
-        return checked
-    plan, sampling = checked
-    request_id, began = f"chatcmpl-{uuid.uuid4().hex}", time.perf_counter()
-    if body.stream:
-        return StreamingResponse(_streamed(router.engine, metrics, plan, sampling, request_id, began),
-                                 media_type="text/event-stream")
-    if plan.model is None:
-        metrics.requests.labels(body.model, "200").inc()
-        metrics.latency.labels(body.model).observe(time.perf_counter() - began)
-        return _completion_body(request_id, plan, plan.answer or "", "stop", 0, 0)
-    try:
-        done = await router.engine.complete(plan.model, plan.messages, sampling)
-    except Exception as error:  # an engine failure is the server's, reported, never a hang
-        metrics.requests.labels(body.model, "503").inc()
-        return _error(503, f"engine failed: {error}", kind="server_error")
-    metrics.requests.labels(body.model, "200").inc()
-    metrics.tokens.labels(body.model).inc(done.completion_tokens)
-    metrics.latency.labels(body.model).observe(time.perf_counter() - began)
-    return _completion_body(request_id, plan, done.text, done.finish_reason, done.prompt_tokens,
-                            done.completion_tokens)
-
-
-async def _pieces(engine: Any, plan: Plan, sampling: Sampling) -> AsyncIterator[str]:
-    if plan.model is None:
-        yield plan.answer or ""
-        return
-    async for piece in engine.stream(plan.model, plan.messages, sampling):
-        yield piece
-
-
-async def _streamed(engine: Any, metrics: Metrics, plan: Plan, sampling: Sampling, request_id: str,
-                    began: float) -> AsyncIterator[str]:
-    """Server-sent events in OpenAI's chunk format, ending with [DONE]."""
-    model = plan.system
-    yield _chunk(request_id, model, {"role": "assistant", "content": ""}, extra=_extra(plan))
-    try:
-        async for piece in _pieces(engine, plan, sampling):
-            yield _chunk(request_id, model, {"content": piece})
-    except Exception as error:  # the stream has started: report in-band
-        metrics.requests.labels(model, "503").inc()
-        yield f"data: {json.dumps(error_body(f'engine failed: {error}', 'server_error'))}\n\n"
-        return
-    metrics.requests.labels(model, "200").inc()
-    metrics.latency.labels(model).observe(time.perf_counter() - began)
-    yield _chunk(request_id, model, {}, "stop")
-    yield "data: [DONE]\n\n"

@@ -40,6 +40,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+MIN_KEY_CHARS = 16
+
+
+def check_key(key: str | None) -> str | None:
+    """The API key to require (None: none given); a key shorter than 16 characters (or blank) is refused."""
+    if key is None or key == "":
+        return None
+    if len(key.strip()) < MIN_KEY_CHARS or key != key.strip():
+        raise ServeError(f"the API key must be at least {MIN_KEY_CHARS} characters without surrounding spaces "
+                         "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
+    return key
+
+
 def model_dirs(run_dir: Path, base: str) -> dict[str, Path | str]:
     """Returns {name: folder} of what can be served: base, and tuned from merged/ or sft/adapter."""
     found: dict[str, Path | str] = {"base": base}
@@ -109,14 +122,15 @@ def serve(cfg: Any, run_dir: Path, args: argparse.Namespace) -> int:
 
     from serve.gateway import GatewaySettings, create_app
 
-    key = args.api_key or os.environ.get("TUNEBOT_API_KEY") or None
+    key = check_key(args.api_key if args.api_key is not None else os.environ.get("TUNEBOT_API_KEY"))
     host, port = args.host or cfg.serve.host, args.port or cfg.serve.port
     if not is_loopback(host) and not key:
         raise ServeError(f"refusing to bind {host} without an API key: pass --api-key or set TUNEBOT_API_KEY "
                          "(or bind 127.0.0.1)")
     engine = build_engine(cfg, run_dir, args.engine or cfg.serve.engine)
     router = _router(cfg, run_dir, engine)
-    settings = GatewaySettings(cfg.system_prompt, key, cfg.serve.max_model_len, cfg.serve.default_max_tokens)
+    settings = GatewaySettings(cfg.system_prompt, key, cfg.serve.max_model_len, cfg.serve.default_max_tokens,
+                               cfg.serve.max_queue, cfg.serve.request_timeout_s, cfg.serve.max_body_mb)
     outcome: dict[str, Any] = {}
     holder: dict[str, Any] = {}
 
@@ -132,7 +146,8 @@ def serve(cfg: Any, run_dir: Path, args: argparse.Namespace) -> int:
 
         app = mount_ui(app, f"http://127.0.0.1:{port}/v1", key, router.names(), run_dir / "serve" / "feedback.jsonl",
                        recommended_system(run_dir))
-    server = holder["server"] = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = holder["server"] = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                              timeout_graceful_shutdown=max(1, round(cfg.serve.drain_s))))
 
     # uvicorn handles SIGINT/SIGTERM (graceful stop) and re-raises the signal when it returns;
     # these handlers take that re-raise so the engines below are always stopped.

@@ -21,12 +21,16 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serves `app` on 127.0.0.1 (a free port unless given) until the block ends; yields its base URL."""
+def serving(app: Any, port: int | None = None, drain_s: int | None = None) -> Iterator[str]:
+    """Serves `app` on 127.0.0.1 (a free port unless given) until the block ends; yields its base URL.
+
+    `drain_s`: how long open requests may run on at the end before they are cancelled (uvicorn's
+    timeout_graceful_shutdown; None waits for them)."""
     import uvicorn
 
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=drain_s))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

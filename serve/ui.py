@@ -3,10 +3,14 @@
     tunebot serve runs/acme-demo --ui          # page at http://127.0.0.1:8000/ui/
 
 The page talks to the API through the openai client (so it works against a remote tunebot too),
-streams both answers at once, and shows model output as text: answers are HTML-escaped before
-display, so markup or script in an answer is shown, never run. Votes (A / B / tie / both bad)
-and thumbs up/down append to serve/feedback.jsonl (serve/feedback.py). Offline: no analytics,
-no share links.
+streams both answers at once, and shows model output as plain text: answers are HTML-escaped and
+the chat panes render no Markdown, LaTeX or HTML, so an answer's `![x](http://host/p.png)` or
+`<img src=...>` is shown as characters and the browser fetches nothing (a prompt-injected answer
+cannot leak the conversation through an image URL). With a login (serve/page_guard.py) a visitor
+who is not logged in gets only a small login form of tunebot's own: not Gradio's page (which
+embeds the API description), no heartbeats, and throttled password attempts. Votes (A / B /
+tie / both bad) and thumbs up/down append to serve/feedback.jsonl (serve/feedback.py). Offline:
+no analytics, no share links.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ from serve.feedback import append_feedback
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+# Chat panes show text, nothing else: no Markdown (images, links), no LaTeX, no tags, no avatars.
+PLAIN_TEXT: dict[str, Any] = {"render_markdown": False, "sanitize_html": True, "latex_delimiters": [],
+                              "allow_tags": False, "avatar_images": None, "allow_file_downloads": False}
 
 
 def shown(text: str) -> str:
@@ -74,14 +83,23 @@ def pane_titles(labels: dict[str, str], blind: bool) -> tuple[str, str]:
     return ("A", "B") if blind else (labels["A"], labels["B"])
 
 
-def save_vote(feedback: Path, choice: str, mapping: dict, history: dict, blind: bool) -> str:
-    """Appends an A/B vote to feedback.jsonl and reveals which model answered where."""
+def save_vote(feedback: Path, choice: str, mapping: dict, history: dict, blind: bool, session: str | None = None) -> str:
+    """Appends an A/B vote (with its page session: a re-vote replaces it at export) and reveals the models."""
     if not history["A"] or history["A"][-1]["role"] != "assistant":
         return "Ask something first, then vote."
     append_feedback(feedback, {"kind": "vote", "conversation": history["A"][:-1], "blind": blind,
-                               "labels": mapping, "vote": choice,
+                               "labels": mapping, "vote": choice, "session": session,
                                "answers": {side: history[side][-1]["content"] for side in ("A", "B")}})
     return f"Vote saved: {choice}. A was **{mapping['A']}**, B was **{mapping['B']}**."
+
+
+def _voter(gr: Any, feedback: Path, choice: str) -> Any:
+    """The click handler of one vote button; Gradio passes the page session as `request`."""
+    def vote(mapping: dict, history: dict, blind: bool, request: Any) -> str:
+        return save_vote(feedback, choice, mapping, history, blind, getattr(request, "session_hash", None))
+
+    vote.__annotations__["request"] = gr.Request  # how Gradio knows to pass the request here
+    return vote
 
 
 def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path, preferred: str | None = None) -> None:
@@ -90,8 +108,10 @@ def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path, preferred: 
     was_blind = gr.State(False)  # how this conversation was started (the vote records it, not the checkbox)
     raw = gr.State({"A": [], "B": []})
     with gr.Row():
-        left = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[0], elem_id="pane-a", height=420)
-        right = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[1], elem_id="pane-b", height=420)
+        left = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[0], elem_id="pane-a", height=420,
+                          **PLAIN_TEXT)
+        right = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[1], elem_id="pane-b", height=420,
+                           **PLAIN_TEXT)
     message = gr.Textbox(label="Message", placeholder="Ask both models…", elem_id="ab-input")
     with gr.Row():
         send = gr.Button("Send", variant="primary", elem_id="ab-send")
@@ -125,14 +145,13 @@ def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path, preferred: 
     for trigger in (send.click, message.submit):
         trigger(ask, [message, labels, raw, left, right], [raw, left, right, message, status], api_name="ab_send")
     for choice, button in votes.items():
-        button.click(lambda m, h, b, c=choice: save_vote(feedback, c, m, h, b), [labels, raw, was_blind], [status],
-                     api_name=f"vote_{choice}")
+        button.click(_voter(gr, feedback, choice), [labels, raw, was_blind], [status], api_name=f"vote_{choice}")
 
 
 def _chat_tab(gr: Any, client: Any, models: list[str], feedback: Path, preferred: str | None = None) -> None:
     model = gr.Dropdown(models, value=preferred if preferred in models else models[-1], label="Model")
     raw = gr.State([])
-    chat = gr.Chatbot(elem_id="single-chat", height=420, feedback_options=("Like", "Dislike"))
+    chat = gr.Chatbot(elem_id="single-chat", height=420, feedback_options=("Like", "Dislike"), **PLAIN_TEXT)
     message = gr.Textbox(label="Message", elem_id="single-input")
 
     def ask(text: str, name: str, history: list, display: list) -> Iterator[tuple]:
@@ -177,6 +196,14 @@ def mount_ui(app: Any, api_url: str, api_key: str | None, models: list[str], fee
 
     import gradio as gr
 
-    login = (lambda user, password: secrets.compare_digest(password, api_key)) if api_key else None
-    return gr.mount_gradio_app(app, build_ui(api_url, api_key, models, feedback, preferred), path="/ui", auth=login,
-                               footer_links=[])
+    from starlette.routing import Mount
+
+    from serve.page_guard import PageGuard
+
+    login = (lambda user, password: secrets.compare_digest(password.encode(), api_key.encode())) if api_key else None
+    blocks = build_ui(api_url, api_key, models, feedback, preferred)
+    app = gr.mount_gradio_app(app, blocks, path="/ui", auth=login, footer_links=[], run_history=False)
+    if api_key:
+        page = next(route.app for route in app.routes if isinstance(route, Mount) and route.path == "/ui")
+        app.add_middleware(PageGuard, prefix="/ui", page=page)
+    return app

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from serve.server import ServeError, is_loopback
+from serve.server import ServeError, check_key, is_loopback
 
 
 def list_models(api_url: str, api_key: str | None) -> list[str]:
@@ -51,7 +51,7 @@ def ui_command(args: argparse.Namespace) -> int:
     """The CLI entry of `tunebot ui`: serves the page until Ctrl-C."""
     import uvicorn
 
-    key = args.api_key or os.environ.get("TUNEBOT_API_KEY") or None
+    key = check_key(args.api_key if args.api_key is not None else os.environ.get("TUNEBOT_API_KEY"))
     if not is_loopback(args.host) and not key:
         raise ServeError(f"refusing to bind {args.host} without an API key (it is the page's password): pass "
                          "--api-key or set TUNEBOT_API_KEY (or bind 127.0.0.1)")

