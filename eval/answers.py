@@ -28,7 +28,10 @@ def answer_key(record: dict[str, Any], answer_class: str) -> str:
 
 def answer_pools(test: list[dict[str, Any]], everything: list[dict[str, Any]], answer_class: str,
                  langs: list[str]) -> list[list[str] | None]:
-    """One pool per test record: every distinct answer of another class in its language (None if none)."""
+    """One pool per test record: every distinct answer of another class in its language (None if none).
+
+    With answer_class "category" the pool is {"others": those answers, "kin": the other answers of
+    the record's own class} (answer_match then asks for the nearest class, see its module)."""
     texts: dict[tuple[str, str], str] = {}  # (lang, normalised text) -> (text, class)
     classes: dict[tuple[str, str], str] = {}
     for record in everything:
@@ -39,7 +42,12 @@ def answer_pools(test: list[dict[str, Any]], everything: list[dict[str, Any]], a
     for record, lang in zip(test, langs):
         mine = answer_key(record, answer_class)
         pool = [text for where, text in texts.items() if where[0] == lang and classes[where] != mine]
-        pools.append(pool or None)
+        if answer_class == "answer" or not pool or not record.get("category"):
+            pools.append(pool or None)
+            continue
+        own = normalize_answer(answer_of(record))
+        kin = [text for where, text in texts.items() if where[0] == lang and classes[where] == mine and where[1] != own]
+        pools.append({"others": pool, "kin": kin})
     return pools
 
 

@@ -32,6 +32,7 @@ from tunebot.prompts import with_system_prompt
 
 CLIENT_GONE = 499  # nginx's status for a request whose client closed the connection
 DISCONNECT_POLL_S = 0.5
+CHARS_PER_TOKEN_BOUND = 128  # no token of the default tokenizer spans more (its longest: 81): longer is surely too long
 
 
 class ClientGone(Exception):
@@ -68,6 +69,10 @@ def _chunk(request_id: str, model: str, delta: dict, finish: str | None = None, 
 def prepare(router: SystemRouter, settings: Any, request: ChatRequest) -> tuple[Plan, Sampling]:
     """The plan (retrieval included) and sampling of a request; RequestError when it cannot fit (a worker thread)."""
     messages = with_system_prompt(request.conversation(), settings.system_prompt)
+    chars = sum(len(message["content"]) for message in messages)
+    if chars > CHARS_PER_TOKEN_BOUND * settings.max_model_len:  # refused before retrieval and tokenising
+        raise RequestError(f"the conversation is {chars} characters, far over the model's {settings.max_model_len}-token "
+                           "context: shorten it", "messages")
     sampling = Sampling(request.limit(settings.default_max_tokens), request.temperature, request.top_p, request.seed,
                         tuple(request.stops()))
     plan = router.plan(request.model, messages)

@@ -76,3 +76,22 @@ def test_answer_match_without_anything_to_tell_apart_is_undefined() -> None:
     # `tunebot score` has no pools: the other lines' references compete
     both = score_texts([SHIPPING_EN, SHIPPING_EN], [SHIPPING_EN, CONTACT_EN], langs=["en", "en"])
     assert [row["answer_match"] for row in both.per_example] == [100.0, 0.0]
+
+
+def test_answer_match_by_class_accepts_another_reply_of_the_same_intent() -> None:
+    from eval.answers import answer_pools
+    from tunebot.prompts import make_record
+
+    refund = ["I understand you want a refund. Please share your order number and we will start the refund.",
+              "Sure, I can help you get your money back: send us the order number and the refund starts."]
+    track = ["To track your order, open Order History in your account and select the order."]
+    records = [make_record(f"r{n}", f"f:{n}", "en", "S", "q", text) for n, text in enumerate(refund + track)]
+    for record, intent in zip(records, ["refund", "refund", "track"]):
+        record["category"] = intent
+    pools = answer_pools(records[:1], records, "category", ["en"])
+    assert pools[0] == {"others": track, "kin": refund[1:]}
+    replies = ["Of course, to get your money back just send us the order number; the refund then starts.",
+               "You can track your order in Order History of your account."]
+    scores = score_texts(replies, [refund[0]] * 2, langs=["en"] * 2, pools=pools * 2)
+    assert [row["answer_match"] for row in scores.per_example] == [100.0, 0.0]
+    assert answer_pools(records[:1], records, "answer", ["en"])[0] == refund[1:] + track  # by answer: every other

@@ -38,6 +38,9 @@ def test_both_panes_answer_and_a_vote_is_saved(page: tuple[str, Path]) -> None:
     assert "Vote saved: A" in message
     entry = json.loads(feedback.read_text(encoding="utf-8").splitlines()[-1])
     assert entry["vote"] == "A" and entry["conversation"] == [{"role": "user", "content": "返品できますか？"}]
+    assert "Vote saved: B" in client.predict(api_name="/vote_B")  # a re-vote: the same session, so it replaces A
+    again = json.loads(feedback.read_text(encoding="utf-8").splitlines()[-1])
+    assert again["session"] == entry["session"] and len(entry["session"]) >= 8
 
 
 def test_blind_mode_hides_the_order_and_reveals_it_after_the_vote(page: tuple[str, Path]) -> None:

@@ -73,6 +73,7 @@ def test_vllm_serve_base_is_unchanged_under_mixed_traffic(run_dir: Path) -> None
         base_mixed, tuned_mixed = mixed[0::2], mixed[1::2]
         assert base_mixed == alone
         assert sum(t != b for t, b in zip(tuned_mixed, alone)) >= 6  # tuned really is another model
+        _stop_and_disconnect(client, port, alone[0], run_dir)
         # an engine crash: the gateway says which engine died and exits (code 3), it does not hang
         (tuned_engine,) = [pid for pid in _processes_mentioning("--served-model-name") if _is_tuned(pid, run_dir)]
         os.kill(tuned_engine, signal.SIGKILL)
@@ -85,6 +86,27 @@ def test_vllm_serve_base_is_unchanged_under_mixed_traffic(run_dir: Path) -> None
     with pytest.raises(ProcessLookupError):
         os.killpg(process.pid, 0)  # the gateway's group is gone
     assert not _processes_mentioning(str(run_dir)), "an engine outlived the server"
+
+
+def _stop_and_disconnect(client: openai.OpenAI, port: int, whole: str, run_dir: Path) -> None:
+    """`stop` is vLLM's own; a client that leaves a stream makes vLLM abort the request (its log says so)."""
+    import httpx
+
+    stop = whole[5:8]
+    cut = client.chat.completions.create(model="base", messages=[{"role": "user", "content": QUESTIONS[0]}],
+                                         max_tokens=24, temperature=0, stop=[stop])
+    assert cut.choices[0].message.content == whole[:whole.index(stop)].strip() and cut.choices[0].finish_reason == "stop"
+    body = {"model": "base", "messages": [{"role": "user", "content": "Tell me a very long story."}], "max_tokens": 1500,
+            "stream": True}
+    with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=120) as response:
+        for number, _ in enumerate(response.iter_lines()):
+            if number >= 6:
+                break  # the client leaves mid-stream
+    log = run_dir / "serve" / "engine-base.log"
+    deadline = time.monotonic() + 30
+    while "Aborted request" not in log.read_text(encoding="utf-8", errors="replace"):
+        assert time.monotonic() < deadline, "vLLM did not abort the abandoned request"
+        time.sleep(0.5)
 
 
 def _is_tuned(pid: int, run_dir: Path) -> bool:

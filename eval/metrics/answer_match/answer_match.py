@@ -11,7 +11,11 @@ codes, UI labels: eval/facts.py; a label counts quoted or not), else 0. A tie, a
 a refusal is 0; so is a reply on the right topic that leaves out the reference's facts
 ("shipping depends on where you live" to "Shipping is ¥550"), or that only repeats the
 question's words. A line without a pool (None: nothing to tell apart)
-gets None and is left out of the mean. With pools of more than CANDIDATES answers, chrF is
+gets None and is left out of the mean. A pool may instead be {"others": [...], "kin": [...]}
+(eval.answer_class: category, for support logs whose replies are all worded anew): then the
+reply must be closer to its reference or to another answer of its class (kin) than to every
+answer of another class, and the reference's own facts are not required (another agent's reply
+of the same intent states other details; key_facts still reports them). With pools of more than CANDIDATES answers, chrF is
 computed for the CANDIDATES closest by character 3-gram overlap (the others cannot come close).
 Load it from this path. Imports stay one per line: evaluate parses them to check dependencies.
 """
@@ -57,8 +61,16 @@ def closest_competitors(prediction: str, pool: list[str], limit: int = CANDIDATE
     return ranked[:limit]
 
 
-def matches(prediction: str, reference: str, pool: list[str], metric: CHRF) -> bool:
-    """Says whether the prediction states the reference's facts and is strictly closer to it than to every pool answer."""
+def matches(prediction: str, reference: str, pool: list[str] | dict, metric: CHRF) -> bool:
+    """Says whether the prediction states the reference's facts and is strictly closer to it than to every pool answer
+    (a class pool: closer to an answer of the reference's class than to every answer of another)."""
+    if isinstance(pool, dict):
+        if not prediction.strip():
+            return False
+        kin = closest_competitors(prediction, [reference, *pool["kin"]])
+        own = max(metric.sentence_score(prediction, [answer]).score for answer in kin)
+        return own > 0 and all(metric.sentence_score(prediction, [other]).score < own
+                               for other in closest_competitors(prediction, pool["others"]))
     if not prediction.strip() or missing_facts(extract_facts(reference), prediction):
         return False
     own = metric.sentence_score(prediction, [reference]).score
