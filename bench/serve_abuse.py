@@ -20,7 +20,6 @@ import asyncio
 import json
 import multiprocessing
 import platform
-import statistics
 import sys
 import time
 from datetime import date
@@ -114,10 +113,10 @@ async def _attack(client: Any, url: str) -> dict[str, int]:
         statuses[f"{kind} {status}"] = statuses.get(f"{kind} {status}", 0) + 1
 
     huge = json.dumps({"model": "base", "messages": [{"role": "user", "content": "x" * 10_000_000}]})
-    big = json.dumps({"model": "rag", "messages": [{"role": "user", "content": "返品 " * 1_000_000}]})
+    big = json.dumps({"model": "rag", "messages": [{"role": "user", "content": "返品 " * 400_000}]}, ensure_ascii=False)
     for _ in range(5):
         for kind, body in (("10 MB body", huge), ("3 MB prompt", big)):
-            response = await client.post(f"{url}/v1/chat/completions", content=body, timeout=120,
+            response = await client.post(f"{url}/v1/chat/completions", content=body.encode(), timeout=120,
                                          headers={"Content-Type": "application/json"})
             seen(kind, response.status_code)
     for _ in range(20):

@@ -103,12 +103,13 @@ async def _engine_deltas(engine: Any, plan: Plan, sampling: Sampling, cancel: th
 async def _deltas(engine: Any, plan: Plan, sampling: Sampling, cancel: threading.Event,
                   gone: Callable[[], Awaitable[bool]], deadline: float) -> AsyncIterator[Delta]:
     """The engine's pieces cut at the first stop string, each awaited against the deadline."""
-    scanner, loop, texts = StopScanner(sampling.stop), asyncio.get_running_loop(), []
+    scanner, texts = StopScanner(sampling.stop), []
     async with aclosing(_engine_deltas(engine, plan, sampling, cancel, gone)) as pieces:
         iterator = pieces.__aiter__()
         while True:
-            try:
-                delta = await asyncio.wait_for(iterator.__anext__(), max(0.0, deadline - loop.time()))
+            try:  # in this task (no wait_for task): a cancelled request can close the generator at once
+                async with asyncio.timeout_at(deadline):
+                    delta = await iterator.__anext__()
             except StopAsyncIteration:
                 return
             except TimeoutError:
