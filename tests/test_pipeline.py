@@ -59,10 +59,13 @@ def test_demo_on_the_real_model_improves_over_base(tmp_path: Path, capsys: pytes
     # measured on the 2-core CPU: F1 11.4 -> 26.1, ROUGE-L 8.6 -> 18.8 (held-out paraphrases)
     assert tuned["f1"]["mean"] > base["f1"]["mean"] + 8
     assert tuned["rougeL"]["mean"] > base["rougeL"]["mean"] + 5
-    # right answers (2026-12-01): retrieval 71.4, tuned 7.1, rag 7.1, base 0 -> retrieval is recommended; on the
-    # 48 novel wordings of examples/data/acme_questions.jsonl retrieval was right on 79%
+    # right answers (2026-12-02): retrieval 85.7 (6/7 in each language), rag 14.3, tuned 0, base 0 -> retrieval is
+    # recommended (issue 16's target: 80% in each language); on the 48 novel wordings of
+    # examples/data/acme_questions.jsonl retrieval was right on 81% (ja 75, en 87.5)
     chosen = scores["recommendation"]["system"]
     right = {system: entry["metrics"]["answer_match"]["mean"] for system, entry in scores["systems"].items()}
-    assert right[chosen] == max(right.values()) >= 60 and right["retrieval"] > right["tuned"]
+    assert right[chosen] == max(right.values()) and right["retrieval"] > right["tuned"]
+    by_lang = scores["systems"][chosen]["by_lang"]
+    assert by_lang["ja"]["answer_match"]["mean"] >= 80 and by_lang["en"]["answer_match"]["mean"] >= 80
     asked = scores["questions"]["systems"][chosen]["metrics"]["answer_match"]["mean"]
-    assert asked >= 60
+    assert asked >= 75 and asked == max(q["metrics"]["answer_match"]["mean"] for q in scores["questions"]["systems"].values())
