@@ -39,10 +39,12 @@ def test_score_json_on_hand_checked_lines(tmp_path: Path, capsys: pytest.Capture
     pred.write_text("返品は30日以内なら受け付けています。\nThe dog bit the man.\n", encoding="utf-8")
     ref.write_text("返品は30日以内に受け付けます。\nThe dog bit the man.\n", encoding="utf-8")
     assert main(["score", "--pred", str(pred), "--ref", str(ref), "--json"]) == 0
-    scores = json.loads(capsys.readouterr().out)
+    printed = json.loads(capsys.readouterr().out)
     from eval.registry import METRIC_NAMES
 
-    assert set(scores) == set(METRIC_NAMES) and scores["chrf"] > 50
+    scores = printed["metrics"]
+    assert set(scores) == set(printed["tokenizers"]) == set(METRIC_NAMES) and scores["chrf"] > 50
+    assert printed["tokenizers"]["bleu"] == "ja-mecab+13a" and printed["langs"] == {"ja": 1, "en": 1}
     assert scores["exact_match"] == 50.0  # one of two lines is identical
     assert scores["key_facts"] == 100.0  # "30日" is stated; the English line states no fact
     assert scores["answer_match"] is None  # each language has one distinct reference: nothing to tell apart

@@ -17,7 +17,6 @@ import sacrebleu
 from rouge_score import rouge_scorer
 
 from eval.scoring import Scores, format_scores_table, load_metric, score_files, score_texts
-from tunebot.text import tokenize_words
 
 JA_REF = "返品は30日以内に受け付けます。"
 JA_PRED = "返品は30日以内なら受け付けています。"
@@ -315,3 +314,21 @@ def test_format_scores_table() -> None:
 def test_importing_scoring_stays_light() -> None:
     code = "import sys, eval.scoring; assert 'evaluate' not in sys.modules and 'sacrebleu' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_exact_match_keeps_number_separators_and_implies_token_f1_100() -> None:
+    from eval.scoring import score_texts
+
+    pairs = [("It costs 500 yen.", "It costs 5.00 yen."), ("15kg", "1.5kg"), ("送料は５，５００円", "送料は5500円"),
+             ("Ｙｅｓ,  we can!", "yes we can"), ("はい、できます。", "はい できます"), ("Open 10:00 to 18:00", "open 10:00 to 18:00.")]
+    scores = score_texts([p for p, _ in pairs], [r for _, r in pairs])
+    assert [row["exact_match"] for row in scores.per_example] == [0.0, 0.0, 100.0, 100.0, 100.0, 100.0]
+    assert all(row["f1"] == 100.0 for row in scores.per_example if row["exact_match"] == 100.0)
+    assert scores.tokenizers["exact_match"] == scores.tokenizers["f1"]
+
+
+def test_bleu_reads_full_width_as_half_width() -> None:
+    from eval.scoring import score_texts
+
+    full = score_texts(["送料は全国一律５５０円（税込）です。"], ["送料は全国一律550円(税込)です。"])
+    assert full.values["bleu"] == pytest.approx(100.0)

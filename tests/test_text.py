@@ -54,9 +54,17 @@ def test_full_width_and_half_width_give_the_same_tokens() -> None:
     assert tokenize_words("ﾍﾝﾋﾟﾝ", "ja") == tokenize_words("ヘンピン", "ja")
 
 
+def test_numbers_keep_their_separators_and_lose_only_the_thousands_one() -> None:
+    assert tokenize_words("It costs 500 yen.", "en") != tokenize_words("It costs 5.00 yen.", "en")
+    assert tokenize_words("15kg", "en") == tokenize_words("15 kg", "en") == ["15", "kg"] != tokenize_words("1.5kg", "en")
+    assert tokenize_words("送料は5,500円です", "ja") == tokenize_words("送料は５５００円です", "ja")
+    assert tokenize_words("10:00〜18:00", "ja") == ["10:00", "18:00"]
+    assert tokenize_words("T0000000000000 v2", "en") == ["t0000000000000", "v2"]
+
+
 def test_english_word_tokens() -> None:
     text = "It wasn't me. Price: $2.50 for 3,000 items; e-mail it’s"
-    expected = ["it", "wasn't", "me", "price", "2.50", "for", "3,000", "items", "e", "mail", "it's"]
+    expected = ["it", "wasn't", "me", "price", "2.50", "for", "3000", "items", "e", "mail", "it's"]
     assert tokenize_words(text, "en") == expected
     assert word_tokenizer_name("en") == "words"
 

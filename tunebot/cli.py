@@ -166,8 +166,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     except ValueError as error:  # unreadable or mismatched files: say which, no traceback
         print(f"tunebot: error: {error}", file=sys.stderr)
         return 2
-    if args.json:  # every metric of eval/registry.py; null where undefined (e.g. key_facts without facts)
-        print(json.dumps({key: None if value is None else round(value, 4) for key, value in scores.values.items()}))
+    if args.json:  # every metric of eval/registry.py (null where undefined, e.g. key_facts without facts) and its tokenizer
+        metrics = {key: None if value is None else round(value, 4) for key, value in scores.values.items()}
+        print(json.dumps({"metrics": metrics, "tokenizers": scores.tokenizers, "langs": scores.langs}, ensure_ascii=False))
     else:
         print(format_scores_table({Path(args.pred).name: scores}))
     return 0

@@ -34,6 +34,11 @@ _JA_RANGES = (
 
 # Numbers keep their decimal point ("2.5"); words keep inner apostrophes ("wasn't").
 _EN_WORD = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+(?:'[^\W_]+)*")
+# A number with its inner separators (5.00, 10:00, 2026/3/31, 1-2) is one token of its own, apart
+# from a unit after it ("15kg" -> 15, kg; a code led by latin letters, "abc123", stays whole);
+# thousands separators go (5,500 -> 5500), others stay, so 500 != 5.00 and 15 != 1.5.
+_NUMBER = re.compile(r"(?<![a-z0-9])\d+(?:[.,:/-]\d+)*")
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 # Character fallback for Japanese: latin/digit runs stay whole, every other letter is a token.
 _CHAR_FALLBACK = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*|[^\W_]")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
@@ -148,6 +153,18 @@ def tokenize_words(text: str, lang: str) -> list[str]:
     _check_lang(lang)
     # NFKC folds full-width latin/digits and half-width katakana, so 'ＡＢＣ１２３' == 'abc123'.
     text = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES)
+    tokens, position = [], 0
+    for number in _NUMBER.finditer(text):
+        tokens += _word_tokens(text[position:number.start()], lang)
+        value = number.group()
+        tokens.append(value.replace(",", "") if _THOUSANDS.fullmatch(value) else value)
+        position = number.end()
+    return tokens + _word_tokens(text[position:], lang)
+
+
+def _word_tokens(text: str, lang: str) -> list[str]:
+    if not text.strip():
+        return []
     if lang == "en":
         return _EN_WORD.findall(text)
     tagger = _mecab_tagger()

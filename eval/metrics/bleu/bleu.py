@@ -2,15 +2,17 @@
 
     python -m pytest -q tests/test_eval_metrics.py -k bleu
 
-Each line is tokenized with sacrebleu's own tokenizer for its language (`ja-mecab` for
-Japanese, `13a` for English; `char` for Japanese where MeCab or IPADIC cannot load), then the
-whole corpus is scored with tokenize='none'. A corpus in one language therefore gets exactly
-sacrebleu's number with that tokenizer, and a mixed corpus is still one corpus-level BLEU.
+Each line is NFKC-normalised (full-width and half-width forms agree, as in every metric here)
+and tokenized with sacrebleu's own tokenizer for its language (`ja-mecab` for Japanese, `13a`
+for English; `char` for Japanese where MeCab or IPADIC cannot load), then the whole corpus is
+scored with tokenize='none'. A corpus in one language therefore gets exactly sacrebleu's number
+with that tokenizer on NFKC text, and a mixed corpus is still one corpus-level BLEU.
 Load it from this path (evaluate.load("bleu") goes to the Hub). Imports stay one per line:
 evaluate parses them to check dependencies.
 """
 
 import functools
+import unicodedata
 from collections.abc import Callable
 
 import datasets
@@ -67,7 +69,8 @@ def sacrebleu_tokenizer(lang: str) -> tuple[str, Callable[[str], str]]:
 def tokenize_lines(texts: list[str], langs: list[str]) -> list[str]:
     """Tokenizes each line with its language's sacrebleu tokenizer; tokens joined by spaces."""
     # sacrebleu strips trailing whitespace before tokenizing: do the same so numbers match.
-    return [sacrebleu_tokenizer(lang)[1](text.rstrip()) for text, lang in zip(texts, langs)]
+    # NFKC first, as every metric here: full-width ５５０ and half-width 550 are the same characters.
+    return [sacrebleu_tokenizer(lang)[1](unicodedata.normalize("NFKC", text).rstrip()) for text, lang in zip(texts, langs)]
 
 
 def reference_streams(references: list[list[str]]) -> list[list[str | None]]:

@@ -1,16 +1,20 @@
-"""Exact match as an `evaluate` module: answers equal after `tunebot.text.normalize_answer`.
+"""Exact match as an `evaluate` module: answers whose word tokens are the same, in order.
 
     python -m pytest -q tests/test_eval_metrics.py -k exact_match
 
-Normalization is NFKC (full-width and half-width forms agree), lower case, punctuation removed
-(ASCII and Japanese 、。！？「」…), spaces collapsed, and spaces next to Japanese removed.
+The tokens are token F1's and ROUGE's (`tunebot.text.tokenize_words`: NFKC, so full-width and
+half-width forms agree; lower case; punctuation dropped; MeCab words for Japanese), so an exact
+match always has token F1 100. A number keeps its separators (500 != 5.00, 15 != 1.5; only the
+thousands separator goes: 5,500 == 5500).
 Load it from this path (evaluate.load("exact_match") goes to the Hub). Imports stay one per
 line: evaluate parses them to check dependencies.
 """
 
 import datasets
 import evaluate
-from tunebot.text import normalize_answer
+from tunebot.text import line_langs
+from tunebot.text import tokenize_words
+from tunebot.text import word_tokenizer_name
 
 _DESCRIPTION = "Share of answers equal to their reference after normalization, 0-100."
 
@@ -18,11 +22,10 @@ _INPUTS = """
 Args:
     predictions: list of strings, one model answer per line.
     references: list of strings, one reference per line.
-    langs: optional list of "ja"/"en"; accepted for a uniform interface, normalization does
-        not depend on it.
+    langs: optional list of "ja"/"en", one per line; detected from the reference if omitted.
 Returns:
     exact_match: mean over lines, 0-100.
-    tokenizer: "normalize_answer" (no tokens: whole normalized strings are compared).
+    tokenizer: word tokenizer(s) used, e.g. "words", "mecab-unidic" or "mecab-unidic+words".
     per_example: 100.0 or 0.0 per line.
 Examples:
     >>> exact_match = evaluate.load("eval/metrics/exact_match/exact_match.py")
@@ -60,12 +63,13 @@ class ExactMatch(evaluate.Metric):
             raise ValueError("exact_match: no lines to score")
         if langs is not None and len(langs) != len(references):
             raise ValueError(f"got {len(langs)} languages for {len(references)} lines")
+        line_lang = line_langs(references, langs)
         per_example = [
-            100.0 * (normalize_answer(prediction) == normalize_answer(reference))
-            for prediction, reference in zip(predictions, references)
+            100.0 * (tokenize_words(prediction, lang) == tokenize_words(reference, lang))
+            for prediction, reference, lang in zip(predictions, references, line_lang)
         ]
         return {
             "exact_match": sum(per_example) / len(per_example),
-            "tokenizer": "normalize_answer",
+            "tokenizer": "+".join(word_tokenizer_name(lang) for lang in ("ja", "en") if lang in line_lang),
             "per_example": per_example,
         }
