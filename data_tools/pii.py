@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from data_tools.pii_people import redact_people
+
 _D = "[0-9０-９]"  # a digit, half- or full-width
 _H = "[-‐－―−ー]"  # a hyphen as typed in Japanese text
 _SEP = f"(?:{_H}|[ 　])"
@@ -25,6 +27,21 @@ _NOT_AFTER_NUMBER = f"(?<![0-9０-９])(?<![0-9０-９]{_SEP})"
 _NOT_BEFORE_NUMBER = f"(?!{_SEP}?[0-9０-９])"
 
 _FULL_WIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
+
+# IPv6 in every form of RFC 4291 / 5952: full, compressed (::), and with an IPv4 tail.
+_X = "[0-9A-Fa-f]{1,4}"
+_V4 = r"(?:\d{1,3}\.){3}\d{1,3}"
+_IPV6 = "|".join((  # the forms with an IPv4 tail first: "::ffff:192.0.2.1" is one address, not "::ffff:192"
+    f"(?:{_X}:){{6}}{_V4}", f"::(?:ffff(?::0{{1,4}})?:)?{_V4}", f"(?:{_X}:){{1,5}}:{_V4}",
+    f"(?:{_X}:){{7}}{_X}", f"(?:{_X}:){{1,7}}:(?!:)",
+    *(f"(?:{_X}:){{1,{6 - n}}}(?::{_X}){{1,{n + 1}}}" for n in range(6)),
+    f":(?::{_X}){{1,7}}",
+))  # "::" alone (the unspecified address) is no one's
+# Words that say a number is no one's personal data: a tracking or serial number, an order code, a version.
+_KEEP_CONTEXT = re.compile(
+    r"(?:伝票番号|追跡番号|お問い?合わせ番号|問い?合わせ番号|配送番号|製造番号|シリアル(?:番号|ナンバー)?|型番|品番|注文番号|"
+    r"受付番号|バージョン|tracking(?: number| no\.?| #| id)?|serial(?: number| no\.?)?|s/n|sn|order(?: number| no\.?| id| #)?|"
+    r"ticket(?: number| no\.?| #)?|version|ver\.?|build|v)[\s:：#＃.-]{0,3}$", re.IGNORECASE)
 
 
 def _digits(text: str) -> str:
@@ -87,13 +104,14 @@ BUILTIN_RULES: tuple[PiiRule, ...] = (
     ),
     PiiRule("POSTAL_CODE", re.compile(rf"〒\s*{_D}{{3}}{_H}?{_D}{{4}}")),
     PiiRule("IP", re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])"), _ipv4_valid),
-    PiiRule("IP", re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f:])")),
+    PiiRule("IP", re.compile(rf"(?<![0-9A-Za-z:.])(?:{_IPV6})(?:%[0-9A-Za-z]+)?(?![0-9A-Za-z:]|\.\d)")),
     PiiRule(
         "PHONE",
         re.compile(
             rf"(?:\+|＋){_D}{{1,3}}{_SEP}?\(?{_D}{{1,4}}\)?(?:{_SEP}?{_D}{{2,4}}){{2,3}}(?![0-9０-９])"  # +81 90-1234-5678
             rf"|(?<![0-9０-９]){_D}{{2,5}}{_H}{_D}{{1,4}}{_H}{_D}{{3,4}}(?![0-9０-９])"  # 03-1234-5678
-            rf"|\({_D}{{2,5}}\){_SEP}?{_D}{{1,4}}{_H}{_D}{{3,4}}(?![0-9０-９])"  # (03) 1234-5678
+            rf"|[(（]{_D}{{2,5}}[)）]{_SEP}?{_D}{{1,4}}{_H}{_D}{{3,4}}(?![0-9０-９])"  # (03) 1234-5678, （03）1234-5678
+            rf"|(?<![0-9０-９]){_D}{{2,5}}[(（]{_D}{{1,4}}[)）]{_D}{{3,4}}(?![0-9０-９])"  # 03(1234)5678, 045（123）4567
             rf"|(?<![0-9０-９])0{_D}{{9,10}}(?![0-9０-９])"  # 09012345678
         ),
     ),
@@ -110,6 +128,7 @@ class PiiScrubber:
 
     custom: dict[str, str] = field(default_factory=dict)
     allow: Iterable[str] = ()
+    names: tuple[str, ...] = ()  # known customer names (an export's requester fields): redacted wherever they occur
     found: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -134,9 +153,10 @@ class PiiScrubber:
         return self._replace(text)
 
     def _replace(self, text: str) -> tuple[str, Counter]:
+        text, people = redact_people(text, self.names)  # names and addresses (data_tools/pii_people.py)
         if not self.custom_rules and not _ANY_HINT.search(text):
-            return text, _NOTHING  # shared and never changed: most texts hold no personal data
-        kinds: Counter = Counter()
+            return text, people if people else _NOTHING  # shared and never changed: most texts hold no personal data
+        kinds: Counter = Counter(people)
         if self.custom_rules:  # user patterns run first, one by one (they may use backreferences)
             text = _apply(self.custom_rules, text, self.allowed, kinds)
         if "@" in text:
@@ -148,7 +168,7 @@ class PiiScrubber:
         if pattern is None:  # one scan for every kind the text can hold: rule i is group g{i}
             # The lookahead lets the scan skip, in C, every position no kind can start at (kana, spaces...).
             body = "|".join(f"(?P<g{i}>{self.rules[i].pattern.pattern})" for i in possible)
-            starts = "0-9０-９+＋(〒" + ("A-Fa-f" if IPV6_RULE in possible else "")
+            starts = "0-9０-９+＋(（〒" + ("A-Fa-f:" if IPV6_RULE in possible else "")
             pattern = re.compile(f"(?=[{starts}])(?:{body})")
             self._combined[possible] = pattern
         return pattern.sub(lambda match: self._substitute(match, kinds), text), kinds
@@ -156,7 +176,7 @@ class PiiScrubber:
     def _substitute(self, match: re.Match[str], kinds: Counter) -> str:
         index = int(match.lastgroup[1:])  # type: ignore[index]
         rule, value = self.rules[index], match.group(0)
-        if value in self.allowed:
+        if value in self.allowed or _KEEP_CONTEXT.search(match.string, max(0, match.start() - 24), match.start()):
             return value
         if rule.check and not rule.check(value):
             return _apply(self.rules[index + 1 :], value, self.allowed, kinds)  # a failed card may be a phone
@@ -200,7 +220,7 @@ def _possible_rules(text: str) -> tuple[int, ...]:
     if digits < 13 and not text.isascii():  # 13 decides every test below
         digits += sum(map(text.count, "０１２３４５６７８９"))
     if digits < 4:
-        return (5,) if text.count(":") >= 7 else ()  # only IPv6 needs no decimal digits
+        return (5,) if "::" in text or text.count(":") >= 7 else ()  # only IPv6 needs no decimal digits
     return tuple(
         index for index, needed in (
             # 0, EMAIL: found around each @ by _redact_emails
@@ -208,7 +228,7 @@ def _possible_rules(text: str) -> tuple[int, ...]:
             (2, digits >= 12),  # MY_NUMBER
             (3, digits >= 7 and "〒" in text),  # POSTAL_CODE
             (4, text.count(".") >= 3 and _IPV4_HINT.search(text)),  # IPv4 (3 dots: any prose of 3 sentences)
-            (5, text.count(":") >= 7),  # IPv6
+            (5, "::" in text or text.count(":") >= 7),  # IPv6
             (6, digits >= 6 and _PHONE_HINT.search(text)),  # PHONE (6 digits: any text with a date and a price)
         ) if needed
     )
@@ -216,12 +236,12 @@ def _possible_rules(text: str) -> tuple[int, ...]:
 
 # What every match of a rule contains; most texts with enough digits and dots have none of it.
 _IPV4_PART = r"\d\.\d"
-_PHONE_PART = r"[+＋][0-9０-９]|[0-9０-９]{2}[-‐－―−ー]|\([0-9０-９]{2}|0[0-9０-９]{9}"  # +8, 03-, (03, 09012345678
+_PHONE_PART = r"[+＋][0-9０-９]|[0-9０-９]{2}[-‐－―−ー(（]|[(（][0-9０-９]{2}|0[0-9０-９]{9}"  # +8, 03-, 03(, (03, 0901234…
 _IPV4_HINT, _PHONE_HINT = re.compile(_IPV4_PART), re.compile(_PHONE_PART)
 _D = "0-9０-９"
 _ANY_HINT = re.compile(  # a text without any of these holds no built-in kind: one scan in C decides most texts
-    f"[@〒+＋(:\\d](?:(?<=[@〒])|(?<=\\d)\\.\\d|(?<=[+＋])[{_D}]|(?<=[{_D}])[{_D}][-‐－―−ー]|(?<=\\()[{_D}]{{2}}|(?<=0)[{_D}]{{9}}"
-    f"|(?<=[{_D}])(?:{_SEP}?[{_D}]){{11}}|(?<=:)[0-9A-Fa-f]{{1,4}}:)"
+    f"[@〒+＋(（:\\d](?:(?<=[@〒])|(?<=\\d)\\.\\d|(?<=[+＋])[{_D}]|(?<=[{_D}])[{_D}][-‐－―−ー(（]|(?<=[(（])[{_D}]{{2}}"
+    f"|(?<=0)[{_D}]{{9}}|(?<=[{_D}])(?:{_SEP}?[{_D}]){{11}}|(?<=:)[0-9A-Fa-f]{{1,4}}:|(?<=:):)"
 )  # e-mail, postal code, IPv4 (1.2), phone (+8, 03-, (03, 0901234…), 12+ digits (card, My Number), IPv6 (:1:). It
 # starts with one character class, so the scanner skips in C to the characters a match can start at; each branch
 # then checks that character (look-behind) and what follows: the same matches as these parts after a look-ahead.

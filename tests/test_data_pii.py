@@ -67,3 +67,54 @@ def test_checksums() -> None:
     assert luhn_valid("4111111111111111") and luhn_valid("5500 0000 0000 0004")
     assert not luhn_valid("4111111111111112") and not luhn_valid("1234")
     assert my_number_valid("123456789018") and not my_number_valid("123456789019")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("電話は03(1234)5678です", "電話は[PHONE]です"),
+        ("045(123)4567まで", "[PHONE]まで"),
+        ("（03）1234-5678 / ０３（１２３４）５６７８", "[PHONE] / [PHONE]"),
+        ("IP 2001:db8::1 から", "IP [IP] から"),
+        ("::1 and fe80::1%eth0 and ::ffff:192.0.2.1.", "[IP] and [IP] and [IP]."),
+        ("山田太郎様、お問い合わせありがとうございます。", "[NAME]様、お問い合わせありがとうございます。"),
+        ("ヤマダ タロウ様 / 鈴木さん / 田中殿", "[NAME]様 / [NAME]さん / [NAME]殿"),
+        ("Dear Emily Chen, thank you. Mr. Brown called.", "Dear [NAME], thank you. Mr. [NAME] called."),
+        ("東京都千代田区丸の内1-1-1 宛", "[ADDRESS] 宛"),
+        ("大阪府大阪市北区梅田1丁目2番3号です", "[ADDRESS]です"),
+        ("ship to 221B Baker Street, London", "ship to [ADDRESS], London"),
+    ],
+)
+def test_redacts_the_forms_real_exports_hold(text: str, expected: str) -> None:
+    assert PiiScrubber().redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "お客様各位 / 皆様 / ご担当者様 / 会員様限定 / 店長さん",  # addressees, not names
+        "Dear Customer, Hi there, Hi Team",
+        "東京都千代田区の店舗で受け取れます",  # a city alone is no one's address
+        "伝票番号 1234-5678-9012 で追跡できます", "tracking number: 1234-5678-9012", "S/N 090-1234-5678",
+        "version 10.0.19041.1", "v1.2.3.4", "バージョン1.2.3.4", "注文番号 4111 1111 1111 1111",
+        "2026-03-31 10:00〜18:00 ¥5,500 ABC-1234-567", "std::cout and 10:00:00",
+    ],
+)
+def test_look_alikes_survive(text: str) -> None:
+    assert PiiScrubber().redact(text) == text
+
+
+def test_known_names_and_reject_reasons_are_redacted(tmp_path) -> None:
+    from data_tools.build import RecordBuilder
+    from tunebot.config import DataConfig
+
+    assert PiiScrubber(names=("Emily Chen",)).redact("Emily Chen wrote again") == "[NAME] wrote again"
+    source = tmp_path / "x.json"
+    source.write_text("[]", encoding="utf-8")
+    builder = RecordBuilder(DataConfig(sources=[{"path": str(source)}]), "S")
+    reject = builder.reject("x.json:3", "unknown author {'email': 'emily@example.com', 'phone': '090-1234-5678'}",
+                            "author", {"author": {"email": "emily@example.com", "name": "Dear Emily Chen"},
+                                       "parts": ["call 03(1234)5678"]})
+    text = str(reject)
+    assert "example.com" not in text and "1234" not in text and "Emily" not in text
+    assert reject["row"]["author"]["email"] == "[EMAIL]" and reject["row"]["parts"] == ["call [PHONE]"]
