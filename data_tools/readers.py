@@ -169,6 +169,7 @@ def jsonl_row(file: str, number: int, line: str) -> RawRow | None:
     """Returns the row of JSONL line `number`: its object, or an error naming what is wrong; None when blank."""
     if not line.strip():
         return None
+    line = line.replace("\ufeff", "")  # a BOM where two exports were concatenated (or inside a value): no meaning
     try:
         obj = jsonio.loads(line)
     except json.JSONDecodeError as error:

@@ -26,6 +26,7 @@ from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_ma
 from data_tools.forks import PARALLEL_MIN_TEXTS, aside
 from data_tools.jsonio import dumps_line, loads
 from data_tools.readers import DataError
+from data_tools.rejects import all_rejected
 from data_tools.split import SPLITS, assign_splits
 from tunebot.config import RunConfig
 from tunebot.prompts import answer_of, question_of
@@ -259,11 +260,12 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
             with open(spool_path, "wb") as handle:
                 spool = Spool(handle)
                 _pass_one(builder, spool, rejects)
-            if spool.count == 0:
-                raise DataError(f"no usable records in {[r.file for r in builder.reports]}: every row was rejected (see the reasons above)")
-            report = _finish(cfg, spool, spool_path, out, rejects, builder.reports)
+            if spool.count:
+                report = _finish(cfg, spool, spool_path, out, rejects, builder.reports)
     finally:
         spool_path.unlink(missing_ok=True)
+    if not spool.count:  # rejects.jsonl is written all the same: it is where the user finds out why
+        raise DataError(all_rejected(builder.reports, out / "rejects.jsonl"))
     if cfg.data.augment.variants:
         report["augmented"] = _augment(cfg, out / "train.jsonl")
     atomic_write_json(out / "report.json", report)

@@ -333,3 +333,26 @@ def test_the_demo_faq_holds_out_phrasings_and_trains_every_answer(tmp_path: Path
     trained = {record["completion"][0]["content"] for record in splits[0]["train"]}
     held = splits[0]["val"] + splits[0]["test"]
     assert len(held) >= 10 and all(record["completion"][0]["content"] in trained for record in held)
+
+
+def test_a_bom_inside_a_jsonl_line_is_tolerated(tmp_path: Path) -> None:
+    path = tmp_path / "joined.jsonl"
+    first = json.dumps({"question": "How do I return an item?", "answer": "Within 30 days from My Page."})
+    second = json.dumps({"question": "返品できますか？", "answer": "30日以内なら承ります。"}, ensure_ascii=False)
+    path.write_bytes(b"\xef\xbb\xbf" + first.encode() + b"\n\xef\xbb\xbf" + second.encode() + b"\n")  # two exports joined
+    records, rejects, _ = build_records(data_config(path), "S")
+    assert len(records) == 2 and rejects == []
+
+
+def test_when_every_row_is_rejected_the_rejects_and_top_reasons_are_still_given(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "a", "answer": ""}\n{"question": "b", "answer": ""}\n[1]\n', encoding="utf-8")
+    cfg = parse_config({"name": "bad", "data": {"sources": [{"path": str(path)}]}})
+    run_dir = RunDir(tmp_path / "run")
+    with pytest.raises(DataError) as error:
+        run_data_stage(cfg, run_dir)
+    message = str(error.value)
+    assert "all 3 rows were rejected" in message and f"2 x empty answer (first: {path}:1" in message
+    assert f"{path}:3" in message and "rejects.jsonl" in message
+    rejects = run_dir.path("data", "rejects.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["source"] for line in rejects] == [f"{path}:1", f"{path}:2", f"{path}:3"]
