@@ -23,8 +23,12 @@ PLACEHOLDER = re.compile(
 )
 # Full-width punctuation of Japanese prose: "nfkc-ja" keeps it as written (plain NFKC makes ？ a ?).
 _JA_PUNCTUATION = "！？（）：；～"
-_PROTECT = str.maketrans({char: chr(0xF0000 + index) for index, char in enumerate(_JA_PUNCTUATION)})
-_RESTORE = str.maketrans({chr(0xF0000 + index): char for index, char in enumerate(_JA_PUNCTUATION)})
+# Numbered steps as written (①②③, ⑴, ⒈, ❶, ㉑): NFKC would glue their digits to the text (「1新しいアドレスを入力2確認…」).
+_ENCLOSED = "".join(chr(code) for first, last in ((0x2460, 0x249B), (0x2776, 0x2793), (0x3251, 0x325F), (0x32B1, 0x32BF))
+                    for code in range(first, last + 1))
+_KEPT = {"nfkc-ja": _JA_PUNCTUATION + _ENCLOSED, "nfkc": _ENCLOSED}
+_PROTECT = {form: str.maketrans({char: chr(0xF0000 + index) for index, char in enumerate(kept)}) for form, kept in _KEPT.items()}
+_RESTORE = {form: str.maketrans({chr(0xF0000 + index): char for index, char in enumerate(kept)}) for form, kept in _KEPT.items()}
 _FOLD_PUNCTUATION = [(char, unicodedata.normalize("NFKC", char)) for char in _JA_PUNCTUATION]
 
 # Answers that answer nothing: matched whole, after case folding and trimming punctuation/space.
@@ -77,6 +81,7 @@ def clean_text(value: Any) -> str:
 
 def normalize_unicode(text: str, form: str) -> str:
     """Applies the configured Unicode form: nfkc, nfkc-ja (NFKC keeping ！？（）：；～), nfc or none.
+    Both NFKC forms keep numbered steps as written (①②③, ⑴, ❶).
 
     >>> normalize_unicode("ＡＣＭＥの返品は３０日以内ですか？ｶﾀｶﾅ", "nfkc-ja")
     'ACMEの返品は30日以内ですか？カタカナ'
@@ -85,8 +90,8 @@ def normalize_unicode(text: str, form: str) -> str:
         return text
     if form.startswith("nfkc") and not _nfkc_changes(form).search(text):
         return text
-    if form == "nfkc-ja":
-        return unicodedata.normalize("NFKC", text.translate(_PROTECT)).translate(_RESTORE)
+    if form in _PROTECT:
+        return unicodedata.normalize("NFKC", text.translate(_PROTECT[form])).translate(_RESTORE[form])
     return unicodedata.normalize(form.upper(), text)
 
 
@@ -97,7 +102,7 @@ def _nfkc_changes(form: str) -> re.Pattern[str]:
     Built once, on first use (~0.5 s): the BMP characters NFKC maps elsewhere plus combining marks
     and the kana voicing marks (NFKC composes them with the preceding letter).
     """
-    kept = _JA_PUNCTUATION if form == "nfkc-ja" else ""
+    kept = _KEPT.get(form, "")
     changing = [
         code for code in range(0x80, 0x10000)
         if chr(code) not in kept and not 0xD800 <= code < 0xE000

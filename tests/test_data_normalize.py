@@ -103,3 +103,11 @@ def test_split_keeps_every_shared_answer_in_train_and_holds_out_its_other_phrasi
         assert (chosen == 2).sum() == 24 and (chosen == 1).sum() == 16  # the shares are still met
     without = [assign_splits(["f.csv"] * 80, [""] * 80, list(range(80)), 0.2, 0.3, s) for s in range(20)]
     assert any(not set(range(30)) <= {a for a, c in zip(answers, ch.tolist()) if c == 0} for ch in without)
+
+
+def test_numbered_steps_survive_nfkc() -> None:
+    from data_tools.normalize import normalize_unicode
+
+    text = "①新しいアドレスを入力②確認メールのリンクを開く"
+    assert normalize_unicode(text, "nfkc-ja") == text and normalize_unicode("⑴ one ❶ ㉑", "nfkc") == "⑴ one ❶ ㉑"
+    assert normalize_unicode("ＡＢＣ①", "nfkc-ja") == "ABC①"
