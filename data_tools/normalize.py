@@ -26,7 +26,7 @@ _JA_PUNCTUATION = "！？（）：；～"
 # Numbered steps as written (①②③, ⑴, ⒈, ❶, ㉑): NFKC would glue their digits to the text (「1新しいアドレスを入力2確認…」).
 _ENCLOSED = "".join(chr(code) for first, last in ((0x2460, 0x249B), (0x2776, 0x2793), (0x3251, 0x325F), (0x32B1, 0x32BF))
                     for code in range(first, last + 1))
-_KEPT = {"nfkc-ja": _JA_PUNCTUATION + _ENCLOSED, "nfkc": _ENCLOSED}
+_KEPT = {"nfkc-ja": _JA_PUNCTUATION + _ENCLOSED}  # plain "nfkc" is exactly NFKC
 _PROTECT = {form: str.maketrans({char: chr(0xF0000 + index) for index, char in enumerate(kept)}) for form, kept in _KEPT.items()}
 _RESTORE = {form: str.maketrans({chr(0xF0000 + index): char for index, char in enumerate(kept)}) for form, kept in _KEPT.items()}
 _FOLD_PUNCTUATION = [(char, unicodedata.normalize("NFKC", char)) for char in _JA_PUNCTUATION]
@@ -81,7 +81,7 @@ def clean_text(value: Any) -> str:
 
 def normalize_unicode(text: str, form: str) -> str:
     """Applies the configured Unicode form: nfkc, nfkc-ja (NFKC keeping ！？（）：；～), nfc or none.
-    Both NFKC forms keep numbered steps as written (①②③, ⑴, ❶).
+    nfkc-ja (the default) also keeps numbered steps as written (①②③, ⑴, ❶).
 
     >>> normalize_unicode("ＡＣＭＥの返品は３０日以内ですか？ｶﾀｶﾅ", "nfkc-ja")
     'ACMEの返品は30日以内ですか？カタカナ'

@@ -109,5 +109,5 @@ def test_numbered_steps_survive_nfkc() -> None:
     from data_tools.normalize import normalize_unicode
 
     text = "①新しいアドレスを入力②確認メールのリンクを開く"
-    assert normalize_unicode(text, "nfkc-ja") == text and normalize_unicode("⑴ one ❶ ㉑", "nfkc") == "⑴ one ❶ ㉑"
+    assert normalize_unicode(text, "nfkc-ja") == text and normalize_unicode("⑴ one ❶ ㉑", "nfkc-ja") == "⑴ one ❶ ㉑"
     assert normalize_unicode("ＡＢＣ①", "nfkc-ja") == "ABC①"
