@@ -293,4 +293,4 @@ def columns_of(source: SourceConfig, path: Path, first: RawRow) -> tuple[str, st
 
 def rows_of(source: SourceConfig, path: Path) -> Iterator[RawRow]:
     """Yields the raw rows of an FAQ file."""
-    return read_rows(path, source.format, source.encoding, source.sheet)
+    return read_rows(path, source.format, source.encoding, source.sheet, source.header_row)

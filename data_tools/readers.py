@@ -221,7 +221,8 @@ def _read_json_array(path: Path, text: str) -> Iterator[RawRow]:
 
 
 def read_rows(
-    path: str | Path, fmt: str = "auto", encoding: str | None = None, sheet: str | None = None
+    path: str | Path, fmt: str = "auto", encoding: str | None = None, sheet: str | None = None,
+    header_row: int | None = None,
 ) -> Iterator[RawRow]:
     """Yields every row of a FAQ file; `line` is the physical line (JSON arrays: the item number).
 
@@ -235,7 +236,7 @@ def read_rows(
     if kind == "xlsx":
         from data_tools.sheets import read_xlsx
 
-        yield from read_xlsx(path, sheet)
+        yield from read_xlsx(path, sheet, header_row)
         return
     if kind in ("csv", "tsv", "jsonl"):
         with open_text(path, encoding) as handle:

@@ -85,3 +85,29 @@ def test_markdown_headings_become_questions_with_categories(tmp_path: Path) -> N
     assert rows[1].fields["answer"].startswith("通常1〜3日です。") and "# not a heading" in rows[1].fields["answer"]
     records, _, _ = build_records(DataConfig.model_validate({"sources": [{"path": str(path)}]}), "S")
     assert {r["lang"] for r in records} == {"ja", "en"}
+
+
+def test_xlsx_as_people_lay_it_out_title_rows_merged_cells_and_formulas(tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    path = tmp_path / "faq.xlsx"
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["ACME よくある質問一覧（2026年版）"])
+    sheet.merge_cells("A1:C1")  # a title merged across the sheet
+    sheet.append([])
+    sheet.append(["カテゴリ", "質問", "回答"])
+    sheet.append(["アカウント", "メールアドレスを変えたい", "①新しいアドレスを入力②確認メールのリンクを開く"])
+    sheet.append([None, "パスワードを忘れた", "ログイン画面の「パスワードをお忘れの方」から再設定してください。"])
+    sheet.append([None, "退会したい", "「退会手続き」からお進みください。"])
+    sheet.merge_cells("A4:A6")  # one category for three rows
+    sheet.append(["配送", "送料はいくら？", "=550*1"])  # a formula Excel never computed
+    workbook.save(path)
+    records, rejects, reports = build_records(DataConfig.model_validate({"sources": [{"path": str(path)}]}), "S")
+    assert [r["source"] for r in records] == [f"{path}:4", f"{path}:5", f"{path}:6"]
+    assert [r["category"] for r in records] == ["アカウント"] * 3
+    assert records[0]["completion"][0]["content"] == "①新しいアドレスを入力②確認メールのリンクを開く"
+    assert len(rejects) == 1 and rejects[0]["source"] == f"{path}:7" and "C7 has no cached value" in rejects[0]["reason"]
+    assert reports[0].rows_in == 4 == reports[0].kept + sum(reports[0].rejected.values())
+    given = DataConfig.model_validate({"sources": [{"path": str(path), "header_row": 3}]})
+    assert len(build_records(given, "S")[0]) == 3

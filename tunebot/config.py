@@ -51,6 +51,9 @@ class SourceConfig(_Section):
         "auto", description="File format; auto = from the extension (.txt/.log = transcript)."
     )
     sheet: str | None = Field(None, description="Worksheet of an .xlsx file; None = the first one.")
+    header_row: int | None = Field(
+        None, ge=1, description="Row number of an .xlsx file's header; None = found below any title rows."
+    )
     encoding: str | None = Field(
         None, description="Text encoding; None = detect (UTF-8 with or without BOM, UTF-16 with BOM, CP932/Shift_JIS, EUC-JP)."
     )
