@@ -111,3 +111,67 @@ def test_xlsx_as_people_lay_it_out_title_rows_merged_cells_and_formulas(tmp_path
     assert reports[0].rows_in == 4 == reports[0].kept + sum(reports[0].rejected.values())
     given = DataConfig.model_validate({"sources": [{"path": str(path), "header_row": 3}]})
     assert len(build_records(given, "S")[0]) == 3
+
+
+HELP_CENTER = """# ACME ヘルプセンター
+## 配送について
+配送に関するよくある質問です。
+
+**Q:** 送料はいくらですか？
+**A:** 全国一律550円です。
+5,500円以上で無料です。
+
+**Q:** 届くまで何日？
+**A:** 通常1〜3日です。
+
+## Returns
+- **Q.** Can I return an item?
+  **A.** A flat fee applies: yes, within 30 days.
+
+## アカウント
+Ｑ．パスワードを忘れました
+Ａ．ログイン画面から再設定できます。
+
+【Q】退会したい
+【A】マイページの「退会手続き」からどうぞ。
+
+Q: 答えのない質問
+"""
+
+DEFINITIONS = """# FAQ
+## Shipping
+How much is shipping?
+: A flat ¥550.
+: Free from ¥5,500.
+
+How long does delivery take?
+: 1-3 days.
+"""
+
+SECTIONS = """# ACME FAQ
+## Shipping
+All about shipping.
+### How much is shipping?
+550 yen.
+## Contact
+Call 0120-000-000.
+"""
+
+
+def test_markdown_faqs_in_the_common_shapes(tmp_path: Path) -> None:
+    def rows(text: str) -> list[tuple]:
+        path = tmp_path / "faq.md"
+        path.write_text(text, encoding="utf-8")
+        return [(r.line, r.fields["question"], r.fields["answer"], r.fields["category"], r.error) for r in read_rows(path)]
+
+    found = rows(HELP_CENTER)
+    assert [(line, question, category) for line, question, _, category, _ in found] == [
+        (5, "送料はいくらですか？", "配送について"), (9, "届くまで何日？", "配送について"),
+        (13, "Can I return an item?", "Returns"), (17, "パスワードを忘れました", "アカウント"),
+        (20, "退会したい", "アカウント"), (23, "答えのない質問", "アカウント")]
+    assert found[0][2] == "全国一律550円です。\n5,500円以上で無料です。" and found[2][2].startswith("A flat fee applies")
+    assert found[5][4] == "a question without an answer under it" and all(row[4] is None for row in found[:5])
+    assert not any("ヘルプセンター" in row[1] or "配送について" == row[1] for row in found)  # sections are never questions
+    assert [(q, a, c) for _, q, a, c, _ in rows(DEFINITIONS)] == [
+        ("How much is shipping?", "A flat ¥550.\nFree from ¥5,500.", "Shipping"), ("How long does delivery take?", "1-3 days.", "Shipping")]
+    assert [(q, c) for _, q, _, c, _ in rows(SECTIONS)] == [("How much is shipping?", "Shipping"), ("Contact", "ACME FAQ")]
