@@ -172,11 +172,12 @@ class RecordBuilder:
             if report.rows_in == 0:
                 raise DataError(f"{path}: no rows (only a header or blank lines)")
 
-    def redact(self, text: str, report: SourceReport) -> tuple[str, Counter]:
-        """Returns the text with personal data replaced (per `pii`), counting what was found."""
+    def redact(self, text: str, report: SourceReport, names: tuple[str, ...] = ()) -> tuple[str, Counter]:
+        """Returns the text with personal data replaced (per `pii`), counting what was found;
+        `names` are the people its export names (redacted wherever they occur)."""
         if self.scrub is None:
             return text, Counter()
-        text, found = self.scrub.redact_and_count(text)
+        text, found = self.scrub.redact_and_count(text, names)
         if found:
             report.pii.update(found)
         return text, found

@@ -23,28 +23,38 @@ from pathlib import Path
 from typing import Any
 
 from data_tools import jsonio
-from data_tools.readers import DataError, decode, json_array_items, open_text
+from data_tools.helpdesk import adapt, unwrap
+from data_tools.readers import DataError, decode, open_text
 
 AGENT_ROLES = (
-    "agent", "assistant", "operator", "support", "staff", "rep", "representative", "bot", "csr", "advisor",
+    "agent", "assistant", "operator", "support", "staff", "rep", "representative", "csr", "advisor", "admin", "teammate",
     "担当", "担当者", "オペレーター", "サポート", "スタッフ", "係員", "窓口", "店舗",
     # whole names checked before first words, so "Customer Service" is not the customer
     "customer service", "customer support", "customer care", "live agent", "human agent",
     "カスタマーサポート", "カスタマーセンター", "サポートセンター",
 )
-CUSTOMER_ROLES = ("customer", "user", "client", "human", "caller", "guest", "buyer", "顧客", "お客様", "お客さま", "客", "ユーザー", "利用者", "会員")
-SKIPPED_ROLES = ("system", "note", "internal", "internal note", "private note", "memo", "メモ", "社内メモ", "内部メモ", "システム")
+CUSTOMER_ROLES = ("customer", "user", "client", "human", "caller", "guest", "buyer", "end-user", "end user", "enduser", "requester",
+                  "lead", "contact", "visitor", "顧客", "お客様", "お客さま", "客", "ユーザー", "利用者", "会員")
+# Never answers: notes, system events, and bots / auto-replies (what a bot said is not what the team answers).
+SKIPPED_ROLES = ("system", "note", "internal", "internal note", "private note", "memo", "メモ", "社内メモ", "内部メモ", "システム",
+                 "bot", "chatbot", "auto-reply", "autoreply", "auto reply", "autoresponder", "automation", "trigger",
+                 "自動応答", "自動返信", "ボット", "チャットボット")
 
 MESSAGE_LISTS = ("messages", "conversation", "turns", "dialog", "dialogue")
 ROLE_KEYS = ("role", "speaker", "from", "author", "sender")
 TEXT_KEYS = ("content", "text", "value", "body", "message")
-TICKET_COLUMNS = {
-    "ticket": ("ticket_id", "ticket", "ticket id", "conversation_id", "thread_id", "case_id", "チケットid", "チケット番号",
-               "問い合わせ番号", "問合せ番号", "案件番号"),
-    "time": ("timestamp", "created_at", "time", "date", "datetime", "sent_at", "日時", "作成日時", "送信日時", "日付"),
-    "role": ("role", "author_role", "sender", "speaker", "from", "author", "送信者", "発言者", "役割", "担当区分"),
-    "body": ("body", "message", "text", "content", "本文", "内容", "メッセージ"),
+TICKET_COLUMNS = {  # the common names, Zendesk's, Freshdesk's and Help Scout's CSV exports among them
+    "ticket": ("ticket_id", "ticket", "ticket id", "conversation_id", "conversation id", "thread_id", "case_id",
+               "チケットid", "チケット番号", "問い合わせ番号", "問合せ番号", "案件番号"),
+    "time": ("comment created at", "comment_created_at", "timestamp", "created_at", "created at", "time", "date",
+             "datetime", "sent_at", "日時", "作成日時", "送信日時", "日付"),
+    "role": ("comment author role", "comment_author_role", "author role", "author type", "role", "author_role", "sender type",
+             "sender", "speaker", "from", "author", "comment author", "送信者", "発言者", "役割", "担当区分"),
+    "body": ("comment body", "comment_body", "comment plain body", "body", "message", "text", "content", "本文", "内容",
+             "メッセージ"),
+    "public": ("comment public", "comment_public", "public", "is_public", "private", "is_private", "公開"),
 }
+_FALSE = ("false", "no", "0", "n", "いいえ", "非公開", "")
 _SPEAKER = re.compile(r"^\s*(?:\[?\d{1,4}[-/]\d{1,2}[-/]\d{1,2}[ T]?\]?\s*)?(?:\[?\d{1,2}:\d{2}(?::\d{2})?\]?\s*)?([^:：\n]{1,30}?)\s*[:：]\s?(.*)$")
 _TEXT_LIKE_ROLES = {"note", "memo", "メモ", "system"}
 # A speaker label after a role: "Agent 2", "user_1", "担当者A", "オペレーター1" (not "customers", "Agentur").
@@ -73,13 +83,16 @@ class Conversation:
     error: str | None = None
     skipped: int = 0
     raw: str = ""  # the unreadable line, kept (scrubbed) with the reject
+    names: list[str] = field(default_factory=list)  # people the export names (requester...): redacted in the text
+    tool: str = ""  # the help-desk tool whose shape was read (data_tools/helpdesk.py), if any
 
 
 def _key(name: Any) -> str:
     return unicodedata.normalize("NFKC", str(name)).strip().casefold()
 
 
-def role_side(role: str, agent_roles: Iterable[str] = (), customer_roles: Iterable[str] = ()) -> str | None:
+def role_side(role: str, agent_roles: Iterable[str] = (), customer_roles: Iterable[str] = (),
+              skip_roles: Iterable[str] = ()) -> str | None:
     """Returns "agent", "customer", "skip" or None (unknown) for a role or speaker name.
 
     The name matches whole ("担当者"), or by its first word ("Agent Sato", "担当 佐藤",
@@ -87,7 +100,7 @@ def role_side(role: str, agent_roles: Iterable[str] = (), customer_roles: Iterab
     >>> role_side("担当 佐藤"), role_side("Customer"), role_side("system"), role_side("vendor")
     ('agent', 'customer', 'skip', None)
     """
-    sides = _role_keys(tuple(agent_roles), tuple(customer_roles))
+    sides = _role_keys(tuple(agent_roles), tuple(customer_roles), tuple(skip_roles))
     name = _key(role)
     first = re.split(r"[\s(（【\[]", name, maxsplit=1)[0]
     for candidate in (name, first, _without_label(name), _without_label(first)):
@@ -98,9 +111,11 @@ def role_side(role: str, agent_roles: Iterable[str] = (), customer_roles: Iterab
 
 
 @functools.lru_cache(maxsize=32)
-def _role_keys(agent_roles: tuple[str, ...], customer_roles: tuple[str, ...]) -> tuple[tuple[str, frozenset[str]], ...]:
-    """Returns the normalized role names of each side (agent first: it wins a name on both sides)."""
-    sides = (("agent", (*AGENT_ROLES, *agent_roles)), ("customer", (*CUSTOMER_ROLES, *customer_roles)), ("skip", SKIPPED_ROLES))
+def _role_keys(agent_roles: tuple[str, ...], customer_roles: tuple[str, ...],
+               skip_roles: tuple[str, ...] = ()) -> tuple[tuple[str, frozenset[str]], ...]:
+    """Returns the normalized role names of each side (the user's skip names first, then agent: it wins a name on both sides)."""
+    sides = (("skip", skip_roles), ("agent", (*AGENT_ROLES, *agent_roles)), ("customer", (*CUSTOMER_ROLES, *customer_roles)),
+             ("skip", SKIPPED_ROLES))
     return tuple((side, frozenset(_key(name) for name in names)) for side, names in sides)
 
 
@@ -111,7 +126,8 @@ def _without_label(name: str) -> str:
 
 def read_conversations(
     path: str | Path, fmt: str = "auto", encoding: str | None = None,
-    agent_roles: Iterable[str] = (), customer_roles: Iterable[str] = (),
+    agent_roles: Iterable[str] = (), customer_roles: Iterable[str] = (), skip_roles: Iterable[str] = (),
+    ticket_fields: dict[str, str] | None = None,
 ) -> Iterator[Conversation]:
     """Yields the conversations of a support log, in file order.
 
@@ -122,7 +138,7 @@ def read_conversations(
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     kind = _format(path, fmt)
-    roles = (tuple(agent_roles), tuple(customer_roles))
+    roles = (tuple(agent_roles), tuple(customer_roles), tuple(skip_roles))
     if kind == "jsonl":
         with open_text(path, encoding) as handle:
             for number, line in enumerate(handle, start=1):
@@ -131,7 +147,7 @@ def read_conversations(
     elif kind == "json":
         yield from _from_json_array(path, decode(path, encoding)[0], roles)
     elif kind in ("csv", "tsv"):
-        yield from _from_tickets(path, encoding, "," if kind == "csv" else "\t", roles)
+        yield from _from_tickets(path, encoding, "," if kind == "csv" else "\t", roles, ticket_fields)
     else:
         yield from _from_transcript(path, encoding, roles)
 
@@ -157,19 +173,32 @@ def _text_of(message: dict[str, Any]) -> str | None:
     return None
 
 
-def _from_json_object(path: Path, number: int, obj: Any, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Conversation:
+def _from_json_object(path: Path, number: int, obj: Any, roles: tuple[tuple[str, ...], tuple[str, ...]],
+                      users: dict[Any, dict[str, Any]] | None = None) -> Conversation:
     conversation = Conversation(str(path), number, f"{path}:{number}")
     if not isinstance(obj, dict):
         conversation.error = f"expected a JSON object, got {type(obj).__name__}"
         return conversation
     conv_id = next((obj[key] for key in ("id", "conversation_id") if obj.get(key) not in (None, "")), None)
     conversation.conv_id = conversation.conv_id if conv_id is None else str(conv_id)
+    adapted = adapt(obj, users)
+    if adapted is not None:  # a help-desk tool's own shape: its fields say who spoke
+        conversation.tool, messages, conversation.names = adapted
+        for side, text, _ in messages:
+            if side == "skip" or not text.strip():
+                conversation.skipped += 1
+            else:
+                conversation.turns.append(Turn(side, text, number))
+        return conversation
     messages = next((obj[key] for key in MESSAGE_LISTS if isinstance(obj.get(key), list)), None)
     if messages is None:
         conversation.error = f"no message list (one of {list(MESSAGE_LISTS)}); keys are {list(obj)[:10]}"
         return conversation
     for index, message in enumerate(messages, start=1):
         role = next((message.get(key) for key in ROLE_KEYS if isinstance(message, dict) and message.get(key)), None)
+        if isinstance(role, dict):  # an author object: {"type": "customer", "name": ..., "email": ...}
+            conversation.names += [str(role[key]) for key in ("name", "email") if role.get(key)]
+            role = next((role[key] for key in ("type", "role", "kind") if role.get(key)), None)
         text = _text_of(message) if isinstance(message, dict) else None
         if role is None or text is None:
             conversation.error, conversation.turns = f"message {index} has no role or text field", []
@@ -195,8 +224,13 @@ def _from_json_line(path: Path, number: int, line: str, roles: tuple[tuple[str, 
 
 
 def _from_json_array(path: Path, text: str, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[Conversation]:
-    for index, obj in enumerate(json_array_items(path, text, "conversations"), start=1):
-        yield _from_json_object(path, index, obj, roles)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    objects, users = unwrap(document)  # a list, or an export file {"tickets": [...], "users": [...]}
+    for index, obj in enumerate(objects, start=1):
+        yield _from_json_object(path, index, obj, roles, users)
 
 
 def parse_time(value: str) -> datetime | None:
@@ -219,16 +253,22 @@ def parse_time(value: str) -> datetime | None:
     return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
-def _ticket_columns(path: Path, header: list[str]) -> dict[str, str | None]:
+def _ticket_columns(path: Path, header: list[str], given: dict[str, str] | None = None) -> dict[str, str | None]:
     by_key = {_key(column): column for column in header}
     found = {role: next((by_key[_key(name)] for name in names if _key(name) in by_key), None) for role, names in TICKET_COLUMNS.items()}
+    for part, column in (given or {}).items():
+        if _key(column) not in by_key:
+            raise DataError(f"{path}: ticket_fields.{part} names column {column!r}, which is not among {header}")
+        found[part] = by_key[_key(column)]
     missing = [role for role in ("ticket", "role", "body") if found[role] is None]
     if missing:
-        raise DataError(f"{path}: no {', '.join(missing)} column found among {header}; a ticket export needs ticket id, role and body columns")
+        raise DataError(f"{path}: no {', '.join(missing)} column found among {header}; a ticket export needs ticket id, "
+                        f"role and body columns: name yours with ticket_fields, e.g. {{{missing[0]}: <column>}}")
     return found
 
 
-def _from_tickets(path: Path, encoding: str | None, delimiter: str, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[Conversation]:
+def _from_tickets(path: Path, encoding: str | None, delimiter: str, roles: tuple[tuple[str, ...], ...],
+                  ticket_fields: dict[str, str] | None = None) -> Iterator[Conversation]:
     tickets: dict[str, Conversation] = {}
     stamps: dict[str, list[tuple[datetime | None, int, Turn | None]]] = {}
     with open_text(path, encoding) as handle:
@@ -236,7 +276,7 @@ def _from_tickets(path: Path, encoding: str | None, delimiter: str, roles: tuple
         header = next(reader, None)
         if header is None:
             return
-        columns = _ticket_columns(path, header)
+        columns = _ticket_columns(path, header, ticket_fields)
         start = reader.line_num + 1
         for values in reader:
             line, start = start, reader.line_num + 1
@@ -272,11 +312,19 @@ def _ticket_row(row: dict[str, str], values: list[str], header: list[str], colum
         stamp = parse_time(row[columns["time"]])
         if stamp is None:
             return f"unreadable timestamp {row[columns['time']]!r} at line {line} (field {columns['time']})"
-    if side == "skip":
+    if side == "skip" or _internal(row, columns["public"]):
         conversation.skipped += 1
         return None
     stamps.append((stamp, len(stamps), Turn(side, row[columns["body"]], line)))  # type: ignore[index]
     return None
+
+
+def _internal(row: dict[str, str], column: str | None) -> bool:
+    """Says whether a ticket row is an internal note by its public/private column (none: it is not)."""
+    if column is None:
+        return False
+    value = _key(row.get(column, ""))
+    return value not in _FALSE if "private" in _key(column) else value in _FALSE and value != ""
 
 
 def _from_transcript(path: Path, encoding: str | None, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[Conversation]:

@@ -30,7 +30,8 @@ def log_units(builder: RecordBuilder, source: SourceConfig, path: Path, file_ind
     report = builder.reports[file_index]
     for key in ("conversations", "messages", "skipped_messages", "unanswered_messages"):
         report.extra.setdefault(key, 0)
-    for conversation in read_conversations(path, source.format, source.encoding, source.agent_roles, source.customer_roles):
+    for conversation in read_conversations(path, source.format, source.encoding, source.agent_roles, source.customer_roles,
+                                           source.skip_roles, source.ticket_fields):
         report.extra["conversations"] += 1
         report.extra["skipped_messages"] += conversation.skipped
         if conversation.error:
@@ -51,7 +52,7 @@ def _merged_turns(builder: RecordBuilder, conversation: Conversation, file_index
     report = builder.reports[file_index]
     for turn in conversation.turns:
         clean = builder.cleaner.answer(turn.text) if turn.side == "agent" else builder.cleaner.field(turn.text)
-        text, found = builder.redact(clean, report)
+        text, found = builder.redact(clean, report, tuple(sorted(set(conversation.names), key=len, reverse=True)))
         if merged and merged[-1][0] == turn.side:
             side, previous, line, count, had = merged[-1]
             if side == "agent" and builder.cleaner.is_non_answer(previous):

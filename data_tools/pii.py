@@ -148,12 +148,14 @@ class PiiScrubber:
         self.found.update(kinds)
         return redacted
 
-    def redact_and_count(self, text: str) -> tuple[str, Counter]:
-        """Returns (redacted text, kinds found) in one pass, leaving `found` alone."""
-        return self._replace(text)
+    def redact_and_count(self, text: str, names: tuple[str, ...] = ()) -> tuple[str, Counter]:
+        """Returns (redacted text, kinds found) in one pass, leaving `found` alone; `names` are
+        people this text's export names (its requester), redacted wherever they occur."""
+        return self._replace(text, names)
 
-    def _replace(self, text: str) -> tuple[str, Counter]:
-        text, people = redact_people(text, self.names)  # names and addresses (data_tools/pii_people.py)
+    def _replace(self, text: str, names: tuple[str, ...] = ()) -> tuple[str, Counter]:
+        # names and addresses first (data_tools/pii_people.py)
+        text, people = redact_people(text, self.names + names if names else self.names)
         if not self.custom_rules and not _ANY_HINT.search(text):
             return text, people if people else _NOTHING  # shared and never changed: most texts hold no personal data
         kinds: Counter = Counter(people)

@@ -73,6 +73,14 @@ class SourceConfig(_Section):
     customer_roles: list[str] = Field(
         [], description="support_log: extra speaker/role names of the customer's side (customer, 顧客, ... are known)."
     )
+    skip_roles: list[str] = Field(
+        [], description="support_log: extra speaker/role names whose messages are skipped (bots, auto-replies, system)."
+    )
+    ticket_fields: dict[Literal["ticket", "time", "role", "body", "public"], str] = Field(
+        {}, description="support_log CSV: the column of each part of a message, where the names are not the common "
+        "ones (Zendesk's 'Comment author role' and 'Comment body' are known), e.g. {role: Sender type}. "
+        "`public`: a column whose false/no/0 marks an internal note."
+    )
 
 
 class SplitConfig(_Section):

@@ -1,0 +1,135 @@
+"""Help-desk exports as the tools write them: Zendesk (JSON and CSV), Intercom, Freshdesk, Help Scout.
+
+Written for these tests in the shapes of the tools' APIs and export files: several comments per
+ticket out of time order, internal notes, triggers and bots, HTML bodies, emoji, requester names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from data_tools.build import build_records
+from tunebot.config import DataConfig
+
+ZENDESK = {
+    "tickets": [{
+        "id": 35436, "subject": "配送状況", "requester_id": 20978392, "requester": {"name": "山田 花子", "email": "hanako@example.jp"},
+        "comments": [
+            {"id": 3, "type": "Comment", "author_id": 1, "public": True, "created_at": "2026-04-30T09:10:00Z",
+             "body": "山田 花子様\n本日発送いたしました。追跡番号 1234-5678-9012 でご確認いただけます。📦", "via": {"channel": "web"}},
+            {"id": 1, "type": "Comment", "author_id": 20978392, "public": True, "created_at": "2026-04-30T08:00:00Z",
+             "body": "注文した商品はいつ届きますか？", "via": {"channel": "email"}},
+            {"id": 2, "type": "Comment", "author_id": 1, "public": False, "created_at": "2026-04-30T09:00:00Z",
+             "body": "Checked WMS: shipped 4/30, carrier Yamato", "via": {"channel": "web"}},
+            {"id": 4, "type": "Comment", "author_id": 9, "public": True, "created_at": "2026-04-30T08:00:05Z",
+             "body": "お問い合わせを受け付けました（自動返信）。", "via": {"channel": "rule"}},
+        ]}],
+    "users": [{"id": 20978392, "name": "山田 花子", "role": "end-user"}, {"id": 1, "name": "Sato", "role": "agent"},
+              {"id": 9, "name": "Trigger", "role": "admin"}],
+}
+INTERCOM = {
+    "type": "conversation", "id": "1911149811", "created_at": 1714464000,
+    "source": {"type": "conversation", "body": "<p>Hi, how do I <b>reset</b> my password? 😅</p>",
+               "author": {"type": "user", "id": "5c", "name": "Emily Chen", "email": "emily@example.com"}},
+    "conversation_parts": {"type": "conversation_part.list", "conversation_parts": [
+        {"part_type": "comment", "created_at": 1714464100, "body": "<p>Our bot can help! Try the FAQ.</p>",
+         "author": {"type": "bot", "name": "Operator"}},
+        {"part_type": "assignment", "created_at": 1714464200, "body": None, "author": {"type": "admin", "name": "Ann"}},
+        {"part_type": "note", "created_at": 1714464300, "body": "<p>VIP customer, be quick</p>", "author": {"type": "admin", "name": "Ann"}},
+        {"part_type": "comment", "created_at": 1714464400,
+         "body": "<p>Hi Emily, use <i>Forgot password</i> on the login page; the link is valid for 24 hours.</p>",
+         "author": {"type": "admin", "name": "Ann"}},
+        {"part_type": "close", "created_at": 1714464500, "body": "", "author": {"type": "admin", "name": "Ann"}},
+    ]},
+}
+FRESHDESK = {
+    "id": 20, "created_at": "2026-05-01T10:00:00Z", "requester": {"name": "Emily Chen", "email": "emily@example.com"},
+    "description": "<div>Can I change my delivery address?</div>", "description_text": "Can I change my delivery address?",
+    "conversations": [
+        {"body_text": "Internal: check if shipped", "incoming": False, "private": True, "created_at": "2026-05-01T10:05:00Z"},
+        {"body_text": "Yes, until the order ships: edit it in your order history.", "incoming": False, "private": False,
+         "created_at": "2026-05-01T10:10:00Z"},
+        {"body_text": "Thanks! And the fee?", "incoming": True, "private": False, "created_at": "2026-05-01T10:20:00Z"},
+        {"body_text": "There is no fee for changing the address.", "incoming": False, "private": False,
+         "created_at": "2026-05-01T10:30:00Z"},
+    ],
+}
+HELPSCOUT = {
+    "id": 123, "primaryCustomer": {"first": "Emily", "last": "Chen", "email": "emily@example.com"},
+    "_embedded": {"threads": [
+        {"type": "lineitem", "body": "", "createdAt": "2026-05-02T09:00:00Z"},
+        {"type": "reply", "body": "<p>We accept cards and convenience store payment.</p>", "createdAt": "2026-05-02T09:30:00Z",
+         "createdBy": {"type": "user", "first": "Ann"}},
+        {"type": "note", "body": "<p>refund pending</p>", "createdAt": "2026-05-02T09:20:00Z", "createdBy": {"type": "user"}},
+        {"type": "customer", "body": "<p>Which payment methods can I use?</p>", "createdAt": "2026-05-02T09:10:00Z",
+         "createdBy": {"type": "customer", "first": "Emily", "last": "Chen"}},
+    ]},
+}
+
+
+def _pairs(tmp_path: Path, name: str, document: object, **source: object) -> tuple[list[tuple[list[str], str]], list, object]:
+    path = tmp_path / name
+    text = document if isinstance(document, str) else json.dumps(document, ensure_ascii=False)
+    path.write_text(text, encoding="utf-8")
+    cfg = DataConfig.model_validate({"sources": [{"path": str(path), "kind": "support_log", **source}]})
+    records, rejects, reports = build_records(cfg, "S")
+    pairs = [([m["content"] for m in r["prompt"][1:]], r["completion"][0]["content"]) for r in records]
+    return pairs, rejects, reports[0]
+
+
+def test_zendesk_ticket_json_orders_comments_and_drops_notes_and_triggers(tmp_path: Path) -> None:
+    pairs, rejects, report = _pairs(tmp_path, "zendesk.json", ZENDESK)
+    assert rejects == [] and len(pairs) == 1
+    prompt, answer = pairs[0]
+    assert prompt == ["注文した商品はいつ届きますか？"]
+    assert answer.startswith("[NAME]様") and "1234-5678-9012" in answer and "📦" in answer  # tracking number kept
+    text = json.dumps(pairs, ensure_ascii=False)
+    assert "WMS" not in text and "自動返信" not in text and "花子" not in text
+    assert report.extra["skipped_messages"] == 2
+
+
+def test_intercom_conversation_parts_with_bots_notes_and_html(tmp_path: Path) -> None:
+    pairs, rejects, _ = _pairs(tmp_path, "intercom.json", INTERCOM)
+    assert rejects == [] and len(pairs) == 1
+    prompt, answer = pairs[0]
+    assert prompt == ["Hi, how do I reset my password? 😅"]
+    assert answer == "Hi [NAME], use Forgot password on the login page; the link is valid for 24 hours."
+    assert "bot can help" not in json.dumps(pairs) and "VIP" not in json.dumps(pairs)
+
+
+def test_freshdesk_ticket_with_description_incoming_and_private(tmp_path: Path) -> None:
+    pairs, rejects, _ = _pairs(tmp_path, "freshdesk.json", [FRESHDESK])
+    assert rejects == [] and [answer for _, answer in pairs] == [
+        "Yes, until the order ships: edit it in your order history.", "There is no fee for changing the address."]
+    assert pairs[1][0] == ["Can I change my delivery address?", "Yes, until the order ships: edit it in your order history.",
+                           "Thanks! And the fee?"]
+    assert "Internal" not in json.dumps(pairs)
+
+
+def test_helpscout_threads_in_time_order_without_notes_or_line_items(tmp_path: Path) -> None:
+    pairs, rejects, _ = _pairs(tmp_path, "helpscout.json", HELPSCOUT)
+    assert rejects == [] and pairs == [(["Which payment methods can I use?"], "We accept cards and convenience store payment.")]
+
+
+ZENDESK_CSV = """Ticket ID,Comment created at,Comment author role,Comment author,Comment public,Comment body
+101,2026-04-30 09:10,agent,Sato,true,"Dear Emily Chen,
+you can return unused items within 30 days."
+101,2026-04-30 08:00,end-user,Emily Chen,true,Can I return an item?
+101,2026-04-30 09:00,agent,Sato,false,Checked WMS: order 4/30
+"""
+
+
+def test_zendesk_ticket_csv_as_exported(tmp_path: Path) -> None:
+    pairs, rejects, _ = _pairs(tmp_path, "tickets.csv", ZENDESK_CSV)  # end-user, agent: Zendesk's own role names
+    assert rejects == [] and pairs == [(["Can I return an item?"], "Dear [NAME],\nyou can return unused items within 30 days.")]
+
+
+def test_any_ticket_csv_maps_its_columns_and_roles(tmp_path: Path) -> None:
+    text = ("Case,When,Who,Visible,Text\n7,2026-05-01 10:05,Robot,yes,自動応答: 受付しました\n7,2026-05-01 10:00,Kunde,yes,返品したい\n"
+            "7,2026-05-01 10:10,Mitarbeiter,yes,30日以内なら承ります。\n7,2026-05-01 10:11,Mitarbeiter,no,メモ: 在庫確認済み\n")
+    fields = {"ticket": "Case", "time": "When", "role": "Who", "body": "Text", "public": "Visible"}
+    pairs, rejects, report = _pairs(tmp_path, "cases.csv", text, ticket_fields=fields, agent_roles=["Mitarbeiter"],
+                                    customer_roles=["Kunde"], skip_roles=["Robot"])
+    assert rejects == [] and pairs == [(["返品したい"], "30日以内なら承ります。")]
+    assert report.extra["skipped_messages"] == 2
