@@ -55,12 +55,9 @@ TICKET_COLUMNS = {  # the common names, Zendesk's, Freshdesk's and Help Scout's 
     "public": ("comment public", "comment_public", "public", "is_public", "private", "is_private", "公開"),
 }
 _FALSE = ("false", "no", "0", "n", "いいえ", "非公開", "")
-_SPEAKER = re.compile(r"^\s*(?:\[?\d{1,4}[-/]\d{1,2}[-/]\d{1,2}[ T]?\]?\s*)?(?:\[?\d{1,2}:\d{2}(?::\d{2})?\]?\s*)?([^:：\n]{1,30}?)\s*[:：]\s?(.*)$")
-_TEXT_LIKE_ROLES = {"note", "memo", "メモ", "system"}
 # A speaker label after a role: "Agent 2", "user_1", "担当者A", "オペレーター1" (not "customers", "Agentur").
 _LABEL = re.compile(r"(.+?)[\s_\-#]*\d{1,3}|(.*[^\x00-\x7f])[a-z]")
 _SUPPORTED_FORMATS = ("jsonl", "json", "csv", "tsv", "transcript")
-_SEPARATOR = re.compile(r"^\s*(?:[-=*]{3,}|#+\s*(.*))\s*$")
 
 
 @dataclass
@@ -149,7 +146,9 @@ def read_conversations(
     elif kind in ("csv", "tsv"):
         yield from _from_tickets(path, encoding, "," if kind == "csv" else "\t", roles, ticket_fields)
     else:
-        yield from _from_transcript(path, encoding, roles)
+        from data_tools.transcripts import from_transcript
+
+        yield from from_transcript(path, encoding, roles)
 
 
 def _format(path: Path, fmt: str) -> str:
@@ -325,50 +324,3 @@ def _internal(row: dict[str, str], column: str | None) -> bool:
         return False
     value = _key(row.get(column, ""))
     return value not in _FALSE if "private" in _key(column) else value in _FALSE and value != ""
-
-
-def _from_transcript(path: Path, encoding: str | None, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> Iterator[Conversation]:
-    current: Conversation | None = None
-    pending_id: str | None = None
-    with open_text(path, encoding) as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.rstrip("\r\n")
-            separator = _SEPARATOR.match(line)
-            if separator:
-                if current is not None:
-                    yield _finish(current)
-                current, pending_id = None, (separator.group(1) or "").strip() or None
-                continue
-            if current is None:
-                if not line.strip():
-                    continue
-                current = Conversation(str(path), number, pending_id or f"{path}:{number}")
-            _transcript_line(current, line, number, roles)
-    if current is not None:
-        yield _finish(current)
-
-
-def _transcript_line(conversation: Conversation, line: str, number: int, roles: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
-    match = _SPEAKER.match(line)
-    side = role_side(match.group(1), *roles) if match else None
-    if side == "skip" and _key(match.group(1)) in _TEXT_LIKE_ROLES:  # type: ignore[union-attr]
-        side = None  # "Note: ..." inside a transcript is part of the message
-    if side is not None:
-        if side == "skip":
-            conversation.skipped += 1
-            conversation.turns.append(Turn("skip", "", number))
-        else:
-            conversation.turns.append(Turn(side, match.group(2), number))  # type: ignore[union-attr]
-    elif conversation.turns:
-        previous = conversation.turns[-1]
-        previous.text += "\n" + line
-    elif line.strip() and conversation.error is None:
-        conversation.error = f"text before the first speaker at line {number}: {line[:40]!r}"
-
-
-def _finish(conversation: Conversation) -> Conversation:
-    if conversation.error:
-        conversation.turns = []
-        return conversation
-    conversation.turns = [Turn(t.side, t.text.strip("\n"), t.line) for t in conversation.turns if t.side != "skip"]
-    return conversation

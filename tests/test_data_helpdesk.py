@@ -133,3 +133,45 @@ def test_any_ticket_csv_maps_its_columns_and_roles(tmp_path: Path) -> None:
                                     customer_roles=["Kunde"], skip_roles=["Robot"])
     assert rejects == [] and pairs == [(["返品したい"], "30日以内なら承ります。")]
     assert report.extra["skipped_messages"] == 2
+
+
+LINE_EXPORT = """[LINE] ACMEサポートとのトーク履歴
+保存日時：2026/05/01 10:00
+
+2026/04/30(木)
+10:00\t山田\t注文した商品はいつ届きますか？
+10:00\tACMEサポート\t自動応答: お問い合わせありがとうございます。担当者よりご連絡します。
+10:05\tACMEサポート\t"本日発送しました。
+追跡番号 1234-5678-9012 でご確認いただけます。"
+10:06\t山田\t"ありがとう
+助かります"
+10:06\t山田\t[スタンプ]
+10:07\t\t山田がメッセージの送信を取り消しました
+2026/05/01(金)
+09:00\t山田\t返品はできますか？
+09:10\tACMEサポート\t未使用なら30日以内に承ります。
+"""
+
+TEAMS_EXPORT = """[4/30/2026 10:00 AM] Emily Chen: Hi, my parcel has not arrived.
+[4/30/2026 10:02 AM] Sam Lee: Sorry about that! It left our warehouse today.
+Tracking: 1234-5678-9012
+[4/30/2026 10:03 AM] Emily Chen: Thanks.
+Emily Chen joined the chat
+"""
+
+
+def test_a_line_talk_history_skips_headers_dates_system_and_bot_lines(tmp_path: Path) -> None:
+    pairs, rejects, report = _pairs(tmp_path, "line.txt", LINE_EXPORT)
+    assert rejects == [] and [answer for _, answer in pairs] == [
+        "本日発送しました。\n追跡番号 1234-5678-9012 でご確認いただけます。", "未使用なら30日以内に承ります。"]
+    assert pairs[0][0] == ["注文した商品はいつ届きますか？"]
+    assert pairs[1][0][-1] == "ありがとう\n助かります\n返品はできますか？"  # a quoted multi-line message stays whole
+    assert report.extra["skipped_messages"] == 7  # header, saved-on, 2 dates, the auto-reply, the sticker, the unsend
+    assert "自動応答" not in json.dumps(pairs, ensure_ascii=False)
+
+
+def test_timed_lines_side_people_by_the_first_seen_rule(tmp_path: Path) -> None:
+    pairs, rejects, report = _pairs(tmp_path, "teams.txt", TEAMS_EXPORT)
+    assert rejects == [] and pairs == [(["Hi, my parcel has not arrived."],
+                                        "Sorry about that! It left our warehouse today.\nTracking: 1234-5678-9012")]
+    assert report.extra["unanswered_messages"] == 1 and report.extra["skipped_messages"] == 1
