@@ -49,8 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     demo.add_argument("--force", action="store_true", help="redo stages that already finished")
     run = commands.add_parser("run", help="data -> train -> eval -> merge in one run directory")
-    _add_config(run)
+    run.add_argument("config", nargs="?", help="YAML run config (see examples/); or give --data FILE...")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. --set sft.lr=1e-4 (repeatable)")
+    run.add_argument("--data", nargs="+", metavar="FILE", help="your own files: `tunebot init` them into NAME.yaml, then run it")
     run.add_argument("--force", action="store_true", help="redo stages that already finished")
+    init = commands.add_parser("init", help="inspect your own files and write a commented config for them")
+    init.add_argument("files", nargs="+", metavar="FILE", help="FAQs (.csv .tsv .xlsx .json .jsonl .md) and support logs")
+    init.add_argument("--out", help="where the config goes (default NAME.yaml)")
+    init.add_argument("--name", help="the run's name (default: from the first file)")
     helps = {
         "data": "build instruction records and splits from the config's sources",
         "train": "fine-tune (LoRA, QLoRA, DoRA, IA3, prompt/prefix tuning, freeze, full) with TRL's SFTTrainer",
@@ -138,12 +145,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from tunebot.pipeline import run_pipeline
 
     began = time.perf_counter()
+    if args.command == "run" and getattr(args, "data", None):
+        from data_tools.init_write import init_config
+
+        written, lines = init_config(args.data)
+        print("\n".join([f"init: wrote {written}", *lines]), flush=True)
+        args.config = str(written)
+    if args.command == "run" and not args.config:
+        raise TunebotError("tunebot run needs a CONFIG, or --data FILE... to write one from your files")
     config = DEMO_CONFIG if args.command == "demo" else Path(args.config)
     if args.command == "demo" and not config.is_file():
         raise FileNotFoundError(f"{config}: the demo config ships with the source tree; run from a clone")
     cfg = load_config(config, args.overrides)
     run_dir, timings = run_pipeline(cfg, force=args.force)
     _print_result(run_dir.root, timings, began)
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from data_tools.init_write import init_config
+
+    written, lines = init_config(args.files, args.out, args.name)
+    print("\n".join([f"init: wrote {written} (each choice is explained in it)", *lines,
+                      f"next: check {written}, then `tunebot run {written}`"]))
     return 0
 
 
@@ -212,8 +236,8 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; known failures print one clear line and exit 2, not a traceback."""
     args = build_parser().parse_args(argv)
-    handlers = {"demo": _cmd_run, "run": _cmd_run, "models": _cmd_models, "score": _cmd_score, "serve": _cmd_serve,
-                "ui": _cmd_ui, "feedback": _cmd_feedback}
+    handlers = {"demo": _cmd_run, "run": _cmd_run, "init": _cmd_init, "models": _cmd_models, "score": _cmd_score,
+                "serve": _cmd_serve, "ui": _cmd_ui, "feedback": _cmd_feedback}
     handler = handlers.get(args.command, _cmd_stage)
     try:
         return handler(args)
