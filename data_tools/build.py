@@ -252,6 +252,7 @@ class RecordBuilder:
         question = "\n".join(turn["content"] for turn in prompt_turns if turn["role"] == "user")
         record = make_record(record_id, source, detect_lang(question + answer), self.system_prompt, "", answer)
         record["prompt"] = [record["prompt"][0], *prompt_turns]
+        record["kind"] = "support_log"  # an agent's reply to one customer: trains, but is no FAQ answer to retrieve
         return Candidate(record, question, answer, file_index)
 
 

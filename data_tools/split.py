@@ -105,13 +105,14 @@ def _assign_file(clusters: list[tuple[int, int, str]], val: float, test: float, 
 
 def assign_splits(
     files: list[str], strata: list[str], groups: np.ndarray | list[int], val: float, test: float, seed: int,
-    answers: np.ndarray | list[int] | None = None,
+    answers: np.ndarray | list[int] | None = None, train_only: set[str] | frozenset[str] = frozenset(),
 ) -> np.ndarray:
     """Returns a split number per record (0 train, 1 val, 2 test); a group never straddles splits.
 
     A group belongs to the file and stratum of its first record. A file with at least 3 records
     gets at least one test record when `test > 0`. With `answers` (a key per record), an answer
-    given by several records keeps one of them in train.
+    given by several records keeps one of them in train. A group with a record of a `train_only`
+    file (`held_out: false`) trains whole.
 
     >>> assign_splits(["a.csv"] * 4, [""] * 4, [0, 0, 2, 3], 0.0, 0.25, 0).tolist()
     [0, 0, 0, 2]
@@ -120,9 +121,11 @@ def assign_splits(
     keeper = _AnswerKeeper(groups, answers)
     labels, first, counts = np.unique(groups, return_index=True, return_counts=True)
     by_file: dict[str, list[tuple[int, int, str]]] = {}
+    forced = {int(group) for group, name in zip(groups.tolist(), files) if name in train_only} if train_only else set()
+    chosen: dict[int, int] = {label: 0 for label in forced}
     for label, index, count in zip(labels.tolist(), first.tolist(), counts.tolist()):
-        by_file.setdefault(files[index], []).append((label, count, strata[index]))
-    chosen: dict[int, int] = {}
+        if label not in forced:
+            by_file.setdefault(files[index], []).append((label, count, strata[index]))
     for name in sorted(by_file):
         chosen.update(_assign_file(by_file[name], val, test, f"{seed}:{Path(name).name}", keeper))
     lookup = np.array([chosen[label] for label in labels.tolist()], dtype=np.int8)

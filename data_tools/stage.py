@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from data_tools.build import Candidate, CandidateBatch, RecordBuilder, SourceReport, answer_key, worker_count
+from data_tools.build import Candidate, CandidateBatch, RecordBuilder, SourceReport, answer_key, expand_sources, worker_count
 from data_tools.dedupe import DUPLICATE_BAND_ROWS, SketchStore, normalize_for_matching, split_duplicates
 from data_tools.forks import PARALLEL_MIN_TEXTS, aside
 from data_tools.jsonio import dumps_line, loads
@@ -313,9 +313,10 @@ def _finish(cfg: RunConfig, spool: Spool, spool_path: Path, out: Path, rejects: 
     stratum = np.frombuffer(spool.strata, dtype=np.int32)[kept_index]
     split = cfg.data.split
     chosen = np.zeros(spool.count, dtype=np.int8)
+    train_only = {str(path) for source, path in expand_sources(cfg.data.sources) if not source.held_out}
     chosen[kept_index] = assign_splits([names[f] for f in files.tolist()], [strata[s] for s in stratum.tolist()],
                                        labels[kept_index], split.val, split.test, split.seed,
-                                       np.frombuffer(spool.answers, dtype=np.int64)[kept_index])
+                                       np.frombuffer(spool.answers, dtype=np.int64)[kept_index], train_only)
     listed = conflicts[:MAX_CONFLICTS_LISTED]
     wanted = {first for first, _ in dropped.values()} | {i for a, b, _ in listed for i in (a, b)}
     seen = _route(spool_path, out, chosen, dropped, wanted, rejects, reports, spool)

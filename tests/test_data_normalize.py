@@ -111,3 +111,24 @@ def test_numbered_steps_survive_nfkc() -> None:
     text = "①新しいアドレスを入力②確認メールのリンクを開く"
     assert normalize_unicode(text, "nfkc-ja") == text and normalize_unicode("⑴ one ❶ ㉑", "nfkc-ja") == "⑴ one ❶ ㉑"
     assert normalize_unicode("ＡＢＣ①", "nfkc-ja") == "ABC①"
+
+
+def test_a_source_that_is_not_held_out_trains_whole() -> None:
+    files = ["faq.csv"] * 40 + ["logs.jsonl"] * 40
+    groups = list(range(80))
+    groups[45] = 3  # a log question clustered with a FAQ question: the cluster trains whole
+    chosen = assign_splits(files, [""] * 80, groups, 0.1, 0.2, 0, train_only={"logs.jsonl"})
+    assert set(chosen[40:].tolist()) == {0} and chosen[3] == 0 and (chosen[:40] == 2).sum() >= 6
+
+
+def test_retrieval_indexes_the_faq_not_the_support_log_replies() -> None:
+    from tunebot.config_eval import RetrievalConfig
+    from tunebot.prompts import make_record
+    from tunebot.retrieval import build_index
+
+    faq = make_record("faq-1", "faq.csv:2", "en", "S", "How much is shipping?", "A flat ¥550.")
+    reply = make_record("log-1-t1", "logs.jsonl:1", "en", "S", "How much is shipping to Okinawa?", "For you, ¥990 today.")
+    reply["kind"] = "support_log"
+    index = build_index([faq, reply], RetrievalConfig())
+    assert len(index) == 1 and index.search("How much is shipping to Okinawa?", 1)[0].record_id == "faq-1"
+    assert len(build_index([reply], RetrievalConfig())) == 1  # logs alone are indexed

@@ -51,6 +51,10 @@ class SourceConfig(_Section):
         "auto", description="File format; auto = from the extension (.txt/.log = transcript)."
     )
     sheet: str | None = Field(None, description="Worksheet of an .xlsx file; None = the first one.")
+    held_out: bool = Field(
+        True, description="false = every record of this source trains, none goes to val/test (e.g. support logs "
+        "used as training material while the FAQ's phrasings measure the bot)."
+    )
     header_row: int | None = Field(
         None, ge=1, description="Row number of an .xlsx file's header; None = found below any title rows."
     )

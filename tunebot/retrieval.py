@@ -184,8 +184,13 @@ class PairIndex:
 
 
 def build_index(records: list[dict[str, Any]], cfg: Any) -> PairIndex:
-    """The index of `records` as the `retrieval` config section describes it (one place for eval, sft, serve)."""
-    return PairIndex(records, cfg.min_coverage, load_lexicon(cfg.synonyms), cfg.gram_weight, cfg.answer_weight)
+    """The index of `records` as the `retrieval` config section describes it (one place for eval, sft, serve).
+
+    With FAQ pairs among them, only those are indexed: a support-log record (`kind: support_log`)
+    is an agent's reply to one customer's case, training material but no answer to hand to the next
+    customer. A run of support logs alone indexes them."""
+    faq = [record for record in records if record.get("kind") != "support_log"]
+    return PairIndex(faq or records, cfg.min_coverage, load_lexicon(cfg.synonyms), cfg.gram_weight, cfg.answer_weight)
 
 
 MAX_AUTO_K = 3
