@@ -53,6 +53,9 @@ TICKET_COLUMNS = {  # the common names, Zendesk's, Freshdesk's and Help Scout's 
     "body": ("comment body", "comment_body", "comment plain body", "body", "message", "text", "content", "本文", "内容",
              "メッセージ"),
     "public": ("comment public", "comment_public", "public", "is_public", "private", "is_private", "公開"),
+    # whose message it is, by name: a customer's name is redacted wherever it occurs in the ticket
+    "name": ("comment author", "comment author name", "author name", "requester", "requester name", "customer name",
+             "sender name", "name", "氏名", "お名前", "お客様名", "顧客名"),
 }
 _FALSE = ("false", "no", "0", "n", "いいえ", "非公開", "")
 # A speaker label after a role: "Agent 2", "user_1", "担当者A", "オペレーター1" (not "customers", "Agentur").
@@ -311,6 +314,9 @@ def _ticket_row(row: dict[str, str], values: list[str], header: list[str], colum
         stamp = parse_time(row[columns["time"]])
         if stamp is None:
             return f"unreadable timestamp {row[columns['time']]!r} at line {line} (field {columns['time']})"
+    name = columns.get("name")
+    if side == "customer" and name and name != columns["role"] and row.get(name, "").strip():
+        conversation.names.append(row[name].strip())
     if side == "skip" or _internal(row, columns["public"]):
         conversation.skipped += 1
         return None

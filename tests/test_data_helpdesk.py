@@ -175,3 +175,11 @@ def test_timed_lines_side_people_by_the_first_seen_rule(tmp_path: Path) -> None:
     assert rejects == [] and pairs == [(["Hi, my parcel has not arrived."],
                                         "Sorry about that! It left our warehouse today.\nTracking: 1234-5678-9012")]
     assert report.extra["unanswered_messages"] == 1 and report.extra["skipped_messages"] == 1
+
+
+def test_a_ticket_csv_names_its_customer_who_is_then_redacted_everywhere(tmp_path: Path) -> None:
+    text = ("Ticket ID,Comment created at,Comment author role,Comment author,Comment body\n"
+            "5,2026-05-01 10:00,end-user,Emily Chen,Where is my order?\n"
+            "5,2026-05-01 10:05,agent,Sam Lee,Emily Chen's order left today; Sam Lee will follow up.\n")
+    pairs, rejects, _ = _pairs(tmp_path, "tickets.csv", text)
+    assert rejects == [] and pairs == [(["Where is my order?"], "[NAME]'s order left today; Sam Lee will follow up.")]

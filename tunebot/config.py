@@ -80,10 +80,11 @@ class SourceConfig(_Section):
     skip_roles: list[str] = Field(
         [], description="support_log: extra speaker/role names whose messages are skipped (bots, auto-replies, system)."
     )
-    ticket_fields: dict[Literal["ticket", "time", "role", "body", "public"], str] = Field(
+    ticket_fields: dict[Literal["ticket", "time", "role", "body", "public", "name"], str] = Field(
         {}, description="support_log CSV: the column of each part of a message, where the names are not the common "
         "ones (Zendesk's 'Comment author role' and 'Comment body' are known), e.g. {role: Sender type}. "
-        "`public`: a column whose false/no/0 marks an internal note."
+        "`public`: a column whose false/no/0 marks an internal note; `name`: the author's name (a customer's is redacted "
+        "wherever it occurs)."
     )
 
 
