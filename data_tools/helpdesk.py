@@ -16,6 +16,10 @@ tool's own fields, not from guessing at names:
   tells the customer's replies from the agent's; `private` ones are notes (skipped).
 - Help Scout conversation with threads (`_embedded.threads` or `threads`): type customer ->
   customer; reply/message/chat -> agent; note, lineitem, forwardparent/child -> skipped.
+- Slack export (a channel's day file: a list of messages with `ts`): one conversation per thread
+  (`thread_ts`; messages outside threads form one); joins, bot messages and every other
+  `subtype` are skipped; people are sided by the first-seen rule of data_tools/transcripts.py (a
+  name with a support word is the agent, else the thread's first speaker is the customer).
 Messages are ordered by their own timestamps (ISO 8601 or Unix seconds) where the tool gives
 them. The people named in the export (requester, author names and e-mails) are returned too, so
 the caller can redact them wherever they appear in the text.
@@ -113,8 +117,34 @@ def _helpscout(conversation: dict[str, Any], threads: list[dict[str, Any]]) -> t
     return _ordered(found), names
 
 
+SUPPORT_WORDS = ("サポート", "support", "担当", "窓口", "staff", "operator", "公式", "official", "center", "センター",
+                 "カスタマー", "customer service", "help desk")
+
+
+def _slack(messages: list[dict[str, Any]]) -> tuple[list[Message], list[str]]:
+    found, names, sides = [], [], {}
+    for index, message in enumerate(messages):
+        profile = message.get("user_profile") or {}
+        name = str(profile.get("real_name") or profile.get("display_name") or message.get("user") or "")
+        if message.get("subtype") or message.get("bot_id"):
+            side = "skip"  # joins, bots, edits, file shares without text
+        else:
+            speaker = message.get("user") or name
+            if speaker not in sides:
+                support = any(word in name.lower() for word in SUPPORT_WORDS)
+                sides[speaker] = "agent" if support or "customer" in sides.values() else "customer"
+            side = sides[speaker]
+            if side == "customer" and name:
+                names += [name, *([profile["display_name"]] if profile.get("display_name") else [])]
+        found.append((_stamp(float(message["ts"]) if str(message.get("ts", "")).replace(".", "").isdigit() else None),
+                      index, side, _text(message, "text")))
+    return _ordered(found), names
+
+
 def adapt(obj: dict[str, Any], users: dict[Any, dict[str, Any]] | None = None) -> tuple[str, list[Message], list[str]] | None:
     """(tool, messages in order, people named) for a help-desk object, or None when it is no help-desk shape."""
+    if isinstance(obj.get("slack_thread"), list):
+        return ("slack", *_slack(obj["slack_thread"]))
     if isinstance(obj.get("comments"), list) and any(isinstance(c, dict) and ("public" in c or "author_id" in c)
                                                      for c in obj["comments"]):
         return ("zendesk", *_zendesk(obj, users or {}))
@@ -131,6 +161,12 @@ def adapt(obj: dict[str, Any], users: dict[Any, dict[str, Any]] | None = None) -
 def unwrap(document: Any) -> tuple[list[Any], dict[Any, dict[str, Any]]]:
     """The conversation objects of a whole JSON export and its user list: a list, or {"tickets"/
     "conversations": [...], "users": [...]} (Zendesk's and Intercom's export files)."""
+    if isinstance(document, list) and document and all(isinstance(m, dict) and "ts" in m and m.get("type") == "message"
+                                                       for m in document):  # a Slack channel's day file
+        threads: dict[str, list[dict[str, Any]]] = {}
+        for message in document:
+            threads.setdefault(str(message.get("thread_ts") or "channel"), []).append(message)
+        return [{"id": thread, "slack_thread": messages} for thread, messages in threads.items()], {}
     if isinstance(document, dict):
         users = {user.get("id"): user for user in document.get("users") or [] if isinstance(user, dict)}
         for key in ("tickets", "conversations", "results", "data"):

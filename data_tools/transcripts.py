@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from data_tools.conversations import Conversation, Turn, _key, role_side
+from data_tools.helpdesk import SUPPORT_WORDS
 from data_tools.readers import open_text
 
 _TIME = r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?"
@@ -43,8 +44,6 @@ _SYSTEM = re.compile(r"(?:が退出しました|が参加しました|を招待�
                      r"left the (?:chat|group|conversation)|joined the (?:chat|group|conversation)|has (?:left|joined)|"
                      r"unsent a message)\s*[。.]?\s*$|^\s*\[(?:スタンプ|写真|動画|ファイル|ボイスメッセージ|Sticker|Photo|Video|File)\]\s*$")
 _BOT_TEXT = re.compile(r"^\s*[\[【(（]?\s*(?:自動応答|自動返信|auto-?reply|automatic reply)", re.IGNORECASE)
-_SUPPORT_WORDS = ("サポート", "support", "担当", "窓口", "staff", "operator", "公式", "official", "center", "センター",
-                  "カスタマー", "customer service", "help desk")
 
 
 class _Speakers:
@@ -59,7 +58,7 @@ class _Speakers:
             return found
         key = _key(name)
         if key not in self.known:
-            if any(word in key for word in _SUPPORT_WORDS):
+            if any(word in key for word in SUPPORT_WORDS):
                 self.known[key] = "agent"
             elif self.customer is None:
                 self.known[key], self.customer = "customer", key

@@ -183,3 +183,24 @@ def test_a_ticket_csv_names_its_customer_who_is_then_redacted_everywhere(tmp_pat
             "5,2026-05-01 10:05,agent,Sam Lee,Emily Chen's order left today; Sam Lee will follow up.\n")
     pairs, rejects, _ = _pairs(tmp_path, "tickets.csv", text)
     assert rejects == [] and pairs == [(["Where is my order?"], "[NAME]'s order left today; Sam Lee will follow up.")]
+
+
+SLACK_DAY = [
+    {"type": "message", "user": "U1", "text": "Hi, my order #123 has not arrived.", "ts": "1714464000.000100",
+     "user_profile": {"real_name": "Emily Chen", "display_name": "emily"}},
+    {"type": "message", "subtype": "channel_join", "user": "U2", "text": "<@U2> has joined the channel", "ts": "1714464010.000100"},
+    {"type": "message", "subtype": "bot_message", "bot_id": "B1", "text": "Thanks! A human will reply soon.", "ts": "1714464020.0001"},
+    {"type": "message", "user": "U2", "text": "Sorry Emily Chen, it ships today.", "ts": "1714464100.000100",
+     "user_profile": {"real_name": "Sam (ACME Support)"}},
+    {"type": "message", "user": "U1", "text": "Can I change the address?", "ts": "1714464300.000100", "thread_ts": "1714464300.000100",
+     "user_profile": {"real_name": "Emily Chen"}},
+    {"type": "message", "user": "U2", "text": "Yes, until it ships.", "ts": "1714464400.000100", "thread_ts": "1714464300.000100",
+     "user_profile": {"real_name": "Sam (ACME Support)"}},
+]
+
+
+def test_a_slack_day_file_becomes_one_conversation_per_thread(tmp_path: Path) -> None:
+    pairs, rejects, report = _pairs(tmp_path, "2026-04-30.json", SLACK_DAY)
+    assert rejects == [] and pairs == [(["Hi, my order #123 has not arrived."], "Sorry [NAME], it ships today."),
+                                       (["Can I change the address?"], "Yes, until it ships.")]
+    assert report.extra["conversations"] == 2 and report.extra["skipped_messages"] == 2
