@@ -27,6 +27,7 @@ the caller can redact them wherever they appear in the text.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,9 +38,16 @@ INTERCOM_AGENTS = ("admin", "teammate", "agent")
 INTERCOM_SPOKEN = ("comment", "open", "message", "conversation", None)
 
 
+def _dicts(items: Any) -> list[dict[str, Any]]:
+    """The objects of a list an export holds (anything else in it is no message: dropped from the list)."""
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
 def _stamp(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if isinstance(value, str) and re.fullmatch(r"\d+(?:\.\d+)?", value.strip()):
+        return float(value)  # Unix seconds as text (Slack's ts)
     if isinstance(value, str) and value.strip():
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -69,11 +77,12 @@ def _ordered(messages: list[tuple[Any, int, str, str]]) -> list[Message]:
 
 def _zendesk(ticket: dict[str, Any], users: dict[Any, dict[str, Any]]) -> tuple[list[Message], list[str]]:
     requester, found, names = ticket.get("requester_id"), [], _people(ticket.get("requester"))
-    for index, comment in enumerate(ticket["comments"]):
+    for index, comment in enumerate(_dicts(ticket["comments"])):
         author = users.get(comment.get("author_id"), {})
         names += _people(author) if comment.get("author_id") == requester or author.get("role") == "end-user" else []
         customer = comment.get("author_id") == requester or author.get("role") == "end-user"
-        automatic = (comment.get("via") or {}).get("channel") in ("rule", "api", "system") and not customer
+        via = comment.get("via") if isinstance(comment.get("via"), dict) else {}
+        automatic = via.get("channel") in ("rule", "api", "system") and not customer
         side = "skip" if comment.get("public") is False or automatic else "customer" if customer else "agent"
         found.append((_stamp(comment.get("created_at")), index, side, _text(comment, "plain_body", "body", "html_body")))
     return _ordered(found), names
@@ -81,12 +90,12 @@ def _zendesk(ticket: dict[str, Any], users: dict[Any, dict[str, Any]]) -> tuple[
 
 def _intercom(conversation: dict[str, Any]) -> tuple[list[Message], list[str]]:
     parts = conversation.get("conversation_parts")
-    parts = parts.get("conversation_parts", []) if isinstance(parts, dict) else parts or []
-    source = conversation.get("source") or {}
+    parts = _dicts(parts.get("conversation_parts") if isinstance(parts, dict) else parts)
+    source = conversation.get("source") if isinstance(conversation.get("source"), dict) else {}
     found, names = [], []
     for index, part in enumerate(([{**source, "part_type": "open", "created_at": conversation.get("created_at")}] if source else [])
                                  + list(parts)):
-        author = part.get("author") or {}
+        author = part.get("author") if isinstance(part.get("author"), dict) else {}
         kind = str(author.get("type", "")).lower()
         if kind in INTERCOM_CUSTOMERS:
             names += _people(author)
@@ -99,7 +108,7 @@ def _intercom(conversation: dict[str, Any]) -> tuple[list[Message], list[str]]:
 
 def _freshdesk(ticket: dict[str, Any]) -> tuple[list[Message], list[str]]:
     found = [(_stamp(ticket.get("created_at")), -1, "customer", _text(ticket, "description_text", "description"))]
-    for index, reply in enumerate(ticket["conversations"]):
+    for index, reply in enumerate(_dicts(ticket["conversations"])):
         side = "skip" if reply.get("private") else "customer" if reply.get("incoming") else "agent"
         found.append((_stamp(reply.get("created_at")), index, side, _text(reply, "body_text", "body")))
     requester = ticket.get("requester") if isinstance(ticket.get("requester"), dict) else {}
@@ -108,7 +117,7 @@ def _freshdesk(ticket: dict[str, Any]) -> tuple[list[Message], list[str]]:
 
 def _helpscout(conversation: dict[str, Any], threads: list[dict[str, Any]]) -> tuple[list[Message], list[str]]:
     found, names = [], _people(conversation.get("primaryCustomer"), conversation.get("customer"))
-    for index, thread in enumerate(threads):
+    for index, thread in enumerate(_dicts(threads)):
         kind = str(thread.get("type", "")).lower()
         side = "customer" if kind == "customer" else "agent" if kind in ("reply", "message", "chat", "phone") else "skip"
         if side == "customer":
@@ -136,8 +145,7 @@ def _slack(messages: list[dict[str, Any]]) -> tuple[list[Message], list[str]]:
             side = sides[speaker]
             if side == "customer" and name:
                 names += [name, *([profile["display_name"]] if profile.get("display_name") else [])]
-        found.append((_stamp(float(message["ts"]) if str(message.get("ts", "")).replace(".", "").isdigit() else None),
-                      index, side, _text(message, "text")))
+        found.append((_stamp(message.get("ts")), index, side, _text(message, "text")))
     return _ordered(found), names
 
 

@@ -115,11 +115,19 @@ def _inspect_json(finding: Finding, path: Path, kind: str) -> list[str]:
 
     text, encoding = decode(path)
     finding.evidence.append(f"encoding {encoding}")
+    users: dict = {}
     if kind == "jsonl":
-        objects = [json.loads(line.lstrip("\ufeff")) for line in text.splitlines()[:SAMPLE_ROWS] if line.strip()]
-        users: dict = {}
+        objects = []
+        for number, line in enumerate(text.splitlines()[:SAMPLE_ROWS], start=1):
+            try:
+                objects += [json.loads(line.replace("\ufeff", ""))] if line.strip() else []
+            except json.JSONDecodeError as error:  # `tunebot data` will reject that line; the rest can still be read
+                finding.unmapped.append(f"line {number} is not valid JSON ({error.msg}): it will be a reject")
     else:
-        objects, users = unwrap(json.loads(text))
+        try:
+            objects, users = unwrap(json.loads(text))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
     first = next((obj for obj in objects if isinstance(obj, dict)), {})
     adapted = adapt(first, users) if first else None
     if adapted or any(isinstance(first.get(key), list) for key in MESSAGE_LISTS):

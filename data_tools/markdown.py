@@ -23,14 +23,21 @@ from pathlib import Path
 
 from data_tools.readers import RawRow
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(\S.*)$")  # closing #s and spaces are stripped in _heading (no backtracking)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _EMPHASIS = r"(?:\*\*|__|\*|_)?"
 
 
+def _heading_text(match: re.Match[str]) -> str:
+    """The heading's text without a closing run of #s (`## Title ##`), in linear time."""
+    text = match.group(2).rstrip()
+    bare = text.rstrip("#")
+    return (bare if bare != text and (not bare or bare[-1] in " \t") else text).strip()
+
+
 def _marker(words: str) -> re.Pattern[str]:
     # the word needs its punctuation, brackets or bold: prose that starts "A flat fee..." is no marker
-    return re.compile(rf"^\s*(?:[-*+]\s+|\d+[.)]\s+)?{_EMPHASIS}\s*(?:【\s*(?:{words})\s*】|「\s*(?:{words})\s*」|\[(?:{words})\]"
+    return re.compile(rf"^[ \t]{{0,12}}(?:[-*+][ \t]+|\d+[.)][ \t]+)?{_EMPHASIS}[ \t]*(?:【\s*(?:{words})\s*】|「\s*(?:{words})\s*」|\[(?:{words})\]"
                       rf"|(?:{words})\s*[.:：．)）]|(?:{words})(?=\*\*|__))\s*{_EMPHASIS}\s*[:：]?\s*(?P<text>.*)$")
 
 
@@ -67,7 +74,7 @@ def _by_markers(path: Path, lines: list[tuple[int, str, bool]]) -> Iterator[RawR
                 yield _row(path, open_q[0], open_q[1], answer, category)
             open_q, answer, mode = None, [], None
             if heading:
-                category = heading.group(2)
+                category = _heading_text(heading)
                 continue
             open_q, mode = [number, question.group("text")], "q"
             continue
@@ -97,7 +104,7 @@ def _by_definitions(path: Path, lines: list[tuple[int, str, bool]]) -> Iterator[
             yield _row(path, term[0], term[1], answer, category)
             term, answer = None, []
         if heading:
-            category, previous = heading.group(2), None
+            category, previous = _heading_text(heading), None
         elif line.strip():
             previous = (number, line.strip())
         elif term is not None:
@@ -111,7 +118,7 @@ def _by_headings(path: Path, lines: list[tuple[int, str, bool]]) -> Iterator[Raw
     for number, line, fenced in lines:
         match = None if fenced else _HEADING.match(line)
         if match:
-            sections.append((number, len(match.group(1)), match.group(2), []))
+            sections.append((number, len(match.group(1)), _heading_text(match), []))
         elif sections:
             sections[-1][3].append(line)
     parents: dict[int, str] = {}

@@ -38,8 +38,8 @@ _IPV6 = "|".join((  # the forms with an IPv4 tail first: "::ffff:192.0.2.1" is o
     f":(?::{_X}){{1,7}}",
 ))  # "::" alone (the unspecified address) is no one's
 # Words that say a number is no one's personal data: a tracking or serial number, an order code, a version.
-_KEEP_CONTEXT = re.compile(
-    r"(?:伝票番号|追跡番号|お問い?合わせ番号|問い?合わせ番号|配送番号|製造番号|シリアル(?:番号|ナンバー)?|型番|品番|注文番号|"
+_KEEP_CONTEXT = re.compile(  # a whole word ("ver", not the end of "however"; "v", not of "Server")
+    r"(?<![A-Za-z])(?:伝票番号|追跡番号|お問い?合わせ番号|問い?合わせ番号|配送番号|製造番号|シリアル(?:番号|ナンバー)?|型番|品番|注文番号|"
     r"受付番号|バージョン|tracking(?: number| no\.?| #| id)?|serial(?: number| no\.?)?|s/n|sn|order(?: number| no\.?| id| #)?|"
     r"ticket(?: number| no\.?| #)?|version|ver\.?|build|v)[\s:：#＃.-]{0,3}$", re.IGNORECASE)
 

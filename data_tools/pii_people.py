@@ -100,10 +100,12 @@ def redact_people(text: str, names: tuple[str, ...] = ()) -> tuple[str, Counter]
             or _EN_ADDRESS_HINT.search(text)):  # four scans with literal starts beat one alternation (measured)
         return text, _NONE
     kinds: Counter = Counter()
-    for known in names:
+    for known in sorted(names, key=len, reverse=True):  # "Emily Chen" before "Emily": no surname left behind
         if len(known) >= 2 and known in text:
-            kinds["NAME"] += text.count(known)
-            text = text.replace(known, "[NAME]")
+            edge = r"(?<![A-Za-z0-9])" if known[0].isascii() else ""  # "Tom" is not inside "Tomorrow"
+            tail = r"(?![A-Za-z0-9])" if known[-1].isascii() else ""
+            text, count = re.subn(edge + re.escape(known) + tail, "[NAME]", text)
+            kinds["NAME"] += count
     if _JA_ADDRESS_HINT.search(text):
         text = _counted(_JA_ADDRESS, "ADDRESS", text, kinds)
     if _HONORIFIC_HINT.search(text):

@@ -33,7 +33,8 @@ from data_tools.readers import open_text
 
 _TIME = r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?"
 _STAMP = rf"\[?(?:\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}(?:[ T,]+{_TIME})?|{_TIME})\]?"  # 2026-04-30 10:00, [4/30/2026 10:00 AM], 10:00
-_SPEAKER = re.compile(rf"^\s*(?P<stamp>{_STAMP}\s*)?(?P<name>[^:：\n\t]{{1,30}}?)\s*[:：]\s?(?P<text>.*)$")
+# The name starts with a non-space, so a line of spaces cannot make the scan quadratic.
+_SPEAKER = re.compile(rf"^[ \t]{{0,12}}(?P<stamp>{_STAMP}[ \t]*)?(?P<name>[^:：\n\t\s][^:：\n\t]{{0,29}}?)[ \t]*[:：][ \t]?(?P<text>.*)$")
 _LINE_MESSAGE = re.compile(r"^(?P<stamp>\d{1,2}:\d{2})\t(?P<name>[^\t]*)\t(?P<text>.*)$")
 _TEXT_LIKE_ROLES = {"note", "memo", "メモ", "system"}
 _SEPARATOR = re.compile(r"^\s*(?:[-=*]{3,}|#+\s*(.*))\s*$")
@@ -90,7 +91,7 @@ def _message(conversation: Conversation, speakers: _Speakers, line: str, number:
     if side == "skip" or _SYSTEM.search(text) or _BOT_TEXT.match(text):
         _skip(conversation, number)
         return True
-    if line_match and text.startswith('"') and not (len(text) > 1 and text.endswith('"')):
+    if line_match and text.startswith('"') and not (len(text) > 1 and (len(text) - len(text.rstrip('"'))) % 2 == 1):
         text = text[1:]  # LINE's quoted multi-line message: the quote closes on a later line
         conversation.error = conversation.error or "__open_quote__"
     conversation.turns.append(Turn(side, text, number))
@@ -99,7 +100,7 @@ def _message(conversation: Conversation, speakers: _Speakers, line: str, number:
 
 def _line(conversation: Conversation, speakers: _Speakers, line: str, number: int) -> None:
     if conversation.error == "__open_quote__":  # inside a LINE quoted message
-        closing = line.endswith('"') and not line.endswith('""')
+        closing = (len(line) - len(line.rstrip('"'))) % 2 == 1  # an odd run of quotes: "" is an escaped quote
         conversation.turns[-1].text += "\n" + (line[:-1] if closing else line)
         if closing:
             conversation.error = None

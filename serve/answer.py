@@ -150,6 +150,11 @@ async def answer(router: SystemRouter, settings: Any, metrics: Any, admission: A
         release(None)
         metrics.count(request.model, 400)
         return error_response(400, str(error), error.param)
+    except Exception as error:  # a chat template or retrieval failing on this conversation: the server's error
+        release(None)
+        metrics.count(request.model, 500)
+        return error_response(500, f"could not prepare the prompt: {type(error).__name__}: {str(error)[:200]}",
+                              kind="server_error")
     ctx = _Context(router.engine, metrics, plan, sampling, began + settings.request_timeout_s, http.is_disconnected,
                    release)
     if request.stream:

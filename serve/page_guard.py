@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from http.cookies import SimpleCookie
 from typing import Any
 
 LOGIN_FAILURES = 5
@@ -41,13 +40,11 @@ document.getElementById("login").addEventListener("submit", async (event) => {
 
 
 def _cookies(scope: dict[str, Any]) -> dict[str, str]:
+    """The request's cookies, parsed leniently as Starlette (and so Gradio) parses them."""
+    from starlette.requests import cookie_parser
+
     raw = b"; ".join(value for name, value in scope.get("headers") or [] if name == b"cookie").decode("latin-1")
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(raw)
-    except Exception:  # noqa: BLE001 - a malformed cookie header is simply not a login
-        return {}
-    return {name: morsel.value for name, morsel in jar.items()}
+    return cookie_parser(raw)
 
 
 async def _refuse(send: Any, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:

@@ -204,3 +204,18 @@ def test_a_slack_day_file_becomes_one_conversation_per_thread(tmp_path: Path) ->
     assert rejects == [] and pairs == [(["Hi, my order #123 has not arrived."], "Sorry [NAME], it ships today."),
                                        (["Can I change the address?"], "Yes, until it ships.")]
     assert report.extra["conversations"] == 2 and report.extra["skipped_messages"] == 2
+
+
+def test_broken_pieces_of_an_export_do_not_crash_the_build(tmp_path: Path) -> None:
+    odd = [{"id": 1, "requester_id": 1, "comments": ["x", {"author_id": 1, "public": True, "body": "Where is it?", "via": "web"},
+                                                     {"author_id": 2, "public": True, "body": "On its way."}]},
+           {"conversation_parts": {"conversation_parts": None}, "source": "text"},
+           {"conversations": [None, {"incoming": True, "body_text": "Hello?"}], "description": "Hi"}]
+    pairs, rejects, report = _pairs(tmp_path, "odd.json", odd)
+    assert pairs == [(["Where is it?"], "On its way.")] and report.extra["conversations"] == 3
+
+
+def test_a_line_message_ending_in_an_escaped_quote_closes(tmp_path: Path) -> None:
+    text = '10:00\t山田\t"一行目\n""はい""と言いました"""\n10:01\tACMEサポート\t承知しました。\n'
+    pairs, rejects, _ = _pairs(tmp_path, "line.txt", text)
+    assert rejects == [] and pairs == [(['一行目\n"はい"と言いました"'], "承知しました。")]
