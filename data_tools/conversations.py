@@ -85,6 +85,7 @@ class Conversation:
     raw: str = ""  # the unreadable line, kept (scrubbed) with the reject
     names: list[str] = field(default_factory=list)  # people the export names (requester...): redacted in the text
     tool: str = ""  # the help-desk tool whose shape was read (data_tools/helpdesk.py), if any
+    open_quote: bool = False  # a transcript reader inside a LINE message quoted over several lines
 
 
 def _key(name: Any) -> str:

@@ -93,17 +93,16 @@ def _message(conversation: Conversation, speakers: _Speakers, line: str, number:
         return True
     if line_match and text.startswith('"') and not (len(text) > 1 and (len(text) - len(text.rstrip('"'))) % 2 == 1):
         text = text[1:]  # LINE's quoted multi-line message: the quote closes on a later line
-        conversation.error = conversation.error or "__open_quote__"
+        conversation.open_quote = True
     conversation.turns.append(Turn(side, text, number))
     return True
 
 
 def _line(conversation: Conversation, speakers: _Speakers, line: str, number: int) -> None:
-    if conversation.error == "__open_quote__":  # inside a LINE quoted message
+    if conversation.open_quote:  # inside a LINE quoted message
         closing = (len(line) - len(line.rstrip('"'))) % 2 == 1  # an odd run of quotes: "" is an escaped quote
         conversation.turns[-1].text += "\n" + (line[:-1] if closing else line)
-        if closing:
-            conversation.error = None
+        conversation.open_quote = not closing
         return
     if _HEADER.match(line) or _DATE.match(line) or (line.strip() and _SYSTEM.search(line) and not _SPEAKER.match(line)):
         conversation.skipped += 1
@@ -118,9 +117,7 @@ def _line(conversation: Conversation, speakers: _Speakers, line: str, number: in
 
 
 def _finish(conversation: Conversation) -> Conversation:
-    if conversation.error == "__open_quote__":
-        conversation.error = None  # the file ended inside a quote: the message ends there
-    if conversation.error:
+    if conversation.error:  # (a file that ends inside a quote ends the message there)
         conversation.turns = []
         return conversation
     turns = [Turn(t.side, t.text.strip("\n").replace('""', '"'), t.line) for t in conversation.turns if t.side != "skip"]
@@ -136,7 +133,7 @@ def from_transcript(path: Path, encoding: str | None, roles: tuple[tuple[str, ..
     with open_text(path, encoding) as handle:
         for number, raw in enumerate(handle, start=1):
             line = raw.rstrip("\r\n")
-            separator = None if current is not None and current.error == "__open_quote__" else _SEPARATOR.match(line)
+            separator = None if current is not None and current.open_quote else _SEPARATOR.match(line)
             if separator:
                 if current is not None:
                     yield _finish(current)

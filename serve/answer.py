@@ -143,7 +143,7 @@ async def answer(router: SystemRouter, settings: Any, metrics: Any, admission: A
         return error_response(429, f"{request.model}: {settings.max_queue} requests are already queued; retry in "
                               f"{wait} s", kind="rate_limit_error", headers={"Retry-After": str(wait)})
     began = asyncio.get_running_loop().time()
-    release = _releaser(admission, request.model, began)
+    release = _releaser(admission, request.model)
     try:
         plan, sampling = await asyncio.to_thread(prepare, router, settings, request)
     except RequestError as error:
@@ -165,7 +165,7 @@ async def answer(router: SystemRouter, settings: Any, metrics: Any, admission: A
         release(None)
 
 
-def _releaser(admission: Admission, model: str, began: float) -> Callable[[float | None], None]:
+def _releaser(admission: Admission, model: str) -> Callable[[float | None], None]:
     done = []
 
     def release(seconds: float | None) -> None:
