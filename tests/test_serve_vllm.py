@@ -101,13 +101,21 @@ def _stop_and_disconnect(client: openai.OpenAI, port: int, whole: str, run_dir: 
     engine = _engine_port("base")
     with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=120) as response:
         for number, _ in enumerate(response.iter_lines()):
-            if number >= 6:
-                break  # the client leaves mid-stream, ~1,490 tokens before the end (10 s or more on this CPU)
-        assert _running(engine) == 1
-    left = time.monotonic()
-    while _running(engine) != 0:
-        assert time.monotonic() - left < 5, "vLLM kept generating for a client that left"
-        time.sleep(0.2)
+            if number >= 6:  # three tokens in, ~1,490 before the end (10 s or more on this CPU)
+                _await_gauge(engine, 1, "vLLM never counted the streamed request as running")
+                break  # the client leaves mid-stream: leaving the loop closes the connection (httpx)
+    _await_gauge(engine, 0, "vLLM kept generating for a client that left")
+    generated = _counter(engine, "vllm:generation_tokens_total")
+    time.sleep(1)
+    assert _counter(engine, "vllm:generation_tokens_total") == generated, "vLLM still generates after the client left"
+
+
+def _await_gauge(port: int, value: float, failure: str, limit_s: float = 5) -> None:
+    """Waits until vLLM's running-requests gauge reads `value` (it is set once per engine step)."""
+    began = time.monotonic()
+    while (seen := _running(port)) != value:
+        assert time.monotonic() - began < limit_s, f"{failure} (gauge {seen} after {limit_s} s)"
+        time.sleep(0.1)
 
 
 def _engine_port(name: str) -> int:
@@ -120,10 +128,16 @@ def _engine_port(name: str) -> int:
 
 def _running(port: int) -> float:
     """vLLM's own gauge of the requests it is generating for."""
+    return _counter(port, "vllm:num_requests_running")
+
+
+def _counter(port: int, name: str) -> float:
+    """The sum of one of vLLM's own metrics over its labels."""
     import httpx
 
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("vllm:num_requests_running"))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and line[len(name)] in "{ ")
 
 
 def _is_tuned(pid: int, run_dir: Path) -> bool:
