@@ -141,7 +141,8 @@ class RecordBuilder:
         self.cfg, self.system_prompt = cfg, system_prompt
         patterns = (*NON_ANSWERS, *cfg.non_answer_patterns) if cfg.non_answer_filter else tuple(cfg.non_answer_patterns)
         self.cleaner = TextCleaner(cfg.html_to_text, cfg.unicode, cfg.answer_boilerplate, patterns)
-        self.scrub = None if cfg.pii == "keep" else PiiScrubber(custom=cfg.pii_patterns, allow=cfg.pii_allow)
+        self.scrub = None if cfg.pii == "keep" else PiiScrubber(custom=cfg.pii_patterns, allow=cfg.pii_allow,
+                                                                     ner=cfg.pii_ner)
         self.seen: dict[int, str | int] = {}  # duplicate key -> where that pair was first seen
         self.sources = expand_sources(cfg.sources)
         self.prefixes = id_prefixes([path for _, path in self.sources])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,10 @@ class Finding:
     evidence: list[str] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
     pii: Counter = field(default_factory=Counter)
+    japanese: bool = False  # a sample holds kana or kanji
+
+
+_JAPANESE = re.compile("[\u3040-\u30ff\u4e00-\u9fff]")
 
 
 def _names(columns: list[str], wanted: tuple[str, ...]) -> str | None:
@@ -165,4 +170,5 @@ def inspect_file(path: Path) -> Finding:
     scrubber = PiiScrubber()
     for piece in texts:
         finding.pii.update(scrubber.scan(piece))
+        finding.japanese = finding.japanese or bool(_JAPANESE.search(piece))
     return finding

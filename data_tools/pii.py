@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from data_tools.pii_ner import ner_redactor
 from data_tools.pii_people import redact_people
 
 _D = "[0-9０-９]"  # a digit, half- or full-width
@@ -129,6 +130,7 @@ class PiiScrubber:
     custom: dict[str, str] = field(default_factory=dict)
     allow: Iterable[str] = ()
     names: tuple[str, ...] = ()  # known customer names (an export's requester fields): redacted wherever they occur
+    ner: str = "off"  # data.pii_ner: a model of data_tools/pii_ner.py that runs after the rules, or off
     found: Counter = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
@@ -136,6 +138,7 @@ class PiiScrubber:
         self.custom_rules, self.rules = extra, BUILTIN_RULES
         self.allowed = frozenset(self.allow)
         self._combined: dict[tuple[int, ...], re.Pattern[str]] = {}
+        self._ner = None if self.ner == "off" else ner_redactor(self.ner)
 
     def scan(self, text: str) -> Counter:
         """Returns how many of each kind `text` holds, without changing it or the running counts."""
@@ -156,6 +159,9 @@ class PiiScrubber:
     def _replace(self, text: str, names: tuple[str, ...] = ()) -> tuple[str, Counter]:
         # names and addresses first (data_tools/pii_people.py)
         text, people = redact_people(text, self.names + names if names else self.names)
+        if self._ner is not None:
+            text, named = self._ner(text)
+            people = people + named if named else people
         if not self.custom_rules and not _ANY_HINT.search(text):
             return text, people if people else _NOTHING  # shared and never changed: most texts hold no personal data
         kinds: Counter = Counter(people)

@@ -1,12 +1,14 @@
-"""Text transcripts -> conversations: `Speaker: text` logs, LINE talk histories, Teams/Slack-style `[time] name: text`.
+"""Text transcripts -> conversations: `Speaker: text` logs, LINE talk histories, Teams/Slack copies, `[time] name: text`.
 
     python -c "from data_tools.transcripts import from_transcript; print(list(from_transcript('chat.txt', None, ((), (), ()))))"
 
 A transcript is split into conversations at `---`/`===`/`***` rules and `# heading` lines (the
 heading names the conversation). Within one:
-- a message line is `Speaker: text` (`：` too) with an optional date/time before it, or LINE's
-  `10:00<TAB>name<TAB>text`; text on the following lines belongs to the same message (LINE quotes
-  a multi-line message: `"first line ... last line"`);
+- a message line is `Speaker: text` (`：` too) with an optional date/time before it, LINE's
+  `10:00<TAB>name<TAB>text`, or a speaker line as Teams and Slack copy a chat, the text below it:
+  `[4/30/2026 10:32 AM] Emily Chen`, `Emily Chen  10:32 AM`, `Emily Chen [10:32]`; text on the
+  following lines belongs to the same message (LINE quotes a multi-line message: `"first line ...
+  last line"`);
 - header lines (LINE's `[LINE] …のトーク履歴`, `保存日時：…`), date lines (`2026/04/30(木)`,
   `2026年4月30日`, `Wednesday, April 30, 2026`), system lines (`山田が退出しました`, `… joined the chat`,
   `メッセージの送信を取り消しました`, `[スタンプ]`, `[Photo]`, a LINE line without a name) and bot lines
@@ -14,7 +16,8 @@ heading names the conversation). Within one:
   skipped and counted;
 - who is who: a speaker named in agent_roles / customer_roles / skip_roles, or one whose name is a
   role (Agent, 担当, 顧客, ...), takes that side. A speaker on a timed or LINE line with another
-  name (a person's name) is sided by the first-seen rule: a name with a support word in it
+  name is a bot, skipped, when a word of it is bot/ボット/自動応答 ("ACME Bot"); a person's name
+  is sided by the first-seen rule: a name with a support word in it
   (サポート, support, 担当, 窓口, staff, operator, 公式, official, center/センター) is the agent;
   otherwise the first such speaker of the conversation is the customer and every later one an
   agent. An untimed `Name: text` line whose name is no role is text of the message before it
@@ -35,6 +38,13 @@ _TIME = r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?"
 _STAMP = rf"\[?(?:\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}(?:[ T,]+{_TIME})?|{_TIME})\]?"  # 2026-04-30 10:00, [4/30/2026 10:00 AM], 10:00
 # The name starts with a non-space, so a line of spaces cannot make the scan quadratic.
 _SPEAKER = re.compile(rf"^[ \t]{{0,12}}(?P<stamp>{_STAMP}[ \t]*)?(?P<name>[^:：\n\t\s][^:：\n\t]{{0,29}}?)[ \t]*[:：][ \t]?(?P<text>.*)$")
+# A speaker line with the text on the lines below it, as Teams (`[4/30/2026 10:32 AM] Emily Chen`) and
+# Slack (`Emily Chen  10:32 AM`, `Emily Chen [10:32 AM]`) copy a chat: a name of 1-30 characters
+# without a colon or sentence punctuation, and a time (two spaces or brackets between name and time).
+_HEAD_NAME = r"(?P<name>[^\s:：\[\]。、.!?！？,，][^:：\[\]。、!?！？,，\t]{0,29}?)"
+_HEAD = re.compile(rf"^[ \t]{{0,12}}(?:\[(?P<stamp>[^\]]{{1,30}})\][ \t]+{_HEAD_NAME}"
+                   rf"|{_HEAD_NAME.replace('name', 'name2')}(?:[ \t]{{2,}}(?P<stamp2>{_TIME})|[ \t]+\[(?P<stamp3>[^\]]{{1,30}})\]))[ \t]*$")
+_HEAD_STAMP = re.compile(rf"^(?:\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}(?:[ T,]+{_TIME})?|{_TIME})$")
 _LINE_MESSAGE = re.compile(r"^(?P<stamp>\d{1,2}:\d{2})\t(?P<name>[^\t]*)\t(?P<text>.*)$")
 _TEXT_LIKE_ROLES = {"note", "memo", "メモ", "system"}
 _SEPARATOR = re.compile(r"^\s*(?:[-=*]{3,}|#+\s*(.*))\s*$")
@@ -44,6 +54,7 @@ _DATE = re.compile(r"^\s*(?:\d{4}[/.\-]\d{1,2}[/.\-]\d{1,2}|\d{4}年\d{1,2}月\d
 _SYSTEM = re.compile(r"(?:が退出しました|が参加しました|を招待しました|がグループに参加しました|送信を取り消しました|がアルバム|"
                      r"left the (?:chat|group|conversation)|joined the (?:chat|group|conversation)|has (?:left|joined)|"
                      r"unsent a message)\s*[。.]?\s*$|^\s*\[(?:スタンプ|写真|動画|ファイル|ボイスメッセージ|Sticker|Photo|Video|File)\]\s*$")
+_BOT_NAME = re.compile(r"(?<![a-z])bot(?![a-z])|ボット|自動応答|自動返信|auto-?reply|chatbot", re.IGNORECASE)
 _BOT_TEXT = re.compile(r"^\s*[\[【(（]?\s*(?:自動応答|自動返信|auto-?reply|automatic reply)", re.IGNORECASE)
 
 
@@ -59,7 +70,9 @@ class _Speakers:
             return found
         key = _key(name)
         if key not in self.known:
-            if any(word in key for word in SUPPORT_WORDS):
+            if _BOT_NAME.search(key):
+                self.known[key] = "skip"
+            elif any(word in key for word in SUPPORT_WORDS):
                 self.known[key] = "agent"
             elif self.customer is None:
                 self.known[key], self.customer = "customer", key
@@ -73,9 +86,27 @@ def _skip(conversation: Conversation, number: int) -> None:
     conversation.turns.append(Turn("skip", "", number))
 
 
+def _head(line: str) -> str | None:
+    """The speaker's name when `line` is a Teams/Slack speaker line (the text follows below), else None."""
+    match = _HEAD.match(line)
+    if match is None:
+        return None
+    stamp = next(value for value in match.group("stamp", "stamp2", "stamp3") if value is not None)
+    name = match.group("name") or match.group("name2")
+    return name.strip() if _HEAD_STAMP.match(stamp.strip()) and not name.strip().isdigit() else None
+
+
 def _message(conversation: Conversation, speakers: _Speakers, line: str, number: int) -> bool:
     """Adds the message a line starts, if it starts one; returns whether it did (or skipped a line)."""
     line_match = _LINE_MESSAGE.match(line)
+    head = None if line_match else _head(line)
+    if head is not None:
+        side = speakers.side(head, timed=True)
+        if side == "skip":
+            _skip(conversation, number)
+        elif side is not None:
+            conversation.turns.append(Turn(side, "", number))
+        return side is not None
     match = line_match or _SPEAKER.match(line)
     if match is None:
         return False

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from data_tools.build import build_records
 from tunebot.config import DataConfig
 
@@ -175,6 +177,37 @@ def test_timed_lines_side_people_by_the_first_seen_rule(tmp_path: Path) -> None:
     assert rejects == [] and pairs == [(["Hi, my parcel has not arrived."],
                                         "Sorry about that! It left our warehouse today.\nTracking: 1234-5678-9012")]
     assert report.extra["unanswered_messages"] == 1 and report.extra["skipped_messages"] == 1
+
+
+TEAMS_COPY = """[4/30/2026 10:32 AM] Emily Chen
+Hi, my parcel has not arrived.
+It was due yesterday.
+
+[4/30/2026 10:35 AM] Sam Lee
+Sorry about that! It left our warehouse today.
+Tracking: 1234-5678-9012
+Emily Chen joined the chat
+[4/30/2026 10:36 AM] Emily Chen
+Thanks.
+"""
+SLACK_COPY = """Emily Chen  10:32 AM
+Can I change the address before it ships?
+ACME Bot  10:32 AM
+Thanks! A human will reply soon.
+Sam (ACME Support) [10:40 AM]
+Yes, until it ships: My Page > Orders.
+"""
+
+
+@pytest.mark.parametrize(("name", "text", "pair"), [
+    ("teams.txt", TEAMS_COPY, (["Hi, my parcel has not arrived.\nIt was due yesterday."],
+                               "Sorry about that! It left our warehouse today.\nTracking: 1234-5678-9012")),
+    ("slack.txt", SLACK_COPY, (["Can I change the address before it ships?"], "Yes, until it ships: My Page > Orders.")),
+])
+def test_teams_and_slack_copies_put_the_text_below_the_speaker(tmp_path: Path, name: str, text: str, pair: tuple) -> None:
+    pairs, rejects, report = _pairs(tmp_path, name, text)
+    assert rejects == [] and pairs == [pair]
+    assert report.extra["skipped_messages"] == 1  # the join line / the bot
 
 
 def test_a_ticket_csv_names_its_customer_who_is_then_redacted_everywhere(tmp_path: Path) -> None:

@@ -159,6 +159,11 @@ class DataConfig(_Section):
         "redact",
         description="Personal data: redact = typed placeholders ([EMAIL], [PHONE], ...), drop = reject the row, keep.",
     )
+    pii_ner: Literal["off", "ginza"] = Field(
+        "off",
+        description="A named-entity model run after the PII rules, for names and addresses they cannot see: "
+        "ginza = GiNZA's Japanese NER (`pip install 'tunebot[ner-ja]'`, ~100 texts/s). See data_tools/pii_ner.py.",
+    )
     pii_allow: list[str] = Field(
         [], description="Exact strings never treated as personal data, e.g. the company's own support address."
     )
