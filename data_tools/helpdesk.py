@@ -71,8 +71,13 @@ def _people(*objects: Any) -> list[str]:
 
 
 def _ordered(messages: list[tuple[Any, int, str, str]]) -> list[Message]:
-    ordered = sorted(messages, key=lambda item: (item[0] is None, item[0] or 0.0, item[1]))
-    return [(side, text, stamp) for stamp, _, side, text in ordered]
+    """Messages by time; one without a time keeps its place after the message before it in the export
+    (an Intercom opening message without created_at stays first)."""
+    keyed, last = [], float("-inf")
+    for stamp, index, side, text in sorted(messages, key=lambda item: item[1]):
+        last = stamp if stamp is not None else last
+        keyed.append(((last, index), (side, text, stamp)))
+    return [message for _, message in sorted(keyed, key=lambda item: item[0])]
 
 
 def _zendesk(ticket: dict[str, Any], users: dict[Any, dict[str, Any]]) -> tuple[list[Message], list[str]]:

@@ -252,3 +252,14 @@ def test_a_line_message_ending_in_an_escaped_quote_closes(tmp_path: Path) -> Non
     text = '10:00\t山田\t"一行目\n""はい""と言いました"""\n10:01\tACMEサポート\t承知しました。\n'
     pairs, rejects, _ = _pairs(tmp_path, "line.txt", text)
     assert rejects == [] and pairs == [(['一行目\n"はい"と言いました"'], "承知しました。")]
+
+
+def test_a_message_without_a_time_keeps_its_place_in_the_export(tmp_path: Path) -> None:
+    chat = {"type": "conversation", "id": "77", "source": {"body": "<p>Do you ship to Okinawa?</p>", "author": {"type": "user"}},
+            "conversation_parts": {"conversation_parts": [
+                {"part_type": "comment", "created_at": 5, "body": "<p>Yes, in 3-5 days.</p>", "author": {"type": "admin"}},
+                {"part_type": "comment", "body": "<p>And Hokkaido?</p>", "author": {"type": "user"}},
+                {"part_type": "comment", "created_at": 9, "body": "<p>Also 3-5 days.</p>", "author": {"type": "admin"}}]}}
+    pairs, rejects, _ = _pairs(tmp_path, "intercom.json", chat)
+    assert rejects == [] and [answer for _, answer in pairs] == ["Yes, in 3-5 days.", "Also 3-5 days."]
+    assert pairs[1][0][-1] == "And Hokkaido?"

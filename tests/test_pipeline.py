@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import EN_PAIRS, JA_PAIRS, write_faq_files
 from tunebot.cli import main
 from tunebot.config import load_config
 from tunebot.rundir import RunDir, read_jsonl
@@ -49,6 +50,52 @@ def test_run_writes_every_stage_and_resumes(run_config_file: Path, capsys: pytes
     assert main(["run", str(run_config_file), "--set", "eval.max_new_tokens=4"]) == 0
     out = capsys.readouterr().out
     assert out.count("already done for this config") == 3 and "== eval" in out
+
+
+MARKDOWN_FAQ = """# Help center
+
+## Payments
+
+**Q:** Which cards do you accept?
+**A:** Visa, Mastercard and JCB.
+
+**Q:** Can I pay on delivery?
+**A:** Yes, cash on delivery costs 330 yen.
+"""
+INTERCOM_CHAT = {"type": "conversation", "id": "77", "source": {
+    "type": "conversation", "body": "<p>Do you ship to Okinawa?</p>", "author": {"type": "user", "name": "Emily Chen"}},
+    "conversation_parts": {"conversation_parts": [
+        {"part_type": "comment", "created_at": 2, "body": "<p>Yes, in 3-5 days.</p>", "author": {"type": "admin", "name": "Ann"}}]}}
+
+
+def test_run_data_inits_and_runs_a_users_own_files(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tunebot run --data FILE...`: a config written from the files, then every stage, without edits."""
+    en, ja = write_faq_files(tmp_path / "in")
+    sjis = ja.with_name("faq_sjis.csv")
+    sjis.write_bytes(ja.read_text(encoding="utf-8").encode("cp932"))
+    (markdown := tmp_path / "in" / "help.md").write_text(MARKDOWN_FAQ, encoding="utf-8")
+    (chat := tmp_path / "in" / "intercom.json").write_text(json.dumps(INTERCOM_CHAT), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    settings = [f"model={tiny_model_dir}", "sft.max_steps=2", "sft.batch_size=2", "eval.backend=hf", "eval.max_new_tokens=4",
+                "eval.bootstrap_resamples=100", "eval.permutations=100"]
+    assert main(["run", "--data", str(en), str(sjis), str(markdown), str(chat),
+                 *[part for setting in settings for part in ("--set", setting)]]) == 0
+    out = capsys.readouterr().out
+    assert "init: wrote faq_en.yaml" in out and "Q: Which cards do you accept?" in out and "Q: Do you ship to Okinawa?" in out
+    cfg = load_config(tmp_path / "faq_en.yaml")
+    assert [source.kind for source in cfg.data.sources] == ["faq", "faq", "faq", "support_log"]
+    run_dir = RunDir(tmp_path / cfg.runs_dir / cfg.name)
+    for stage in ("data", "sft", "eval", "merged"):
+        assert run_dir.is_done(stage), stage
+    report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
+    kept = {Path(source["file"]).name: source["kept"] for source in report["sources"]}
+    assert kept == {"faq_en.jsonl": len(EN_PAIRS), "faq_sjis.csv": len(JA_PAIRS), "help.md": 2, "intercom.json": 1}
+    written = "".join(p.read_text(encoding="utf-8") for p in run_dir.path("data").iterdir() if p.is_file())
+    assert "Emily" not in written  # the export's customer name
+    records = [r for part in ("train", "val", "test") for r in read_jsonl(run_dir.path("data", f"{part}.jsonl"))]
+    questions = {m["content"] for r in records for m in r["prompt"] if m["role"] == "user"}
+    assert not questions & {"Help center", "Payments"}  # headings are categories, never questions
 
 
 @pytest.mark.slow
