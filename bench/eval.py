@@ -101,7 +101,7 @@ def main() -> int:
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
-    from eval.backends import vllm_installed
+    from tunebot.vllm_proc import vllm_installed
     from tunebot.models import ensure_default_model
 
     count = args.prompts or (24 if args.quick else 64)

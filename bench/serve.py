@@ -220,7 +220,7 @@ def main() -> int:
             args.json.write_text(json.dumps({"date": date.today().isoformat(), "retrieval": retrieval}, indent=2) + "\n",
                                  encoding="utf-8")
         return 0
-    from eval.backends import vllm_installed
+    from tunebot.vllm_proc import vllm_installed
     from tunebot.models import ensure_default_model
 
     if not vllm_installed():

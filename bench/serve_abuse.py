@@ -163,7 +163,7 @@ def main() -> int:
     args = parser.parse_args()
     import httpx
 
-    from eval.backends import vllm_installed
+    from tunebot.vllm_proc import vllm_installed
     from serve.threaded import free_port
 
     engine = args.engine or ("vllm" if vllm_installed() else "transformers")

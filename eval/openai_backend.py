@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from eval.backends import Kind
+from eval.backend_base import Kind
 from eval.generate import Generation
 from tunebot.config_eval import EndpointConfig, EvalConfig
 from tunebot.prompts import Message, render_prompt

@@ -18,17 +18,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from eval.backends import Kind
+from eval.backend_base import Kind
 from eval.generate import Generation
 from tunebot.config_eval import EvalConfig
 from tunebot.prompts import Message, render_prompt
+from tunebot.vllm_proc import engine_env, run_guarded
 
 # vLLM's LoRA kernels take these ranks; an adapter's rank is rounded up to the next one.
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -43,13 +43,6 @@ def lora_rank(adapter_dir: Path) -> int | None:
     if config.get("peft_type") != "LORA" or config.get("use_dora"):
         return None
     return next((rank for rank in LORA_RANKS if rank >= int(config.get("r", 8))), None)
-
-
-def engine_env() -> dict[str, str]:
-    """The environment vLLM runs in: offline, no usage stats, CPU KV cache from the config."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-            "VLLM_CPU_NUM_OF_RESERVED_CPU": os.environ.get("VLLM_CPU_NUM_OF_RESERVED_CPU", "0"),
-            "TOKENIZERS_PARALLELISM": "false"}
 
 
 class VllmBackend:
@@ -77,7 +70,7 @@ class VllmBackend:
 
     def _merged(self) -> str:
         """merged/ when `tunebot merge` built it, else a merged copy kept in eval/tuned-merged/."""
-        from sft.merge import mergeable, save_merged
+        from tunebot.merging import mergeable, save_merged
 
         root = self.adapter_dir.parent.parent
         if (root / "merged" / "DONE").is_file():
@@ -131,32 +124,6 @@ class VllmBackend:
             results = json.loads(out_path.read_text(encoding="utf-8"))
         return {row["kind"]: [Generation(prompt, *answer) for prompt, answer in zip(row["prompts"], row["answers"])]
                 for row in results}
-
-
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Asks Linux to send `sig` to this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except OSError:
-        pass  # not Linux: the process-group cleanup below still applies
-
-
-def run_guarded(command: list[str], env: dict[str, str]) -> int:
-    """Runs a vLLM child in its own process group; whatever stops us (error, Ctrl-C, SIGTERM) stops
-    the whole group, so no engine core is left running. Returns the exit code."""
-    process = subprocess.Popen(command, env=env, cwd=str(Path(__file__).resolve().parent.parent),
-                               start_new_session=True, preexec_fn=die_with_parent)
-    try:
-        return process.wait()
-    except BaseException:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
-        raise
 
 
 def _exit_with_group(number: int, frame: Any) -> None:

@@ -51,7 +51,7 @@ def start_engine(name: str, model_dir: str, log_dir: Path, max_model_len: int, k
     """Starts one vLLM server in its own process group, logging to log_dir/engine-<name>.log."""
     import torch
 
-    from eval.vllm_backend import die_with_parent, engine_env
+    from tunebot.vllm_proc import die_with_parent, engine_env
 
     port = free_port()
     log = log_dir / f"engine-{name}.log"

@@ -66,7 +66,7 @@ def model_dirs(run_dir: Path, base: str) -> dict[str, Path | str]:
 
 def build_engine(cfg: Any, run_dir: Path, choice: str, report: Any = print) -> Any:
     """Starts the chosen engine over the run's models."""
-    from eval.backends import vllm_installed
+    from tunebot.vllm_proc import vllm_installed
     from tunebot.models import is_peft_adapter, resolve_model
 
     base = resolve_model(cfg.model)

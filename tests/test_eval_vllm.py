@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from eval.backends import HfBackend, vllm_installed
+from eval.hf_backend import HfBackend
 from eval.judge import judge_rows
 from eval.openai_backend import OpenAIBackend
-from eval.vllm_backend import VllmBackend, engine_env
+from eval.vllm_backend import VllmBackend
+from tunebot.vllm_proc import engine_env, vllm_installed
 from tunebot.config_eval import EvalConfig, JudgeConfig
 from tunebot.models import load_tokenizer
 from tunebot.prompts import render_prompt

