@@ -65,15 +65,29 @@ def _chat_and_like(page: Any, feedback: Path) -> dict:
     page.locator("#single-input textarea").press("Enter")
     bot = "#single-chat [data-testid='bot']"
     page.wait_for_function(f"document.querySelector(\"{bot}\")?.innerText.trim().length > 0", timeout=60_000)
-    page.locator("#single-chat button[aria-label='Like']").last.click()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        lines = feedback.read_text(encoding="utf-8").splitlines() if feedback.exists() else []
-        ratings = [json.loads(line) for line in lines if '"rating"' in line]
-        if ratings:
-            return ratings[-1]
-        time.sleep(0.2)
+    _wait_until_steady(page, bot)  # a vote on an answer still streaming is not the answer's vote
+    for _ in range(3):  # a click the page was not ready for yet (seen on a loaded 2-core machine) is retried
+        page.locator("#single-chat button[aria-label='Like']").last.click()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            lines = feedback.read_text(encoding="utf-8").splitlines() if feedback.exists() else []
+            ratings = [json.loads(line) for line in lines if '"rating"' in line]
+            if ratings:
+                return ratings[-1]
+            time.sleep(0.2)
     raise AssertionError("no rating reached feedback.jsonl")
+
+
+def _wait_until_steady(page: Any, selector: str, quiet_s: float = 1.0, limit_s: float = 60) -> None:
+    """Waits until the element's text has not changed for `quiet_s` (the stream has ended)."""
+    began, last, since = time.monotonic(), None, time.monotonic()
+    while time.monotonic() - began < limit_s:
+        text = page.locator(selector).last.inner_text()
+        if text != last:
+            last, since = text, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.2)
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed (apt-get install chromium)")
