@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import EN_PAIRS, JA_PAIRS, write_faq_files
 from tunebot.cli import main
@@ -116,3 +117,37 @@ def test_demo_on_the_real_model_improves_over_base(tmp_path: Path, capsys: pytes
     assert by_lang["ja"]["answer_match"]["mean"] >= 80 and by_lang["en"]["answer_match"]["mean"] >= 80
     asked = scores["questions"]["systems"][chosen]["metrics"]["answer_match"]["mean"]
     assert asked >= 75 and asked == max(q["metrics"]["answer_match"]["mean"] for q in scores["questions"]["systems"].values())
+
+
+def test_runs_lists_the_runs_and_compares_two(run_config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`tunebot runs`: two real runs (another learning rate), their table, the best one, and their differences."""
+    assert main(["run", str(run_config_file)]) == 0
+    assert main(["run", str(run_config_file), "--set", "name=unit-lr", "--set", "sft.lr=1e-3"]) == 0
+    runs_dir = load_config(run_config_file).runs_dir
+    capsys.readouterr()
+    assert main(["runs", str(runs_dir)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in table[1:3]}
+    assert set(rows) == {"unit", "unit-lr"} and table[3].startswith("best: ") and " lora " in rows["unit"]
+    first, second = (RunDir(Path(runs_dir) / name) for name in ("unit", "unit-lr"))
+    scores = [json.loads(run.path("eval", "scores.json").read_text(encoding="utf-8")) for run in (first, second)]
+    for name, document in zip(("unit", "unit-lr"), scores):
+        right = document["systems"][document["recommendation"]["system"]]["metrics"]["answer_match"]
+        assert document["recommendation"]["system"] in rows[name] and f"{right['mean']:.1f} [" in rows[name]
+    assert main(["runs", str(runs_dir), "--compare", "unit", str(second.root)]) == 0
+    compared = capsys.readouterr().out
+    assert "  sft.lr: 0.005 -> 0.001" in compared and "name" not in compared.split("settings that differ")[1].split("data:")[0]
+    assert "a like-for-like comparison" in compared  # the same data and splits: only training differs
+    assert "  retrieval  answer_match" in compared and "+0.0" in compared.split("  retrieval  answer_match")[1].split("\n")[0]
+    assert main(["runs", str(runs_dir), "--compare", "unit", "nowhere"]) == 2
+    assert "nowhere: no run of that name" in capsys.readouterr().err
+
+    # the merged model carries its evidence: a model card with the training, data, eval table and recommendation
+    card = first.path("merged", "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["library_name"] == "transformers" and meta["base_model"] and set(meta["language"]) == {"en", "ja"}
+    recommended = scores[0]["recommendation"]["system"]
+    assert f"**Recommendation: ship `{recommended}`.**" in card and "| lr | 0.005 |" in card and "| method | lora |" in card
+    right = scores[0]["systems"]["tuned"]["metrics"]["answer_match"]
+    assert f"| tuned | {right['mean']:.1f} [{right['ci_low']:.1f}, {right['ci_high']:.1f}]" in card
+    assert f"test {scores[0]['n']}" in card and "Personal data: `redact`" in card and "Forgetting probe" in card

@@ -104,6 +104,9 @@ def _add_serving_commands(commands: argparse._SubParsersAction) -> None:
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     ui.add_argument("--models", help="comma-separated model ids (default: the endpoint's /v1/models)")
     ui.add_argument("--feedback", default="feedback.jsonl", help="where votes go (default ./feedback.jsonl)")
+    runs = commands.add_parser("runs", help="list the runs with their config, data size and right answers; --compare A B")
+    runs.add_argument("runs_dir", nargs="?", default="runs", help="the runs folder (default ./runs)")
+    runs.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two runs (names in RUNS_DIR, or paths)")
     feedback = commands.add_parser("feedback", help="export A/B votes as DPO preference pairs")
     feedback.add_argument("action", choices=["export"])
     feedback.add_argument("run_dir", help="a run directory with serve/feedback.jsonl")
@@ -168,6 +171,17 @@ def _cmd_init(args: argparse.Namespace) -> int:
     written, lines = init_config(args.files, args.out, args.name)
     print("\n".join([f"init: wrote {written} (each choice is explained in it)", *lines,
                       f"next: check {written}, then `tunebot run {written}`"]))
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from tunebot.runs import compare_runs, find_run, list_runs, runs_table
+
+    runs_dir = Path(args.runs_dir)
+    if args.compare:
+        print(compare_runs(*(find_run(runs_dir, name) for name in args.compare)))
+    else:
+        print(runs_table(list_runs(runs_dir)))
     return 0
 
 
@@ -237,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; known failures print one clear line and exit 2, not a traceback."""
     args = build_parser().parse_args(argv)
     handlers = {"demo": _cmd_run, "run": _cmd_run, "init": _cmd_init, "models": _cmd_models, "score": _cmd_score,
-                "serve": _cmd_serve, "ui": _cmd_ui, "feedback": _cmd_feedback}
+                "serve": _cmd_serve, "ui": _cmd_ui, "feedback": _cmd_feedback, "runs": _cmd_runs}
     handler = handlers.get(args.command, _cmd_stage)
     try:
         return handler(args)
