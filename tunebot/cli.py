@@ -104,6 +104,11 @@ def _add_serving_commands(commands: argparse._SubParsersAction) -> None:
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     ui.add_argument("--models", help="comma-separated model ids (default: the endpoint's /v1/models)")
     ui.add_argument("--feedback", default="feedback.jsonl", help="where votes go (default ./feedback.jsonl)")
+    export = commands.add_parser("export", help="the merged model as GGUF for llama.cpp/Ollama (+ model card, Modelfile)")
+    export.add_argument("run_dir", help="a run directory with merged/")
+    export.add_argument("--format", default="gguf", choices=["gguf", "ollama"], help="ollama also writes a Modelfile")
+    export.add_argument("--quant", default="q8_0", help="q8_0 (default) or f16; q4_k_m: see README, Export")
+    export.add_argument("--out", help="default: RUN_DIR/export")
     runs = commands.add_parser("runs", help="list the runs with their config, data size and right answers; --compare A B")
     runs.add_argument("runs_dir", nargs="?", default="runs", help="the runs folder (default ./runs)")
     runs.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two runs (names in RUNS_DIR, or paths)")
@@ -171,6 +176,21 @@ def _cmd_init(args: argparse.Namespace) -> int:
     written, lines = init_config(args.files, args.out, args.name)
     print("\n".join([f"init: wrote {written} (each choice is explained in it)", *lines,
                       f"next: check {written}, then `tunebot run {written}`"]))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from sft.export import ExportError, export_run
+
+    began = time.perf_counter()
+    try:
+        written = export_run(args.run_dir, args.format, args.quant, args.out)
+    except ExportError as error:
+        print(f"tunebot: error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"export: wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    print(f"export: done in {time.perf_counter() - began:.1f} s")
     return 0
 
 
@@ -251,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command line; known failures print one clear line and exit 2, not a traceback."""
     args = build_parser().parse_args(argv)
     handlers = {"demo": _cmd_run, "run": _cmd_run, "init": _cmd_init, "models": _cmd_models, "score": _cmd_score,
-                "serve": _cmd_serve, "ui": _cmd_ui, "feedback": _cmd_feedback, "runs": _cmd_runs}
+                "serve": _cmd_serve, "ui": _cmd_ui, "feedback": _cmd_feedback, "runs": _cmd_runs,
+                "export": _cmd_export}
     handler = handlers.get(args.command, _cmd_stage)
     try:
         return handler(args)
