@@ -30,6 +30,7 @@ from eval.systems import Retrieved, SystemInputs, load_probe, probe_conversation
 from tunebot.config import RunConfig
 from tunebot.models import resolve_model
 from tunebot.prompts import answer_of, question_of
+from tunebot.tracking import log_scores
 from tunebot.rundir import RunDir, StageMissing, atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
 from tunebot.retrieval import resolve_k
 from tunebot.systems import SYSTEMS, model_of
@@ -241,6 +242,7 @@ def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     atomic_write_json(out / "scores.json", document)
     atomic_write_text(out / "report.md", report_markdown(cfg.name, document, rows))
     atomic_write_text(out / "report.html", report_html(cfg.name, document, rows))
+    log_scores(run_dir.done_info("sft").get("tracking") or {}, document)  # into the run that tracked training
     run_dir.mark_done("eval", cfg.fingerprint("eval"), systems=systems)
     print(summary_text(document))
     print(f"eval: report at {out / 'report.html'}")

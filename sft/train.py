@@ -23,6 +23,7 @@ from tunebot.models import compute_device, load_tokenizer, resolve_model
 from sft.examples import check_losses, choose_max_length, grounded, length_report, read_records, token_lengths
 from tunebot.retrieval import resolve_k
 from tunebot.rundir import RunDir, StageMissing, atomic_directory
+from tunebot.tracking import start_tracking
 
 CUDA_PAD_MULTIPLE = 64
 
@@ -109,7 +110,8 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str, 
         data_seed=sft.seed,
         bf16=device == "cuda",
         use_cpu=device == "cpu",
-        report_to="none",
+        report_to=[sft.report_to] if save and sft.report_to != "none" else [],  # search trials are not tracked
+        run_name=cfg.name,
         dataloader_pin_memory=device == "cuda",
         # On CUDA every new sequence length seems to cost kernel specializations and fresh allocations:
         # lengths in steps of 64 keep the shapes few (H100: ragged batches 0.44 s/step, these 0.19)
@@ -184,6 +186,8 @@ def train(cfg: RunConfig, run_dir: RunDir, resume: bool | None = False) -> dict[
     checkpoint = _prepare(cfg, run_dir, resume)
     if checkpoint is not None:
         print(f"sft: resuming from {checkpoint}")
+    tracking = start_tracking(cfg.sft.report_to, cfg.name, run_dir.root, Path(cfg.runs_dir), cfg.sft.tracking_uri) \
+        if int(os.environ.get("RANK", "0")) == 0 else {}
     trainer = build_trainer(cfg, run_dir)
     _report_examples(trainer.tunebot_examples, run_dir, trainer.is_world_process_zero(), checkpoint is None)
     started = time.perf_counter()
@@ -196,7 +200,7 @@ def train(cfg: RunConfig, run_dir: RunDir, resume: bool | None = False) -> dict[
         with atomic_directory(out / "adapter") as scratch:
             trainer.model.save_pretrained(scratch)
             trainer.processing_class.save_pretrained(scratch)
-        run_dir.mark_done("sft", cfg.fingerprint("sft"), **summary)
+        run_dir.mark_done("sft", cfg.fingerprint("sft"), **summary, tracking=tracking)
         best = f", best val loss {summary['best_val_loss']:.4f}" if summary["best_val_loss"] is not None else ""
         print(
             f"sft ({summary['method']}): {summary['steps']} steps in {seconds:.0f} s, {summary['tokens_per_second']} "

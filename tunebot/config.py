@@ -259,6 +259,12 @@ class SftConfig(_Section):
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept in sft/checkpoints (the best one is never deleted).")
     seed: int = Field(0, description="Seed for initialisation and data order.")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = all cores.")
+    report_to: Literal["none", "tensorboard", "mlflow"] = Field(
+        "none", description="Experiment tracking of training and eval scores, offline by default: tensorboard "
+        "(RUN_DIR/sft/tensorboard) or mlflow (a file store in RUNS_DIR/mlruns). See tunebot/tracking.py.")
+    tracking_uri: str | None = Field(
+        None, description="Where tracking goes instead: a TensorBoard log folder, or an MLflow tracking URI (a server "
+        "only if you give one).")
 
 
 class TuneConfig(_Section):
@@ -319,10 +325,13 @@ class RunConfig(_Section):
         '3f2a9c01d4e5'
         """
         dumped = self.model_dump(mode="json")
+        for name in TRACKING_FIELDS:  # where curves are logged changes no stage's output
+            dumped["sft"].pop(name, None)
         chosen = {name: dumped[name] for name in STAGE_INPUTS[stage]}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
 
 
+TRACKING_FIELDS = ("report_to", "tracking_uri")
 # The config fields each stage's output depends on (directly or through earlier stages).
 STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "data": ("data", "system_prompt"),

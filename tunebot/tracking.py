@@ -1,0 +1,78 @@
+"""Experiment tracking (`sft.report_to`): training curves and the eval scores of a run in one tracked run, offline by default.
+
+    tunebot run examples/acme-demo.yaml --set sft.report_to=mlflow && mlflow ui --backend-store-uri runs/mlruns
+
+- tensorboard: events in RUN_DIR/sft/tensorboard (tensorboardX writes them; `tensorboard --logdir`);
+- mlflow: a local file store, RUNS_DIR/mlruns (experiment "tunebot", one MLflow run a tunebot run),
+  unless `sft.tracking_uri` or $MLFLOW_TRACKING_URI names another: a server is used only when
+  the user configures one.
+HF Trainer's own callbacks log the training (loss, learning rate, eval loss); the eval stage then
+logs every system's scores and the recommendation into the same tracked run. What was used is
+kept in sft/DONE ("tracking"), so eval finds the run later. Changing the tracker does not retrain
+(it is not part of the sft fingerprint).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+from tunebot.errors import TunebotError
+
+PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow"}  # sft.report_to -> the package it needs
+EXPERIMENT = "tunebot"
+
+
+def start_tracking(kind: str, name: str, run_root: Path, runs_dir: Path, uri: str | None) -> dict[str, Any]:
+    """Prepares the tracker HF Trainer will report to (environment, run); returns what eval needs to log there."""
+    if kind == "none":
+        return {}
+    if importlib.util.find_spec(PACKAGES[kind]) is None:
+        raise TunebotError(f"sft.report_to: {kind} needs the {PACKAGES[kind]} package: pip install 'tunebot[tracking]'")
+    if kind == "tensorboard":
+        folder = Path(uri) if uri else run_root / "sft" / "tensorboard"
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder)
+        return {"kind": kind, "dir": str(folder)}
+    import mlflow
+
+    target = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"file:{(runs_dir / 'mlruns').resolve()}"
+    if target.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # a local folder, no database or server
+    mlflow.set_tracking_uri(target)
+    client = mlflow.MlflowClient(target)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
+    run = client.create_run(experiment_id, run_name=name, tags={"tunebot.run_dir": str(run_root)})
+    os.environ.update(MLFLOW_TRACKING_URI=target, MLFLOW_EXPERIMENT_NAME=EXPERIMENT, MLFLOW_RUN_ID=run.info.run_id)
+    return {"kind": kind, "uri": target, "run_id": run.info.run_id}
+
+
+def log_scores(tracking: dict[str, Any], scores: dict[str, Any]) -> None:
+    """Logs eval's scores (every system's metric means) and the recommendation into the tracked run."""
+    if not tracking:
+        return
+    values = {f"eval/{system}/{metric}": entry["mean"] for system, body in scores.get("systems", {}).items()
+              for metric, entry in body["metrics"].items()}
+    recommended = (scores.get("recommendation") or {}).get("system", "")
+    if tracking["kind"] == "tensorboard":
+        from tensorboardX import SummaryWriter
+
+        with SummaryWriter(tracking["dir"]) as writer:
+            for key, value in values.items():
+                writer.add_scalar(key, value, 0)
+            writer.add_text("eval/recommendation", recommended, 0)
+        return
+    import mlflow
+
+    if tracking["uri"].startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    client = mlflow.MlflowClient(tracking["uri"])
+    for key, value in values.items():
+        client.log_metric(tracking["run_id"], key.replace("/", "."), value)
+    client.set_tag(tracking["run_id"], "recommended", recommended)
+    right = ((scores.get("systems") or {}).get(recommended) or {}).get("metrics", {}).get("answer_match")
+    if right:
+        client.log_metric(tracking["run_id"], "recommended.answer_match", right["mean"])
+    client.set_terminated(tracking["run_id"])
