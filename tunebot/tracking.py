@@ -53,6 +53,9 @@ def log_scores(tracking: dict[str, Any], scores: dict[str, Any]) -> None:
     """Logs eval's scores (every system's metric means) and the recommendation into the tracked run."""
     if not tracking:
         return
+    if importlib.util.find_spec(PACKAGES[tracking["kind"]]) is None:  # uninstalled since training: scores stay in eval/
+        print(f"eval: {tracking['kind']} is no longer installed; scores not sent to the tracked run")
+        return
     values = {f"eval/{system}/{metric}": entry["mean"] for system, body in scores.get("systems", {}).items()
               for metric, entry in body["metrics"].items()}
     recommended = (scores.get("recommendation") or {}).get("system", "")
