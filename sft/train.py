@@ -112,6 +112,8 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str, 
         use_cpu=device == "cpu",
         report_to=[sft.report_to] if save and sft.report_to != "none" else [],  # search trials are not tracked
         run_name=cfg.name,
+        project="tunebot",  # trackio's project; its local store, never a Space:
+        trackio_static_space_id=False,
         dataloader_pin_memory=device == "cuda",
         # On CUDA every new sequence length seems to cost kernel specializations and fresh allocations:
         # lengths in steps of 64 keep the shapes few (H100: ragged batches 0.44 s/step, these 0.19)

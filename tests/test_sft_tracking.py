@@ -62,3 +62,25 @@ def test_tensorboard_events_hold_the_loss_and_the_eval_scores(run_config_file: P
     scalars = _scalars(Path(cfg.runs_dir) / "unit" / "sft" / "tensorboard")
     assert any(tag.startswith("train/") and "loss" in tag for tag in scalars)
     assert {"eval/retrieval/answer_match", "eval/tuned/chrf"} <= set(scalars)
+
+
+
+def test_trackio_local_store_holds_training_and_eval_of_one_run(run_config_file: Path, tmp_path: Path) -> None:
+    """In a fresh process, as `tunebot run` runs (trackio fixes its folder when first imported)."""
+    import os
+    import sqlite3
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKIO", "MLFLOW", "TENSORBOARD"))}
+    done = subprocess.run([sys.executable, "-m", "tunebot", "run", str(run_config_file), "--set", "sft.report_to=trackio"],
+                          env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    cfg = load_config(run_config_file)
+    store = Path(cfg.runs_dir) / "trackio" / "tunebot.db"  # local: beside the runs, no Space
+    tracking = json.loads((Path(cfg.runs_dir) / "unit" / "sft" / "DONE").read_text(encoding="utf-8"))["tracking"]
+    assert Path(tracking["dir"]) == store.parent.resolve()
+    with sqlite3.connect(store) as db:
+        tables = [row[0] for row in db.execute("select name from sqlite_master where type='table'")]
+        text = " ".join(str(row) for table in tables for row in db.execute(f"select * from {table}"))
+    assert "loss" in text and "eval/tuned/answer_match" in text and "unit" in text

@@ -259,9 +259,10 @@ class SftConfig(_Section):
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept in sft/checkpoints (the best one is never deleted).")
     seed: int = Field(0, description="Seed for initialisation and data order.")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = all cores.")
-    report_to: Literal["none", "tensorboard", "mlflow"] = Field(
+    report_to: Literal["none", "tensorboard", "mlflow", "trackio"] = Field(
         "none", description="Experiment tracking of training and eval scores, offline by default: tensorboard "
-        "(RUN_DIR/sft/tensorboard) or mlflow (a file store in RUNS_DIR/mlruns). See tunebot/tracking.py.")
+        "(RUN_DIR/sft/tensorboard), mlflow (a file store in RUNS_DIR/mlruns) or trackio (RUNS_DIR/trackio). "
+        "See tunebot/tracking.py.")
     tracking_uri: str | None = Field(
         None, description="Where tracking goes instead: a TensorBoard log folder, or an MLflow tracking URI (a server "
         "only if you give one).")

@@ -5,7 +5,11 @@
 - tensorboard: events in RUN_DIR/sft/tensorboard (tensorboardX writes them; `tensorboard --logdir`);
 - mlflow: a local file store, RUNS_DIR/mlruns (experiment "tunebot", one MLflow run a tunebot run),
   unless `sft.tracking_uri` or $MLFLOW_TRACKING_URI names another: a server is used only when
-  the user configures one.
+  the user configures one;
+- trackio: its local SQLite store in RUNS_DIR/trackio, or $TRACKIO_DIR (project "tunebot", `trackio
+  show`), never a Hugging Face Space (tunebot passes no space id and turns the post-training Space
+  freeze off). trackio fixes its folder when first imported, so a process that imported it before
+  training keeps that folder; sft/DONE records the one used.
 HF Trainer's own callbacks log the training (loss, learning rate, eval loss); the eval stage then
 logs every system's scores and the recommendation into the same tracked run. What was used is
 kept in sft/DONE ("tracking"), so eval finds the run later. Changing the tracker does not retrain
@@ -16,12 +20,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from tunebot.errors import TunebotError
 
-PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow"}  # sft.report_to -> the package it needs
+PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "trackio": "trackio"}  # sft.report_to -> the package it needs
 EXPERIMENT = "tunebot"
 
 
@@ -35,6 +40,12 @@ def start_tracking(kind: str, name: str, run_root: Path, runs_dir: Path, uri: st
         folder = Path(uri) if uri else run_root / "sft" / "tensorboard"
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder)
         return {"kind": kind, "dir": str(folder)}
+    if kind == "trackio":
+        if "trackio" not in sys.modules:  # trackio reads TRACKIO_DIR once, when first imported (TRL imports it too)
+            os.environ.setdefault("TRACKIO_DIR", str((Path(uri) if uri else runs_dir / "trackio").resolve()))
+        import trackio.utils
+
+        return {"kind": kind, "dir": str(trackio.utils.TRACKIO_DIR), "project": EXPERIMENT, "run": name}
     import mlflow
 
     target = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"file:{(runs_dir / 'mlruns').resolve()}"
@@ -67,6 +78,15 @@ def log_scores(tracking: dict[str, Any], scores: dict[str, Any]) -> None:
                 writer.add_scalar(key, value, 0)
             writer.add_text("eval/recommendation", recommended, 0)
         return
+    if tracking["kind"] == "trackio":
+        if "trackio" not in sys.modules:
+            os.environ.setdefault("TRACKIO_DIR", tracking["dir"])
+        import trackio
+
+        trackio.init(project=tracking["project"], name=tracking["run"], resume="must")
+        trackio.log(values | {"eval/recommended_answer_match": _right(scores, recommended)})
+        trackio.finish()
+        return
     import mlflow
 
     if tracking["uri"].startswith("file:"):
@@ -75,7 +95,11 @@ def log_scores(tracking: dict[str, Any], scores: dict[str, Any]) -> None:
     for key, value in values.items():
         client.log_metric(tracking["run_id"], key.replace("/", "."), value)
     client.set_tag(tracking["run_id"], "recommended", recommended)
-    right = ((scores.get("systems") or {}).get(recommended) or {}).get("metrics", {}).get("answer_match")
-    if right:
-        client.log_metric(tracking["run_id"], "recommended.answer_match", right["mean"])
+    client.log_metric(tracking["run_id"], "recommended.answer_match", _right(scores, recommended))
     client.set_terminated(tracking["run_id"])
+
+
+def _right(scores: dict[str, Any], system: str) -> float:
+    """The system's answer_match mean (0 when it has none)."""
+    entry = ((scores.get("systems") or {}).get(system) or {}).get("metrics", {}).get("answer_match")
+    return entry["mean"] if entry else 0.0
