@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from sft.gguf_write import QUANTS, ExportError, write_gguf
+from sft.gguf_write import QUANTS, ExportError, read_chat_template, write_gguf
 from tunebot.model_card import model_card
 from tunebot.rundir import atomic_write_text
 
@@ -57,9 +57,7 @@ def export_run(run_dir: str | Path, fmt: str = "gguf", quant: str = "q8_0", out:
     atomic_write_text(target / "README.md", model_card(root))
     written.append(target / "README.md")
     if fmt == "ollama":
-        from tunebot.models import load_tokenizer
-
-        template = load_tokenizer(str(merged)).chat_template or ""
+        template = read_chat_template(merged)
         context = min(json.loads((merged / "config.json").read_text(encoding="utf-8"))["max_position_embeddings"], 4096)
         atomic_write_text(target / "Modelfile", modelfile(name, template, str(config.get("system_prompt", "")), context))
         written.append(target / "Modelfile")

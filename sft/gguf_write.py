@@ -151,7 +151,7 @@ def write_gguf(model_dir: str | Path, out: str | Path, quant: str = "q8_0", chat
     model_dir, out = Path(model_dir), Path(out)
     config = _config(model_dir)
     kinds = {"f16": ("F16", "MOSTLY_F16"), "q8_0": ("Q8_0", "MOSTLY_Q8_0")}[quant]
-    template = chat_template or _chat_template(model_dir)
+    template = chat_template or read_chat_template(model_dir)
     partial = out.with_name(out.name + ".partial")
     writer = gguf.GGUFWriter(str(partial), gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
     _header(writer, config, model_dir.parent.name or model_dir.name, getattr(gguf.LlamaFileType, kinds[1]))
@@ -165,7 +165,8 @@ def write_gguf(model_dir: str | Path, out: str | Path, quant: str = "q8_0", chat
     return out
 
 
-def _chat_template(model_dir: Path) -> str:
+def read_chat_template(model_dir: Path) -> str:
+    """The model folder's chat template (chat_template.jinja, else tokenizer_config.json)."""
     jinja = model_dir / "chat_template.jinja"
     if jinja.is_file():
         return jinja.read_text(encoding="utf-8")

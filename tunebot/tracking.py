@@ -49,10 +49,8 @@ def start_tracking(kind: str, name: str, run_root: Path, runs_dir: Path, uri: st
     import mlflow
 
     target = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"file:{(runs_dir / 'mlruns').resolve()}"
-    if target.startswith("file:"):
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # a local folder, no database or server
+    client = _mlflow_client(target)
     mlflow.set_tracking_uri(target)
-    client = mlflow.MlflowClient(target)
     experiment = client.get_experiment_by_name(EXPERIMENT)
     experiment_id = experiment.experiment_id if experiment else client.create_experiment(EXPERIMENT)
     run = client.create_run(experiment_id, run_name=name, tags={"tunebot.run_dir": str(run_root)})
@@ -87,11 +85,7 @@ def log_scores(tracking: dict[str, Any], scores: dict[str, Any]) -> None:
         trackio.log(values | {"eval/recommended_answer_match": _right(scores, recommended)})
         trackio.finish()
         return
-    import mlflow
-
-    if tracking["uri"].startswith("file:"):
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    client = mlflow.MlflowClient(tracking["uri"])
+    client = _mlflow_client(tracking["uri"])
     for key, value in values.items():
         client.log_metric(tracking["run_id"], key.replace("/", "."), value)
     client.set_tag(tracking["run_id"], "recommended", recommended)
@@ -103,3 +97,12 @@ def _right(scores: dict[str, Any], system: str) -> float:
     """The system's answer_match mean (0 when it has none)."""
     entry = ((scores.get("systems") or {}).get(system) or {}).get("metrics", {}).get("answer_match")
     return entry["mean"] if entry else 0.0
+
+
+def _mlflow_client(uri: str) -> Any:
+    """An MLflow client for `uri`; a file: store is allowed (a local folder, no database or server)."""
+    import mlflow
+
+    if uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    return mlflow.MlflowClient(uri)
