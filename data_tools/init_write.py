@@ -59,20 +59,20 @@ def _shown(text: str, limit: int = 90) -> str:
 
 def preview(config: Path) -> list[str]:
     """Builds the pairs of the config as `tunebot data` would; returns the report lines (3 pairs a source)."""
-    from data_tools.build import build_records
+    from data_tools.stage import built_records
     from tunebot.config import load_config
 
     cfg = load_config(config)
-    records, rejects, reports = build_records(cfg.data, cfg.system_prompt)
+    records, rejects, reports = built_records(cfg)
     out = []
     for report in reports:
-        mine = [r for r in records if r["source"].rsplit(":", 1)[0] == report.file]
-        out.append(f"{report.file}: {report.rows_in} {report.unit}s in, {report.kept} pairs, "
-                   f"{sum(report.rejected.values())} rejected")
+        mine = [r for r in records if r["source"].rsplit(":", 1)[0] == report["file"]]
+        out.append(f"{report['file']}: {report['rows_in']} {report['unit']}s in, {report['kept']} pairs, "
+                   f"{report['rejected']} rejected")
         for record in mine[:PREVIEW]:
             asked = next((m["content"] for m in reversed(record["prompt"]) if m["role"] == "user"), "")
             out += [f"  Q: {_shown(asked)}", f"  A: {_shown(record['completion'][0]['content'])}"]
-        reasons = Counter(reject["reason"] for reject in rejects if reject["source"].rsplit(":", 1)[0] == report.file)
+        reasons = Counter(reject["reason"] for reject in rejects if reject["source"].rsplit(":", 1)[0] == report["file"])
         for reason, count in reasons.most_common(3):
             hint = "  (add it to agent_roles, customer_roles or skip_roles)" if "unknown role" in reason else ""
             out.append(f"  could not use {count}: {_shown(reason, 120)}{hint}")

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_tools.readers import RawRow
+from data_tools.rows import RawRow
 
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(\S.*)$")  # closing #s and spaces are stripped in _heading (no backtracking)
 _FENCE = re.compile(r"^\s*(```|~~~)")

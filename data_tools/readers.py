@@ -14,12 +14,11 @@ import csv
 import json
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from data_tools import jsonio
-from tunebot.errors import TunebotError
+from data_tools.rows import ANSWER_NAMES, CATEGORY_NAMES, QUESTION_NAMES, DataError, RawRow  # noqa: F401 (re-exported)
 
 # Tried in order when the config names no encoding; UTF-8 first because CP932 decodes almost
 # any byte string (into mojibake), so it must come last.
@@ -46,36 +45,12 @@ def candidate_encodings(path: Path) -> tuple[str, ...]:
     best = from_bytes(head, cp_isolation=["cp932", "euc_jp"]).best()
     return ("utf-8-sig", "euc_jp", "cp932") if best is not None and best.encoding == "euc_jp" else ENCODINGS
 
-QUESTION_NAMES = ("question", "q", "質問", "問い", "問", "instruction", "prompt", "title", "input", "query")
-ANSWER_NAMES = ("answer", "a", "回答", "答え", "答", "response", "completion", "body", "output", "reply")
-CATEGORY_NAMES = ("category", "カテゴリ", "カテゴリー", "分類", "ジャンル", "topic")
-
-
 def find_category_column(columns: list[str]) -> str | None:
     """Returns the optional category column, kept on records as metadata, or None."""
     by_key = {_name_key(column): column for column in columns}
     return next((by_key[name] for name in CATEGORY_NAMES if name in by_key), None)
 
 csv.field_size_limit(1 << 30)
-
-
-class DataError(TunebotError, ValueError):
-    """An input file that cannot be read at all; the message names the file."""
-
-
-@dataclass
-class RawRow:
-    """One input row: where it came from and its fields, or why it could not be parsed."""
-
-    file: str
-    line: int
-    fields: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def source(self) -> str:
-        """`file:line`, the address kept on every record and reject."""
-        return f"{self.file}:{self.line}"
 
 
 def decode(path: Path, encoding: str | None = None) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from data_tools.readers import ANSWER_NAMES, QUESTION_NAMES, DataError, RawRow
+from data_tools.rows import ANSWER_NAMES, QUESTION_NAMES, DataError, RawRow
 
 HEADER_SCAN = 20
 

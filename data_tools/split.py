@@ -130,25 +130,3 @@ def assign_splits(
         chosen.update(_assign_file(by_file[name], val, test, f"{seed}:{Path(name).name}", keeper))
     lookup = np.array([chosen[label] for label in labels.tolist()], dtype=np.int8)
     return lookup[np.searchsorted(labels, groups)]
-
-
-def split_records(
-    records: list[dict], val: float, test: float, seed: int, groups: list[int] | None = None
-) -> dict[str, list[dict]]:
-    """Splits records into train/val/test lists (stratified by file and category; an answer of
-    several records keeps one in train).
-
-    >>> parts = split_records(records, 0.1, 0.1, 0, cluster_ids(len(records), pairs))   # doctest: +SKIP
-    """
-    files = [record["source"].rsplit(":", 1)[0] for record in records]
-    strata = [record.get("category", "") for record in records]
-    from data_tools.build import answer_key
-    from tunebot.prompts import answer_of
-
-    answers = [answer_key(answer_of(record)) for record in records]
-    chosen = assign_splits(files, strata, groups if groups is not None else list(range(len(records))), val, test, seed,
-                           answers)
-    parts: dict[str, list[dict]] = {name: [] for name in SPLITS}
-    for record, split in zip(records, chosen.tolist()):
-        parts[SPLITS[split]].append(record)
-    return parts

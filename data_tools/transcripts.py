@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from data_tools.conversations import Conversation, Turn, _key, role_side
+from data_tools.roles import Conversation, Turn, _key, role_side
 from data_tools.helpdesk import SUPPORT_WORDS
 from data_tools.readers import open_text
 

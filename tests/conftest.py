@@ -12,6 +12,7 @@ import csv
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -116,3 +117,21 @@ def tiny_adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     folder = tmp_path_factory.mktemp("tiny-adapter")
     adapter.save_pretrained(folder)
     return folder
+
+
+def build_records(data: Any, system_prompt: str) -> tuple[list[dict], list[dict], list]:
+    """Runs the real data stage on `data` in a temporary run folder; returns (records of every split
+    in file order, rejects, per-source reports with the counts of report.json)."""
+    from collections import Counter
+
+    from data_tools.report import SourceReport
+    from data_tools.stage import built_records
+    from tunebot.config import RunConfig
+
+    cfg = RunConfig.model_validate({"name": "t", "system_prompt": system_prompt, "data": data.model_dump()})
+    records, rejects, sources = built_records(cfg)
+    extra_keys = ("conversations", "messages", "skipped_messages", "unanswered_messages")
+    reports = [SourceReport(entry["file"], entry["unit"], entry["rows_in"], entry["kept"], Counter(entry["rejected_by_reason"]),
+                            Counter(entry["pii_found"]), Counter({key: entry[key] for key in extra_keys if key in entry}))
+               for entry in sources]
+    return records, rejects, reports

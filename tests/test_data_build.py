@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from conftest import EN_PAIRS, JA_PAIRS, write_faq_files
-from data_tools.build import build_records, clean_text
-from data_tools.split import split_records
+from conftest import build_records
+from data_tools.normalize import clean_text
 from data_tools.readers import DataError, read_rows
 from data_tools.stage import run_data_stage
 from tunebot.config import DataConfig, parse_config
@@ -128,17 +128,19 @@ def test_globs_expand_to_every_file(tmp_path: Path) -> None:
 
 def test_split_is_deterministic_disjoint_and_covers_each_source(tmp_path: Path) -> None:
     en, ja = write_faq_files(tmp_path)
-    records, _, _ = build_records(data_config(en, ja), "S")
-    first = split_records(records, 0.2, 0.2, seed=0)
-    again = split_records(records, 0.2, 0.2, seed=0)
-    other = split_records(records, 0.2, 0.2, seed=1)
-    ids = {name: [r["id"] for r in rows] for name, rows in first.items()}
-    assert ids == {name: [r["id"] for r in rows] for name, rows in again.items()}
-    assert ids != {name: [r["id"] for r in rows] for name, rows in other.items()}
-    all_ids = sum(ids.values(), [])
-    assert sorted(all_ids) == sorted(r["id"] for r in records)  # nothing lost, nothing twice
-    for part in ("val", "test"):
-        assert {r["lang"] for r in first[part]} == {"en", "ja"}  # stratified by source file
+    ids = []
+    for run, seed in enumerate((0, 0, 1)):
+        cfg = parse_config({"name": "s", "data": {"sources": [{"path": str(en)}, {"path": str(ja)}],
+                                                   "split": {"val": 0.2, "test": 0.2, "seed": seed}}})
+        run_dir = RunDir(tmp_path / f"run{run}" / "s")
+        run_data_stage(cfg, run_dir)
+        parts = {name: list(read_jsonl(run_dir.path("data", f"{name}.jsonl"))) for name in ("train", "val", "test")}
+        ids.append({name: [record["id"] for record in rows] for name, rows in parts.items()})
+        for part in ("val", "test"):
+            assert {record["lang"] for record in parts[part]} == {"en", "ja"}  # stratified by source file
+    assert ids[0] == ids[1] and ids[0] != ids[2]
+    everything = sum(ids[0].values(), [])
+    assert len(everything) == len(set(everything)) == len(EN_PAIRS) + len(JA_PAIRS)  # nothing lost, nothing twice
 
 
 def test_clean_text_keeps_inner_line_breaks() -> None:
@@ -250,12 +252,21 @@ def test_data_stage_never_imports_torch(tmp_path: Path) -> None:
     assert "TORCH False" in result.stdout
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])  # cut into byte ranges; read here and sent in chunks
-def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str) -> None:
-    import data_tools.faq
-    import data_tools.segments
+def _small_shards(monkeypatch: pytest.MonkeyPatch, units: int) -> None:
+    """Makes the stage cut files into shards of `units` and use worker processes even for tiny inputs."""
     import data_tools.stage
 
+    monkeypatch.setattr(data_tools.stage, "IN_PROCESS_BYTES", 0)
+    monkeypatch.setattr(data_tools.stage, "SHARD_UNITS", units)
+
+
+def _outputs(run_dir: RunDir) -> dict[str, str]:
+    return {name: run_dir.path("data", name).read_text(encoding="utf-8")
+            for name in ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl", "report.json")}
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str) -> None:
     path = tmp_path / "faq.csv"
     lines = ["question,answer,category"]
     for index in range(300):
@@ -267,21 +278,19 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
         if index % 13 == 0:
             lines.append(f'Multi-line {index}?,"First, this.\nThen ""that"".\nDone.",返品')  # a quoted field over 3 lines
     path.write_text("\n".join(lines) + "\n", encoding=encoding)
-    outputs = []
-    for workers in (1, 2, 3):  # in this process only; one worker and this one; two workers and this one
-        monkeypatch.setattr(data_tools.faq, "PARALLEL_MIN_BYTES", 0)
-        monkeypatch.setattr(data_tools.stage, "PARALLEL_MIN_TEXTS", 0)  # clusters in a forked process too
-        monkeypatch.setattr(data_tools.faq, "CHUNK_ROWS", 16)
-        monkeypatch.setattr(data_tools.segments, "SEGMENT_BYTES", 300)  # ~5 rows: some cuts fall inside a quoted field
-        cfg = parse_config({"name": f"w{workers}", "data": {"sources": [{"path": str(path)}], "workers": workers}})
-        run_dir = RunDir(tmp_path / f"run{workers}")
+    _small_shards(monkeypatch, 40)  # 10 shards: duplicates, clusters and conflicts cross shard borders
+    outputs, fingerprints = [], set()
+    for workers in (1, 2, 3):
+        cfg = parse_config({"name": "w", "data": {"sources": [{"path": str(path)}], "workers": workers}})
+        fingerprints.add(cfg.fingerprint("data"))
+        run_dir = RunDir(tmp_path / f"run{workers}" / "w")
         run_data_stage(cfg, run_dir)
-        outputs.append({name: run_dir.path("data", name).read_text(encoding="utf-8")
-                        for name in ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl")})
-        report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
+        outputs.append(_outputs(run_dir))
+        report = json.loads(outputs[-1]["report.json"])
         assert report["rows_in"] == 300 + 43 + 28 + 24 == report["kept"] + report["rejected"]
         assert report["pii"]["found"] == {"PHONE": 343}  # found in every row read, duplicates too
-    assert outputs[0] == outputs[1] == outputs[2]
+        assert not run_dir.path("data", ".work").exists()
+    assert outputs[0] == outputs[1] == outputs[2] and len(fingerprints) == 1
     answers = {name: [json.loads(line)["completion"][0]["content"] for line in outputs[1][f"{name}.jsonl"].splitlines()]
                for name in ("train", "val", "test")}
     held = answers["val"] + answers["test"]
@@ -289,11 +298,43 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
     rejects = [json.loads(line) for line in outputs[1]["rejects.jsonl"].splitlines()]
     duplicate = next(reject for reject in rejects if reject["reason"].startswith("duplicate"))
     assert duplicate["row"] == {"question": "How do I return item 0?", "answer": "Within 30 days; call [PHONE].", "category": "返品"}
+    assert [int(reject["source"].rsplit(":", 1)[1]) for reject in rejects] == sorted(
+        int(reject["source"].rsplit(":", 1)[1]) for reject in rejects)  # in file order
 
 
-def test_duplicates_across_files_read_whole_and_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import data_tools.faq
+def test_a_killed_stage_resumes_and_gives_the_same_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import data_tools.stage
 
+    path = tmp_path / "faq.jsonl"
+    topics = ("refunds", "shipping", "points", "coupons", "returns", "invoices", "passwords")
+    path.write_text("".join(json.dumps({"question": f"How do {topics[i % 7]} work for order {i % 150 * 7919 % 1000}?",
+                                        "answer": f"See the {topics[i % 7]} page, step {i % 150}."}) + "\n"
+                            for i in range(200)), encoding="utf-8")
+    monkeypatch.setattr(data_tools.stage, "SHARD_UNITS", 30)
+    cfg = parse_config({"name": "r", "data": {"sources": [{"path": str(path)}], "workers": 1}})
+    fresh = RunDir(tmp_path / "fresh" / "r")
+    run_data_stage(cfg, fresh)
+    real, ran, died = data_tools.stage.clean_shard, [], []
+
+    def dies_at_the_fourth(number: int, *args: object) -> dict:
+        ran.append(number)
+        if len(ran) == 4 and not died:
+            died.append(number)
+            raise MemoryError("killed")  # as a kill would, between tasks
+        return real(number, *args)
+
+    monkeypatch.setattr(data_tools.stage, "clean_shard", dies_at_the_fourth)
+    resumed = RunDir(tmp_path / "resumed" / "r")
+    with pytest.raises(MemoryError):
+        run_data_stage(cfg, resumed)
+    assert not resumed.is_done("data") and len(list(resumed.path("data", ".work", "done").glob("clean-*.json"))) == 3
+    ran.clear()
+    run_data_stage(cfg, resumed)
+    assert len(ran) == 7 - 3  # the three finished shards were not cleaned again
+    assert _outputs(resumed) == _outputs(fresh)
+
+
+def test_duplicates_across_files_and_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pair = {"question": "How do I return an item?", "answer": "Within 30 days, from My Page."}
     first, middle, last = tmp_path / "a.json", tmp_path / "b.csv", tmp_path / "c.json"
     first.write_text(json.dumps([pair, {"question": "Other question?", "answer": "Other answer here."}]), encoding="utf-8")
@@ -301,8 +342,8 @@ def test_duplicates_across_files_read_whole_and_cut(tmp_path: Path, monkeypatch:
                       "Other question?,Other answer here.\nNew question here?,New answer here.\n", encoding="utf-8")
     last.write_text(json.dumps([{"question": "New question here?", "answer": "New answer here."}]), encoding="utf-8")
     reasons = []
-    for workers in (1, 2):  # all in this process; the CSV cut into segments, the JSON arrays sent in chunks
-        monkeypatch.setattr(data_tools.faq, "PARALLEL_MIN_BYTES", 0)
+    for workers in (1, 2):
+        _small_shards(monkeypatch, 1)  # a shard per row
         cfg = parse_config({"name": f"x{workers}", "data": {"workers": workers, "sources": [{"path": str(p)} for p in (first, middle, last)]}})
         _, rejects, _ = build_records(cfg.data, "S")
         reasons.append([(reject["source"], reject["reason"]) for reject in rejects])
@@ -315,17 +356,13 @@ def test_duplicates_across_files_read_whole_and_cut(tmp_path: Path, monkeypatch:
 
 
 def test_the_demo_faq_holds_out_phrasings_and_trains_every_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import data_tools.faq
-    import data_tools.segments
-
-    monkeypatch.setattr(data_tools.faq, "PARALLEL_MIN_BYTES", 0)  # the CSV cut into segments, the JSONL in chunks
-    monkeypatch.setattr(data_tools.segments, "SEGMENT_BYTES", 2000)
     examples = Path(__file__).resolve().parent.parent / "examples" / "data"
     sources = [{"path": str(examples / "acme_faq_ja.csv")}, {"path": str(examples / "acme_faq_en.jsonl")}]
     splits = []
     for workers in (1, 2):
-        cfg = parse_config({"name": f"demo{workers}", "data": {"sources": sources, "workers": workers}})
-        run_dir = RunDir(tmp_path / f"run{workers}")
+        _small_shards(monkeypatch, 7)
+        cfg = parse_config({"name": "demo", "data": {"sources": sources, "workers": workers}})
+        run_dir = RunDir(tmp_path / f"run{workers}" / "demo")
         run_data_stage(cfg, run_dir)
         splits.append({name: [json.loads(line) for line in run_dir.path("data", f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
                        for name in ("train", "val", "test")})

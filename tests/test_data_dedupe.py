@@ -1,12 +1,11 @@
-"""Near-duplicates and leakage: MinHash finds them in Japanese and English; twins never straddle splits."""
+"""Near-duplicates and leakage, through the data stage: found in Japanese and English; twins never straddle splits."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from data_tools.dedupe import cluster_ids, jaccard, near_duplicates, shingles, similar_pairs
-from data_tools.split import split_records
+from data_tools.matching import jaccard, shingles
 from data_tools.stage import run_data_stage
 from tunebot.config import parse_config
 from tunebot.prompts import question_of
@@ -22,23 +21,23 @@ BASE_QUESTIONS = [
 ]
 
 
-def test_similar_pairs_in_japanese_and_english() -> None:
-    texts = ["返品は購入後30日以内に承ります。", "返品は購入後３０日以内に承ります！", "送料は550円です。",
+def _stage(tmp_path: Path, rows: list[dict], name: str = "d", **data: object) -> RunDir:
+    path = tmp_path / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    run_dir = RunDir(tmp_path / name)
+    run_data_stage(parse_config({"name": name, "data": {"sources": [{"path": str(path)}], **data}}), run_dir)
+    return run_dir
+
+
+def test_near_duplicates_in_japanese_and_english(tmp_path: Path) -> None:
+    texts = ["返品は購入後30日以内に承りますか。", "返品は購入後３０日以内に承りますか！", "送料は550円ですか。",
              "How do I reset my password?", "how do i reset my password", "Where is my parcel?"]
-    pairs = {(a, b) for a, b, _ in similar_pairs(texts, 0.8)}
-    assert pairs == {(0, 1), (3, 4)}  # full-width digits, punctuation and case do not hide a twin
+    answers = ["はい、承ります。", "はい、承ります。", "はい。全国一律です。", "Use the link.", "Use the link.", "On its way."]
+    run_dir = _stage(tmp_path, [{"question": q, "answer": a} for q, a in zip(texts, answers)])
+    rejects = list(read_jsonl(run_dir.path("data", "rejects.jsonl")))
+    assert [int(r["source"].rsplit(":", 1)[1]) for r in rejects] == [2, 5]  # full-width digits, punctuation and case hide no twin
+    assert all(r["reason"].startswith("near-duplicate (similarity 1.00 to ") for r in rejects)
     assert jaccard(shingles(texts[0]), shingles(texts[2])) < 0.2
-    assert cluster_ids(6, similar_pairs(texts, 0.8)) == [0, 0, 2, 3, 3, 5]
-
-
-def test_near_duplicates_and_conflicting_answers() -> None:
-    questions = ["Can I return items bought on sale?", "Can I return items bought on sale!", "Do you ship abroad?",
-                 "do you ship abroad"]
-    answers = ["Yes, sale items can be returned within 30 days.", "Yes, sale items can be returned within 30 days.",
-               "No, we ship within Japan only.", "Yes, to 40 countries."]
-    duplicates, conflicts = near_duplicates(questions, answers, 0.9)
-    assert [(a, b) for a, b, _ in duplicates] == [(0, 1)]
-    assert [(a, b) for a, b, _ in conflicts] == [(2, 3)]
 
 
 def test_data_stage_rejects_near_duplicates_and_reports_conflicts(tmp_path: Path) -> None:
@@ -62,19 +61,20 @@ def test_data_stage_rejects_near_duplicates_and_reports_conflicts(tmp_path: Path
     assert [c["sources"] for c in report["conflicting_answers"]] == [[f"{path}:3", f"{path}:4"]]
 
 
-def test_near_twins_never_straddle_splits() -> None:
-    records = []
+def test_near_twins_never_straddle_splits(tmp_path: Path) -> None:
+    rows = []
     for index, base in enumerate(BASE_QUESTIONS):
         for variant, question in enumerate([base, base.upper().rstrip("?？") + "!!"]):  # a near-twin
-            records.append({"id": f"r{index}-{variant}", "source": f"faq.csv:{2 * index + variant + 2}",
-                            "prompt": [{"role": "user", "content": question}],
-                            "completion": [{"role": "assistant", "content": f"Answer {index}.{variant}"}]})
-    groups = cluster_ids(len(records), similar_pairs([question_of(r) for r in records], 0.6))
+            rows.append({"question": question, "answer": f"Answer {index}.{variant}", "id": f"r{index}"})
     for seed in range(5):
-        parts = split_records(records, 0.2, 0.2, seed, groups)
-        where = {record["id"].split("-")[0]: name for name, rows in parts.items() for record in rows}
-        for name, rows in parts.items():  # each twin sits in its sibling's split
-            assert all(where[record["id"].split("-")[0]] == name for record in rows)
+        run_dir = _stage(tmp_path, rows, f"s{seed}", split={"val": 0.2, "test": 0.2, "seed": seed})
+        parts = {name: list(read_jsonl(run_dir.path("data", f"{name}.jsonl"))) for name in ("train", "val", "test")}
+        where = {}
+        for name, records in parts.items():
+            for record in records:
+                line = int(record["source"].rsplit(":", 1)[1])  # twins are lines 2k+1 and 2k+2
+                where.setdefault((line + 1) // 2, set()).add(name)
+        assert all(len(names) == 1 for names in where.values())  # each twin sits in its sibling's split
         assert len(parts["test"]) == 8 and len(parts["val"]) == 8  # targets met with whole clusters
         train_questions = [question_of(r) for r in parts["train"]]
         for record in parts["test"]:

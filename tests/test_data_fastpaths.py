@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+
 import re
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from data_tools.jsonio import dumps_line, loads
 from data_tools.normalize import _trim, clean_text
 from tunebot import text
+
+GOLDEN_BANDS = "ec6e7ef3470c7cfd"  # rensa 0.5.0 (ALGORITHM_VERSION 2), NUM_PERM 128, SEED 20261202
 
 # Spaces of every kind, line breaks, kana, kanji, full-width and odd letters: where the fast
 # paths and the regexes could disagree.
@@ -96,42 +99,67 @@ def test_pii_hints_never_hide_a_finding(monkeypatch: pytest.MonkeyPatch) -> None
         assert got == wanted, repr(value)
 
 
-def test_minhash_signature_is_the_minimum_of_each_hash_function() -> None:
-    """The (BINS x grams) layout gives, per text and hash function, min((a * g + b) mod 2**32) mod 2**16."""
+def test_lsh_bands_find_the_pairs_a_brute_force_search_finds() -> None:
+    """rensa's signatures, cut into the stage's bands, give (nearly) every text with an earlier 0.9-similar
+    one such a partner (what dedupe needs), and join (nearly) every 0.6-similar pair into one cluster."""
     import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    from data_tools import dedupe
+    from data_tools.matching import bucket_pairs, layout_bands, normalize_for_matching, pair_similarity, sketch
 
-    rng = random.Random(7)
-    long = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz漢字かなカナ") for _ in range(9000))  # past the reused buffer
-    texts = _random_texts(3000, 200, seed=5) + [long, long[::-1]]
-    signatures, _, _ = dedupe.sketch_batch(texts)
-    owner, hashes = dedupe.ngram_hashes(texts)
-    multiplier, offset = (part.astype(np.uint64) for part in dedupe._PERMUTATIONS)
-    assert (owner == len(texts) - 1).sum() > 6000
-    for number in [*range(0, len(texts), 97), len(texts) - 2, len(texts) - 1]:
-        grams = np.unique(hashes[owner == number] >> np.uint64(32))  # the 32 bits sketch_batch hashes further
-        values = (grams[:, None] * multiplier + offset) & np.uint64(0xFFFFFFFF)
-        assert (signatures[number] == (values.min(axis=0) & np.uint64(0xFFFF)).astype(np.uint16)).all(), number
+    rng = random.Random(8)
+    base = _random_texts(150, 60, seed=8)
+    texts = base + ["".join(char if rng.random() > rate else "ー" for char in value) for value, rate in
+                    zip(base, [0.02, 0.08, 0.15] * 50)]
+    values, offsets, bands = sketch([normalize_for_matching(text) for text in texts])
+    lengths = np.diff(offsets)
+    every = np.array([(a, b) for a in range(len(texts)) for b in range(a + 1, len(texts))])
+    truth = pair_similarity(values, offsets[:-1], lengths, every)
+    for layout, threshold, least in (("duplicate", 0.9, 0.97), ("leakage", 0.6, 0.85)):
+        columns = list(layout_bands()[layout])
+        band = np.repeat(np.array(columns, dtype=np.uint8)[None, :], len(texts), axis=0)
+        ordinal = np.repeat(np.arange(len(texts))[:, None], len(columns), axis=1)
+        found = bucket_pairs(band.ravel(), bands[:, columns].ravel(), ordinal.ravel())
+        found = found[pair_similarity(values, offsets[:-1], lengths, found) >= threshold]
+        wanted = every[truth >= threshold]
+        if layout == "duplicate":
+            hit = len(set(wanted[:, 1].tolist()) & set(found[:, 1].tolist()))
+            wanted = np.unique(wanted[:, 1])
+        else:
+            graph = coo_matrix((np.ones(len(found)), (found[:, 0], found[:, 1])), shape=(len(texts), len(texts)))
+            labels = connected_components(graph, directed=False)[1]
+            hit = int((labels[wanted[:, 0]] == labels[wanted[:, 1]]).sum())
+        assert len(wanted) > 20 and hit >= least * len(wanted), (layout, hit, len(wanted))
+
+
+def test_rensa_signatures_do_not_change() -> None:
+    """The band keys of a fixed text are pinned: a rensa release that changes its sketches shows here."""
+    import hashlib
+
+    from data_tools.matching import normalize_for_matching, sketch
+
+    _, _, bands = sketch([normalize_for_matching(text) for text in ("返品できますか？", "Can I return it?", "a")])
+    assert hashlib.sha256(bands.tobytes()).hexdigest()[:16] == GOLDEN_BANDS
 
 
 def test_pair_similarity_matches_a_plain_bottom_k_comparison() -> None:
-    """Exact Jaccard for sketches holding every n-gram; for truncated ones (long texts), the bottom-k
-    estimate: values up to the smaller of the truncated sketches' largest, shared / union."""
+    """Exact Jaccard for sets holding every n-gram; for truncated ones (long texts), the bottom-k
+    estimate: values up to the smaller of the truncated sets' largest, shared / union."""
     import numpy as np
 
-    from data_tools import dedupe
+    from data_tools.matching import SKETCH_K, gram_hashes, normalize_for_matching, pair_similarity, sketch
 
     rng = random.Random(6)
     base = _random_texts(400, 300, seed=6)
-    texts = base + ["".join(char if rng.random() > 0.05 else "x" for char in value) for value in base]
-    store = dedupe.SketchStore()
-    store.add(texts)
+    texts = [normalize_for_matching(text) for text in
+             base + ["".join(char if rng.random() > 0.05 else "x" for char in value) for value in base]]
+    values, offsets, _ = sketch(texts)
     pairs = np.array([(i, i + 400) for i in range(400)] + [(rng.randrange(800), rng.randrange(800)) for _ in range(400)])
-    got = store.similarity(pairs, chunk=150)
-    owner, hashes = dedupe.ngram_hashes(texts)
+    got = pair_similarity(values, offsets[:-1], np.diff(offsets), pairs)
+    owner, hashes = gram_hashes(texts)
     sets = [sorted(set((hashes[owner == number] >> np.uint64(32)).tolist())) for number in range(len(texts))]
-    k = dedupe.SKETCH_K
+    k = SKETCH_K
     truncated = 0
     for (a, b), value in zip(pairs.tolist(), got.tolist()):
         limit = min([sketch[k - 1] for sketch in (sets[a], sets[b]) if len(sketch) >= k], default=2**32)

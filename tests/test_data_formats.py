@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from data_tools.build import build_records
+from conftest import build_records
 from data_tools.readers import DataError, read_rows
 from tunebot.config import DataConfig
 

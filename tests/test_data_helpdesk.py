@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from data_tools.build import build_records
+from conftest import build_records
 from tunebot.config import DataConfig
 
 ZENDESK = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from test_data_helpdesk import INTERCOM, LINE_EXPORT, ZENDESK
 
-from data_tools.build import build_records
+from conftest import build_records
 from data_tools.init_write import init_config
 from tunebot.cli import main
 from tunebot.config import load_config

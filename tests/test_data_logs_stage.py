@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data_tools.build import build_records
+from conftest import build_records
 from data_tools.stage import run_data_stage
 from tunebot.config import DataConfig, parse_config
 from tunebot.rundir import RunDir, read_jsonl

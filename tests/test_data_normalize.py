@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from data_tools.build import build_records
+from conftest import build_records
 from data_tools.normalize import NON_ANSWERS, TextCleaner, normalize_unicode
 from data_tools.split import assign_splits
 from tunebot.config import DataConfig

@@ -105,16 +105,16 @@ def test_look_alikes_survive(text: str) -> None:
 
 
 def test_known_names_and_reject_reasons_are_redacted(tmp_path) -> None:
-    from data_tools.build import RecordBuilder
+    from data_tools.steps import Context
     from tunebot.config import DataConfig
 
     assert PiiScrubber(names=("Emily Chen",)).redact("Emily Chen wrote again") == "[NAME] wrote again"
     source = tmp_path / "x.json"
     source.write_text("[]", encoding="utf-8")
-    builder = RecordBuilder(DataConfig(sources=[{"path": str(source)}]), "S")
-    reject = builder.reject("x.json:3", "unknown author {'email': 'emily@example.com', 'phone': '090-1234-5678'}",
-                            "author", {"author": {"email": "emily@example.com", "name": "Dear Emily Chen"},
-                                       "parts": ["call 03(1234)5678"]})
+    ctx = Context(DataConfig(sources=[{"path": str(source)}]), "S", {"units": []}, "x")
+    reject = {"reason": ctx.scrubbed("unknown author {'email': 'emily@example.com', 'phone': '090-1234-5678'}"),
+              "row": ctx.scrubbed({"author": {"email": "emily@example.com", "name": "Dear Emily Chen"},
+                                   "parts": ["call 03(1234)5678"]})}
     text = str(reject)
     assert "example.com" not in text and "1234" not in text and "Emily" not in text
     assert reject["row"]["author"]["email"] == "[EMAIL]" and reject["row"]["parts"] == ["call [PHONE]"]

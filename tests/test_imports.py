@@ -41,9 +41,7 @@ def test_the_spine_imports_no_stage_but_the_cli_dispatching_to_them() -> None:
                   if m.startswith("tunebot.") and m != "tunebot.cli" and t.split(".")[0] in STAGES) == []
 
 
-# data_tools still has circles (build <-> faq <-> faq_segments, build <-> logs, readers <-> markdown/sheets,
-# conversations <-> transcripts); issue 19's pipeline of steps removes them, and then it joins this list.
-@pytest.mark.parametrize("package", ("tunebot", "sft", "eval", "serve"))
+@pytest.mark.parametrize("package", ("tunebot", "data_tools", "sft", "eval", "serve"))
 def test_no_import_circles(package: str) -> None:
     graph = {m: {t for t in ts if t.startswith(package + ".")} for m, ts in _graph().items() if m.startswith(package + ".")}
     circles, done = [], set()

@@ -145,7 +145,15 @@ class DataConfig(_Section):
         [], description="Extra regexes of non-answers, matched against the whole answer (case-folded, trimmed)."
     )
     workers: int | None = Field(
-        None, ge=1, description="Processes that clean large FAQ files (>= 4 MB), the main one included; None = the CPU count (at most 4)."
+        None, ge=1, description="Processes (local engine) or CPUs (ray) the data stage's tasks run on; None = the CPU "
+        "count, at most 4. Inputs under 4 MB run in one process. Never changes the output or its fingerprint.",
+    )
+    engine: Literal["local", "ray"] = Field(
+        "local", description="What runs the data stage's tasks: local = this machine's processes; ray = a Ray cluster "
+        "(`pip install 'tunebot[scale]'`, see README 'Data at scale'). Never changes the output.",
+    )
+    ray_address: str | None = Field(
+        None, description="engine: ray: the cluster to join (ray://host:10001, or auto); None = start one on this machine."
     )
     max_context_turns: int = Field(
         8, ge=1, description="support_log: earlier messages kept in a record's prompt (older ones are left out)."
@@ -328,11 +336,14 @@ class RunConfig(_Section):
         dumped = self.model_dump(mode="json")
         for name in TRACKING_FIELDS:  # where curves are logged changes no stage's output
             dumped["sft"].pop(name, None)
+        for name in EXECUTION_FIELDS:
+            dumped["data"].pop(name, None)
         chosen = {name: dumped[name] for name in STAGE_INPUTS[stage]}
         return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:12]
 
 
 TRACKING_FIELDS = ("report_to", "tracking_uri")
+EXECUTION_FIELDS = ("workers", "engine", "ray_address")  # how the data stage runs, never what it writes
 # The config fields each stage's output depends on (directly or through earlier stages).
 STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "data": ("data", "system_prompt"),

@@ -1,0 +1,137 @@
+"""The decide step: every shard's columns and every partition's pairs -> duplicates, clusters and the split.
+
+    python -c "from data_tools.decide import decide; print(decide.__doc__.splitlines()[0])"
+
+The only step that sees all records at once, and only as columns of numbers (about 60 bytes a record):
+exact duplicates and near-duplicates lose to the earliest record, leakage clusters are scipy's
+connected components over the verified similar pairs (and the turns of one conversation), and
+`split.assign_splits` places whole clusters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_tools.jsonio import loads
+from data_tools.matching import jaccard, shingles
+from data_tools.pairs import load_npz
+from data_tools.shards import PLACE_BITS
+from data_tools.split import assign_splits
+from tunebot.config import DataConfig
+from tunebot.prompts import answer_of
+
+COLUMNS = ("ordinal", "line", "answer", "category", "conversation", "ja", "question_chars", "answer_chars", "ends")
+
+
+@dataclass
+class Decisions:
+    """What happens to each record (columns in ordinal order) and what the report says of it."""
+
+    columns: dict[str, np.ndarray]
+    shard_starts: np.ndarray  # where each shard's records begin in the columns
+    dropped: dict[int, str] = field(default_factory=dict)  # record index -> reject reason
+    split: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))  # -1 dropped, else 0/1/2
+    conflicts: list[tuple[int, int, float]] = field(default_factory=list)
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    near: int = 0
+
+
+def load_columns(folder: Path, shards: list[int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Returns the records' columns, all shards joined in order, and each shard's first row."""
+    metas = [load_npz(folder / "meta" / f"{number}.npz", COLUMNS) for number in shards]
+    sizes = [len(meta["ordinal"]) for meta in metas]
+    columns = {name: np.concatenate([meta[name] for meta in metas]) for name in COLUMNS}
+    return columns, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+def record_lines(folder: Path, decisions: Decisions, indexes: list[int]) -> dict[int, dict[str, Any]]:
+    """Returns the records at these indexes, read back from their shards' files by byte range."""
+    found, ends, ordinal = {}, decisions.columns["ends"], decisions.columns["ordinal"]
+    handle, opened = None, -1
+    try:
+        for index in sorted(set(indexes)):
+            shard = int(np.searchsorted(decisions.shard_starts, index, side="right")) - 1
+            if shard != opened:
+                if handle is not None:
+                    handle.close()
+                handle, opened = open(folder / "records" / f"{int(ordinal[index]) >> PLACE_BITS}.jsonl", "rb"), shard
+            start = int(ends[index - 1]) if index > decisions.shard_starts[shard] else 0
+            found[index] = loads(os.pread(handle.fileno(), int(ends[index]) - start, start))
+    finally:
+        if handle is not None:
+            handle.close()
+    return found
+
+
+def decide(folder: Path, shards: list[int], files: list[str], categories: dict[int, list[str]], cfg: DataConfig,
+           train_only: set[str]) -> Decisions:
+    """Decides duplicates, conflicts, clusters and splits of every record."""
+    columns, starts = load_columns(folder, shards)
+    decisions = Decisions(columns, starts)
+    ordinal = columns["ordinal"]
+    found = [load_npz(folder / "pairs" / f"{part.stem}.npz") for part in sorted((folder / "pairs").glob("*.npz"))]
+    exact = np.concatenate([item["exact"] for item in found]) if found else np.zeros((0, 2), dtype=np.int64)
+    pairs = np.searchsorted(ordinal, np.concatenate([item["pairs"] for item in found]) if found else np.zeros((0, 2), np.int64))
+    similarity = np.concatenate([item["similarity"] for item in found]) if found else np.zeros(0, dtype=np.float32)
+    gone = np.zeros(len(ordinal), dtype=bool)
+    later, first = np.searchsorted(ordinal, exact[:, 0]), np.searchsorted(ordinal, exact[:, 1])
+    gone[later] = True
+    for index, earlier in zip(later.tolist(), first.tolist()):
+        decisions.dropped[index] = f"duplicate (same question and answer as {_source(columns, files, earlier)})"
+    alive = ~gone[pairs].any(axis=1) if len(pairs) else np.zeros(0, dtype=bool)
+    pairs, unique = np.unique(pairs[alive].reshape(-1, 2), axis=0, return_index=True)  # a pair shares several bands
+    similarity = similarity[alive][unique]
+    _near_duplicates(folder, decisions, files, pairs, similarity, cfg.near_duplicate_threshold)
+    decisions.labels = _clusters(columns, gone, pairs[similarity >= cfg.leakage_threshold])
+    kept = np.array([index not in decisions.dropped for index in range(len(ordinal))], dtype=bool)
+    decisions.split = np.full(len(ordinal), -1, dtype=np.int8)
+    shard_of = np.repeat(np.arange(len(shards)), np.diff(starts))
+    file_names = [files[shards[s] >> 16] for s in shard_of[kept].tolist()]
+    strata = [categories[shards[s]][c] for s, c in zip(shard_of[kept].tolist(), columns["category"][kept].tolist())]
+    split = cfg.split
+    decisions.split[kept] = assign_splits(file_names, strata, decisions.labels[kept], split.val, split.test, split.seed,
+                                          columns["answer"][kept], train_only)
+    return decisions
+
+
+def _source(columns: dict[str, np.ndarray], files: list[str], index: int) -> str:
+    return f"{files[int(columns['ordinal'][index]) >> PLACE_BITS >> 16]}:{int(columns['line'][index])}"
+
+
+def _near_duplicates(folder: Path, decisions: Decisions, files: list[str], pairs: np.ndarray, similarity: np.ndarray,
+                     threshold: float) -> None:
+    """Pairs whose questions and answers are both `threshold` similar: the later one is dropped;
+    the same question with a different answer is a conflict a team should resolve."""
+    close = similarity >= threshold
+    pairs, similarity = pairs[close], similarity[close]
+    records = record_lines(folder, decisions, pairs.reshape(-1).tolist())
+    sets = {index: shingles(answer_of(record)) for index, record in records.items()}
+    answers = np.array([jaccard(sets[a], sets[b]) for a, b in pairs.tolist()])
+    order = np.lexsort((pairs[:, 0], pairs[:, 1])) if len(pairs) else np.zeros(0, dtype=np.int64)
+    for at in order.tolist():
+        a, b = pairs[at].tolist()
+        if answers[at] < threshold:
+            decisions.conflicts.append((a, b, float(similarity[at])))
+        elif b not in decisions.dropped:
+            both = min(float(similarity[at]), float(answers[at]))
+            decisions.dropped[b] = f"near-duplicate (similarity {both:.2f} to {_source(decisions.columns, files, a)})"
+            decisions.near += 1
+    decisions.conflicts.sort()
+
+
+def _clusters(columns: dict[str, np.ndarray], gone: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Returns a cluster label per record: similar questions and one conversation's turns join."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    count = len(gone)
+    conversation = columns["conversation"]
+    same = np.flatnonzero((conversation[1:] == conversation[:-1]) & (conversation[1:] >= 0))
+    edges = np.concatenate([pairs.reshape(-1, 2), np.stack([same, same + 1], axis=1)])
+    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(count, count))
+    return connected_components(graph, directed=False)[1]
