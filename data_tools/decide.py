@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from data_tools.jsonio import loads
-from data_tools.matching import jaccard, shingles
+from data_tools.matching import gram_sets, normalize_for_matching, pair_similarity
 from data_tools.pairs import load_npz
 from data_tools.shards import PLACE_BITS
 from data_tools.split import assign_splits
 from tunebot.config import DataConfig
 from tunebot.prompts import answer_of
 
+ANSWER_K = 256  # answers' 3-gram sets: exact up to ~250 characters, the bottom-k estimate past that
 COLUMNS = ("ordinal", "line", "answer", "category", "conversation", "ja", "question_chars", "answer_chars", "ends")
 
 
@@ -52,19 +53,16 @@ def load_columns(folder: Path, shards: list[int]) -> tuple[dict[str, np.ndarray]
 def record_lines(folder: Path, decisions: Decisions, indexes: list[int]) -> dict[int, dict[str, Any]]:
     """Returns the records at these indexes, read back from their shards' files by byte range."""
     found, ends, ordinal = {}, decisions.columns["ends"], decisions.columns["ordinal"]
-    handle, opened = None, -1
-    try:
-        for index in sorted(set(indexes)):
-            shard = int(np.searchsorted(decisions.shard_starts, index, side="right")) - 1
-            if shard != opened:
-                if handle is not None:
-                    handle.close()
-                handle, opened = open(folder / "records" / f"{int(ordinal[index]) >> PLACE_BITS}.jsonl", "rb"), shard
-            start = int(ends[index - 1]) if index > decisions.shard_starts[shard] else 0
-            found[index] = loads(os.pread(handle.fileno(), int(ends[index]) - start, start))
-    finally:
-        if handle is not None:
-            handle.close()
+    wanted = np.unique(np.asarray(indexes, dtype=np.int64))
+    shards = np.searchsorted(decisions.shard_starts, wanted, side="right") - 1
+    for shard in np.unique(shards).tolist():
+        mine = wanted[shards == shard]
+        first = int(decisions.shard_starts[shard])
+        with open(folder / "records" / f"{int(ordinal[first]) >> PLACE_BITS}.jsonl", "rb") as handle:
+            descriptor = handle.fileno()
+            for index in mine.tolist():
+                start = int(ends[index - 1]) if index > first else 0
+                found[index] = loads(os.pread(descriptor, int(ends[index]) - start, start))
     return found
 
 
@@ -84,11 +82,12 @@ def decide(folder: Path, shards: list[int], files: list[str], categories: dict[i
     for index, earlier in zip(later.tolist(), first.tolist()):
         decisions.dropped[index] = f"duplicate (same question and answer as {_source(columns, files, earlier)})"
     alive = ~gone[pairs].any(axis=1) if len(pairs) else np.zeros(0, dtype=bool)
-    pairs, unique = np.unique(pairs[alive].reshape(-1, 2), axis=0, return_index=True)  # a pair shares several bands
-    similarity = similarity[alive][unique]
+    codes, unique = np.unique(pairs[alive, 0] * len(ordinal) + pairs[alive, 1], return_index=True)  # a pair shares bands
+    pairs, similarity = np.stack([codes // len(ordinal), codes % len(ordinal)], axis=1), similarity[alive][unique]
     _near_duplicates(folder, decisions, files, pairs, similarity, cfg.near_duplicate_threshold)
     decisions.labels = _clusters(columns, gone, pairs[similarity >= cfg.leakage_threshold])
-    kept = np.array([index not in decisions.dropped for index in range(len(ordinal))], dtype=bool)
+    kept = np.ones(len(ordinal), dtype=bool)
+    kept[list(decisions.dropped)] = False
     decisions.split = np.full(len(ordinal), -1, dtype=np.int8)
     shard_of = np.repeat(np.arange(len(shards)), np.diff(starts))
     file_names = [files[shards[s] >> 16] for s in shard_of[kept].tolist()]
@@ -110,9 +109,10 @@ def _near_duplicates(folder: Path, decisions: Decisions, files: list[str], pairs
     close = similarity >= threshold
     pairs, similarity = pairs[close], similarity[close]
     records = record_lines(folder, decisions, pairs.reshape(-1).tolist())
-    sets = {index: shingles(answer_of(record)) for index, record in records.items()}
-    answers = np.array([jaccard(sets[a], sets[b]) for a, b in pairs.tolist()])
-    order = np.lexsort((pairs[:, 0], pairs[:, 1])) if len(pairs) else np.zeros(0, dtype=np.int64)
+    indexes = np.array(sorted(records), dtype=np.int64)
+    values, offsets = gram_sets([normalize_for_matching(answer_of(records[index])) for index in indexes.tolist()], ANSWER_K)
+    answers = pair_similarity(values, offsets[:-1], np.diff(offsets), np.searchsorted(indexes, pairs), ANSWER_K)
+    order = np.argsort(pairs[:, 1] * len(decisions.columns["ordinal"]) + pairs[:, 0])  # by later, then earlier record
     for at in order.tolist():
         a, b = pairs[at].tolist()
         if answers[at] < threshold:

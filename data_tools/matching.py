@@ -19,7 +19,8 @@ from data_tools.normalize import fold
 
 NUM_PERM = 128
 SEED = 20261202  # rensa's seed: fixed, so signatures never depend on the run
-LAYOUTS = {"duplicate": 10, "leakage": 5}  # rows per band: 12 bands find 0.9-similar pairs (p=0.99), 25 0.6-similar (p=0.87)
+LAYOUTS = {"duplicate": 10, "leakage": 5}
+MARGIN = 0.15  # a leakage candidate is checked exactly when its signatures agree on threshold - MARGIN (sd <= 0.045)  # rows per band: 12 bands find 0.9-similar pairs (p=0.99), 25 0.6-similar (p=0.87)
 WINDOW = 2  # in a crowded bucket each text is paired with its next WINDOW neighbours and the bucket's first text
 SKETCH_K = 128
 _NON_WORD = re.compile(r"[\W_]+")
@@ -70,30 +71,42 @@ def gram_hashes(norms: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return owner[:-2][inside], _mix(grams[inside])
 
 
-def sketch(norms: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (bottom-k 3-gram sets as sorted uint32 values, each text's offset, LSH band keys).
+def sketch(norms: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (bottom-k 3-gram sets as sorted uint32 values, each text's offset, LSH band keys, signatures).
 
     The band keys are (texts, bands of every layout) uint64: rensa's signature, SEED and NUM_PERM
-    fixed, each band's values hashed to one key.
+    fixed, each band's values hashed to one key. The signatures keep 16 bits of each value: their
+    share of equal values estimates the similarity cheaply, before the exact check.
     """
     import rensa
 
     if not norms:
         bands = sum(NUM_PERM // rows for rows in LAYOUTS.values())
-        return np.zeros(0, dtype=np.uint32), np.zeros(1, dtype=np.int64), np.zeros((0, bands), dtype=np.uint64)
-    owner, hashes = gram_hashes(norms)
-    keyed = np.sort((owner.astype(_U64) << _U64(32)) | (hashes >> _U64(32)))
-    keyed = keyed[np.concatenate([[True], keyed[1:] != keyed[:-1]])]  # one per distinct gram, sorted by text
-    text = (keyed >> _U64(32)).astype(np.int64)
-    first = np.searchsorted(text, np.arange(len(norms) + 1))
-    rank = np.arange(len(keyed)) - first[text]
-    kept = rank < SKETCH_K
-    values = (keyed[kept] & _U64(0xFFFFFFFF)).astype(np.uint32)
-    offsets = np.concatenate([[0], np.cumsum(np.bincount(text[kept], minlength=len(norms)))]).astype(np.int64)
+        return (np.zeros(0, dtype=np.uint32), np.zeros(1, dtype=np.int64), np.zeros((0, bands), dtype=np.uint64),
+                np.zeros((0, NUM_PERM), dtype=np.uint16))
+    keyed, first, values, offsets = _sets(norms, SKETCH_K)
     matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
         (keyed & _U64(0xFFFFFFFF)), first.astype(_U64), NUM_PERM, SEED)
     signatures = np.array(matrix.to_rows(), dtype=np.uint64).reshape(len(norms), NUM_PERM)
-    return values, offsets, band_keys(signatures)
+    return values, offsets, band_keys(signatures), signatures.astype(np.uint16)
+
+
+def gram_sets(norms: list[str], k: int = SKETCH_K) -> tuple[np.ndarray, np.ndarray]:
+    """Returns the texts' 3-gram sets, at most `k` values each (the smallest), as (values, offsets)."""
+    return _sets(norms, k)[2:]
+
+
+def _sets(norms: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (distinct (text, gram) keys, each text's first key, bottom-k values, their offsets)."""
+    owner, hashes = gram_hashes(norms)
+    keyed = np.sort((owner.astype(_U64) << _U64(32)) | (hashes >> _U64(32)))
+    keyed = keyed[np.concatenate([[True], keyed[1:] != keyed[:-1]])] if len(keyed) else keyed  # one per distinct gram
+    text = (keyed >> _U64(32)).astype(np.int64)
+    first = np.searchsorted(text, np.arange(len(norms) + 1))
+    kept = np.arange(len(keyed)) - first[text] < k
+    values = (keyed[kept] & _U64(0xFFFFFFFF)).astype(np.uint32)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(text[kept], minlength=len(norms)))]).astype(np.int64)
+    return keyed, first, values, offsets
 
 
 def band_keys(signatures: np.ndarray) -> np.ndarray:
@@ -136,24 +149,47 @@ def bucket_pairs(band: np.ndarray, key: np.ndarray, ordinal: np.ndarray, window:
     return np.concatenate(pairs) if pairs else np.zeros((0, 2), dtype=np.int64)
 
 
-def pair_similarity(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+def pair_similarity(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pairs: np.ndarray,
+                    k: int = SKETCH_K) -> np.ndarray:
     """Returns the 3-gram Jaccard similarity of each (i, j) pair of sets stored as sorted runs of `values`.
 
-    Exact while both sets are whole (under SKETCH_K grams); a truncated (bottom-k) set only speaks
-    for values up to its largest one, so both are compared below the smaller limit.
+    Exact while both sets are whole (under SKETCH_K grams): the intersection is the product of two
+    rows of a sparse 0/1 matrix (scipy, in C). A truncated (bottom-k) set only speaks for values up
+    to its largest one, so those pairs are compared below the smaller limit.
     """
     if len(pairs) == 0:
         return np.zeros(0)
+    from scipy.sparse import csr_matrix
+
+    out = np.empty(len(pairs))
+    whole = (lengths[pairs] < k).all(axis=1)
+    if whole.any():
+        used = np.unique(pairs[whole])
+        sizes = lengths[used]
+        local = np.searchsorted(used, pairs[whole])
+        columns = values[np.repeat(starts[used], sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)]
+        matrix = csr_matrix((np.ones(len(columns), dtype=np.float32), columns.astype(np.int64),
+                             np.concatenate([[0], np.cumsum(sizes)])), shape=(len(used), 1 << 32))
+        shared = np.asarray(matrix[local[:, 0]].multiply(matrix[local[:, 1]]).sum(axis=1)).ravel()
+        union = sizes[local[:, 0]] + sizes[local[:, 1]] - shared
+        out[whole] = np.where(union > 0, shared / np.maximum(union, 1), 1.0)
+    if not whole.all():
+        out[~whole] = _bottom_k_similarity(values, starts, lengths, pairs[~whole], k)
+    return out
+
+
+def _bottom_k_similarity(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pairs: np.ndarray, k: int) -> np.ndarray:
+    """pair_similarity for pairs with a truncated set: both compared below the smaller set's largest value."""
     (left, left_slot), (right, right_slot) = (_gather(values, starts, lengths, pairs[:, side]) for side in (0, 1))
     slot = np.concatenate([left_slot, right_slot])
     keyed = (slot.view(_U64) << _U64(32)) | np.concatenate([left, right]).astype(_U64)
     sizes = lengths[pairs]
-    if (sizes >= SKETCH_K).any():
+    if (sizes >= k).any():
         limit = np.full(len(pairs), _U64(1) << _U64(32), dtype=np.uint64)
         for side, (vals, side_slot) in enumerate(((left, left_slot), (right, right_slot))):
             top = np.zeros(len(pairs), dtype=np.uint64)
             np.maximum.at(top, side_slot, vals.astype(_U64))
-            limit = np.where(sizes[:, side] >= SKETCH_K, np.minimum(limit, top), limit)
+            limit = np.where(sizes[:, side] >= k, np.minimum(limit, top), limit)
         inside = (keyed & _U64(0xFFFFFFFF)) <= limit[slot]
         keyed, total = keyed[inside], np.bincount(slot[inside], minlength=len(pairs))
     else:

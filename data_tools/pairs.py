@@ -1,11 +1,12 @@
-"""The match task: one partition of duplicate and band keys -> exact duplicates and verified similar pairs.
+"""The match tasks: duplicate and band keys -> exact duplicates, near-duplicate candidates, leakage pairs.
 
     python -c "from data_tools.pairs import match_partition; print(match_partition.__doc__.splitlines()[0])"
 
-Partition P holds every record's duplicate key and LSH band keys that hash to P, from every shard
-(parts/P/*.npz), so each task sees whole buckets and nothing else: memory is one partition, not the
-data. Candidate pairs are checked with their exact 3-gram Jaccard similarity (the sets come from
-the shards' sets/ files, memory-mapped); pairs at least `floor` similar go to pairs/P.npz.
+Partition P holds every record's duplicate key and duplicate-layout band keys that hash to P, from
+every shard (parts/P/*.npz), so each task sees whole buckets and nothing else: memory is one
+partition, not the data. The leakage task reads the leakage layout's bands one at a time. Candidate
+pairs are checked with their exact 3-gram Jaccard similarity (the sets come from the shards' sets/
+files, memory-mapped); the pairs found go to pairs/P.npz and pairs/leakage.npz.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 
-from data_tools.matching import bucket_pairs, layout_bands, pair_similarity
+from data_tools.matching import MARGIN, NUM_PERM, bucket_pairs, layout_bands, pair_similarity
 from data_tools.shards import PLACE_BITS
+
+PARTITIONS = 8  # fixed, never the worker count: the output must not depend on how many ran
+LEAKAGE_BANDS_PER_TASK = 5
 from tunebot.rundir import atomic_open
 
 
@@ -24,39 +28,66 @@ def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.n
         return {name: data[name] for name in (names or data.files)}
 
 
-def match_partition(part: int, work: str, shards: list[int], duplicate: float, leakage: float) -> dict[str, int]:
-    """Finds partition `part`'s exact duplicates and its verified similar pairs.
+def match_partition(part: int, work: str, shards: list[int], duplicate: float) -> dict[str, int]:
+    """Finds partition `part`'s exact duplicates and its candidates at least `duplicate` similar.
 
-    Every candidate of the duplicate layout is checked (its similarity decides a near-duplicate).
-    Leakage bands only join clusters: they are taken band by band, and a candidate whose records this
-    partition already joined is not checked again, so families of templated questions stay cheap.
+    Every candidate of the duplicate layout is checked: its similarity decides a near-duplicate.
     """
     folder = Path(work)
     loaded = [load_npz(folder / "parts" / str(part) / f"{number}.npz") for number in shards]
     joined = {name: np.concatenate([item[name] for item in loaded]) for name in loaded[0]}
-    band, key, ordinal = joined["band"], joined["band_key"], joined["band_ordinal"]
-    store, bands = SketchStore(folder, shards), layout_bands()
-    duplicates = np.isin(band, list(bands["duplicate"]))
-    pairs = [_unique(bucket_pairs(band[duplicates], key[duplicates], ordinal[duplicates]))]
-    similarity = [store.similarity(pairs[0])]
-    nodes = np.unique(ordinal)
-    labels = _joined(np.arange(len(nodes)), np.searchsorted(nodes, pairs[0][similarity[0] >= leakage]))
-    for number in bands["leakage"]:
-        mine = band == number
-        candidates = bucket_pairs(band[mine], key[mine], ordinal[mine], window=1)
+    pairs = _unique(bucket_pairs(joined["band"], joined["band_key"], joined["band_ordinal"]))
+    similarity = SketchStore(folder, shards).similarity(pairs)
+    close = similarity >= duplicate
+    with atomic_open(folder / "pairs" / f"{part}.npz", binary=True) as handle:
+        np.savez(handle, exact=_exact(joined["key"], joined["key_ordinal"]), pairs=pairs[close],
+                 similarity=similarity[close].astype(np.float32))
+    return {"candidates": len(pairs), "similar": int(close.sum())}
+
+
+def leakage_pairs(group: int, work: str, shards: list[int], leakage: float) -> dict[str, int]:
+    """Finds pairs that join leakage clusters (questions at least `leakage` similar) in band group `group`.
+
+    Band by band, each band's keys read from every shard (16 bytes a record in memory). A candidate
+    whose records an earlier band of the group joined is not checked again, one whose signatures
+    agree on fewer than `leakage - MARGIN` of their values is not checked exactly: only
+    connectivity matters here, and families of templated questions stay cheap.
+    """
+    folder = Path(work)
+    store = SketchStore(folder, shards)
+    nodes = np.concatenate([store.column(number, "ordinal") for number in shards])
+    labels = np.arange(len(nodes))
+    pairs, similarity, checked = [], [], 0
+    bands = len(layout_bands()["leakage"])
+    for band in range(group * LEAKAGE_BANDS_PER_TASK, min(bands, (group + 1) * LEAKAGE_BANDS_PER_TASK)):
+        key = np.concatenate([store.column(number, "leakage")[band] for number in shards])
+        candidates = bucket_pairs(np.zeros(len(key), dtype=np.uint8), key, nodes, window=1)
         ends = labels[np.searchsorted(nodes, candidates)]
         candidates = candidates[ends[:, 0] != ends[:, 1]]
+        candidates = candidates[store.agreement(candidates) >= leakage - MARGIN]
         found = store.similarity(candidates)
         close = found >= leakage
+        checked += len(candidates)
         pairs.append(candidates[close])
         similarity.append(found[close])
         labels = _joined(labels, np.searchsorted(nodes, candidates[close]))
-    pairs_all, similarity_all = np.concatenate(pairs), np.concatenate(similarity)
-    close = similarity_all >= min(duplicate, leakage)
-    with atomic_open(folder / "pairs" / f"{part}.npz", binary=True) as handle:
-        np.savez(handle, exact=_exact(joined["key"], joined["key_ordinal"]), pairs=pairs_all[close],
-                 similarity=similarity_all[close].astype(np.float32))
-    return {"candidates": len(pairs_all), "similar": int(close.sum())}
+    with atomic_open(folder / "pairs" / f"leakage-{group}.npz", binary=True) as handle:
+        np.savez(handle, exact=np.zeros((0, 2), dtype=np.int64), pairs=np.concatenate(pairs),
+                 similarity=np.concatenate(similarity).astype(np.float32))
+    return {"candidates": checked, "similar": sum(map(len, pairs))}
+
+
+def match_tasks() -> list[str]:
+    """The match step's task names: leakage band groups first (the longest), then the partitions."""
+    groups = -(-len(layout_bands()["leakage"]) // LEAKAGE_BANDS_PER_TASK)
+    return [f"leakage-{group}" for group in range(groups)] + [str(part) for part in range(PARTITIONS)]
+
+
+def match_task(name: str, work: str, shards: list[int], duplicate: float, leakage: float) -> dict[str, int]:
+    """Runs one task of the match step: "leakage-G" (a group of leakage bands) or a partition's number."""
+    if name.startswith("leakage-"):
+        return leakage_pairs(int(name.split("-")[1]), work, shards, leakage)
+    return match_partition(int(name), work, shards, duplicate)
 
 
 def _unique(pairs: np.ndarray) -> np.ndarray:
@@ -99,8 +130,12 @@ class SketchStore:
     def _shard(self, number: int) -> dict[str, np.ndarray]:
         if number not in self._meta:  # memory-mapped: only the pages a pair touches are read
             self._meta[number] = {name: np.load(self.folder / "sets" / f"{number}.{name}.npy", mmap_mode="r")
-                                  for name in ("ordinal", "offsets", "values")}
+                                  for name in ("ordinal", "offsets", "values", "leakage", "signature")}
         return self._meta[number]
+
+    def column(self, number: int, name: str) -> np.ndarray:
+        """Returns one of shard `number`'s sets/ arrays, memory-mapped."""
+        return self._shard(number)[name]
 
     def sets(self, ordinals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns (values, starts, lengths) of the sorted unique `ordinals`' sets, in their order."""
@@ -119,6 +154,23 @@ class SketchStore:
             return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         lengths_all = np.concatenate(lengths)
         return np.concatenate(values), np.concatenate([[0], np.cumsum(lengths_all)[:-1]]).astype(np.int64), lengths_all
+
+    def agreement(self, pairs: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+        """Returns the share of equal signature values of each (a, b) ordinal pair: the MinHash estimate."""
+        out = []
+        for at in range(0, len(pairs), chunk):
+            part = pairs[at : at + chunk]
+            wanted, local = np.unique(part, return_inverse=True)
+            rows = np.concatenate([self.column(int(number), "signature")[np.searchsorted(self.column(int(number), "ordinal"), mine)]
+                                   for number, mine in self._by_shard(wanted)]) if len(wanted) else np.zeros((0, NUM_PERM))
+            local = local.reshape(-1, 2)
+            out.append(np.count_nonzero(rows[local[:, 0]] == rows[local[:, 1]], axis=1) / NUM_PERM)
+        return np.concatenate(out) if out else np.zeros(0)
+
+    @staticmethod
+    def _by_shard(ordinals: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        shard_of = ordinals >> PLACE_BITS
+        return [(number, ordinals[shard_of == number]) for number in np.unique(shard_of).tolist()]
 
     def similarity(self, pairs: np.ndarray, chunk: int = 200_000) -> np.ndarray:
         """Returns the exact 3-gram Jaccard similarity of each (a, b) ordinal pair."""

@@ -7,8 +7,9 @@ Files written under the work folder, per shard N (each atomically):
 - rejects/N.jsonl   the pairs a step rejected, with file:line, reason, field and the (scrubbed) row
 - meta/N.npz        per record: ordinal, unit, line, duplicate and answer keys, sizes, language,
                     category, conversation, where its line ends
-- sets/N.*.npy      each record's question 3-gram set (values, offsets, ordinal), memory-mapped by pairs.py
-- parts/P/N.npz     the duplicate keys and LSH band keys that fall in partition P (key % PARTITIONS)
+- sets/N.*.npy      each record's question 3-gram set (values, offsets, ordinal) and leakage band keys,
+                    memory-mapped by pairs.py
+- parts/P/N.npz     the duplicate keys and duplicate-layout band keys that fall in partition P (key % PARTITIONS)
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from data_tools.jsonio import dumps_line
+from data_tools.pairs import PARTITIONS
 from data_tools.shards import PLACE_BITS, load_units
 from data_tools.steps import STEPS, Context, Pair, answer_key, faq_pairs, to_record
 from tunebot.config import DataConfig
 from tunebot.rundir import atomic_open
 
-PARTITIONS = 8  # fixed, never the worker count: the output must not depend on how many ran
 
 
 def reason_name(reason: str) -> str:
@@ -64,7 +65,7 @@ def clean_shard(number: int, cfg: DataConfig, system_prompt: str, prefix: str, w
 def _write_records(folder: Path, number: int, pairs: list[Pair], places: list[int], ctx: Context,
                    rejected: list[int]) -> list[str]:
     """Writes records/N.jsonl, meta/N.npz and parts/*/N.npz; returns the category names meta indexes."""
-    from data_tools.matching import normalize_for_matching, sketch
+    from data_tools.matching import layout_bands, normalize_for_matching, sketch
 
     ends, langs = [], []
     with atomic_open(folder / "records" / f"{number}.jsonl", binary=True) as handle:
@@ -74,7 +75,7 @@ def _write_records(folder: Path, number: int, pairs: list[Pair], places: list[in
             ends.append(handle.tell() + handle.write(dumps_line(record)))
     names: dict[str, int] = {}
     ordinal = (np.int64(number) << np.int64(PLACE_BITS)) + np.array(places, dtype=np.int64)
-    values, offsets, bands = sketch([normalize_for_matching(pair.question) for pair in pairs])
+    values, offsets, bands, signatures = sketch([normalize_for_matching(pair.question) for pair in pairs])
     key = np.array([pair.key for pair in pairs], dtype=np.uint64)
     meta = {
         "ordinal": ordinal, "unit": np.array([pair.unit for pair in pairs], dtype=np.int32),
@@ -88,16 +89,20 @@ def _write_records(folder: Path, number: int, pairs: list[Pair], places: list[in
         "rejected": (np.int64(number) << np.int64(PLACE_BITS)) + np.array(rejected, dtype=np.int64),
     }
     _save(folder / "meta" / f"{number}.npz", meta)
-    for name, array in (("ordinal", ordinal), ("offsets", offsets), ("values", values)):
+    for name, array in (("ordinal", ordinal), ("offsets", offsets), ("values", values), ("signature", signatures)):
         with atomic_open(folder / "sets" / f"{number}.{name}.npy", binary=True) as handle:
             np.save(handle, array)
-    band = np.broadcast_to(np.arange(bands.shape[1], dtype=np.uint8), bands.shape)
-    rows = np.broadcast_to(ordinal[:, None], bands.shape)
+    layouts = layout_bands()
+    duplicate, leakage = bands[:, layouts["duplicate"]], bands[:, layouts["leakage"]]
+    with atomic_open(folder / "sets" / f"{number}.leakage.npy", binary=True) as handle:
+        np.save(handle, np.ascontiguousarray(leakage.T))  # a band's keys of the shard in one run
+    band = np.broadcast_to(np.arange(duplicate.shape[1], dtype=np.uint8), duplicate.shape)
+    rows = np.broadcast_to(ordinal[:, None], duplicate.shape)
     for part in range(PARTITIONS):
-        exact, banded = key % np.uint64(PARTITIONS) == part, bands % np.uint64(PARTITIONS) == part
+        exact, banded = key % np.uint64(PARTITIONS) == part, duplicate % np.uint64(PARTITIONS) == part
         _save(folder / "parts" / str(part) / f"{number}.npz", {
             "key": key[exact], "key_ordinal": ordinal[exact],
-            "band": band[banded], "band_key": bands[banded], "band_ordinal": rows[banded]})
+            "band": band[banded], "band_key": duplicate[banded], "band_ordinal": rows[banded]})
     return list(names)
 
 

@@ -6,7 +6,7 @@ The whole flow is `run_data_stage` below. Each task runs on the configured engin
 this machine's processes, or a Ray cluster) and talks only through files in data/.work:
 1. read_source (a task per file): the format readers' units, cut into shards   (shards.py)
 2. clean_shard (a task per shard): the steps of steps.py, then records, rejects and LSH keys (records.py)
-3. match_partition (a task per partition): exact duplicates and verified similar pairs (pairs.py)
+3. match_task (a task per partition, and per group of leakage bands): duplicates, verified similar pairs (pairs.py)
 4. decide (here, on columns of numbers): duplicates, clusters, the split        (decide.py)
 5. write (here): the split files and rejects.jsonl, shard by shard, then report.json
 A killed run resumes: finished tasks left a marker with the stage's fingerprint (engine.run_tasks).
@@ -28,9 +28,9 @@ import numpy as np
 from data_tools.decide import Decisions, decide, record_lines
 from data_tools.engine import make_engine, run_tasks
 from data_tools.jsonio import dumps_line
-from data_tools.pairs import load_npz, match_partition
+from data_tools.pairs import load_npz, match_task, match_tasks
 from data_tools.readers import DataError
-from data_tools.records import PARTITIONS, clean_shard
+from data_tools.records import clean_shard
 from data_tools.rejects import all_rejected
 from data_tools.report import SourceReport, split_counts, split_warnings, statistics, summary_table
 from data_tools.shards import SHARD_UNITS, expand_sources, id_prefixes, load_units, read_source
@@ -63,8 +63,8 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
         cleaned = run_tasks(engine, clean_shard, {f"clean-{number}": (number, cfg.data, cfg.system_prompt, prefixes[number >> 16],
                                                                        str(work)) for number in shards}, done, fingerprint)
         thresholds = (cfg.data.near_duplicate_threshold, cfg.data.leakage_threshold)
-        run_tasks(engine, match_partition, {f"match-{part}": (part, str(work), shards, *thresholds)
-                                            for part in range(PARTITIONS)}, done, fingerprint)
+        run_tasks(engine, match_task, {f"match-{name}": (name, str(work), shards, *thresholds) for name in match_tasks()},
+                  done, fingerprint)
     finally:
         engine.close()
     reports = _reports(sources, cleaned, shards)

@@ -112,7 +112,7 @@ def test_lsh_bands_find_the_pairs_a_brute_force_search_finds() -> None:
     base = _random_texts(150, 60, seed=8)
     texts = base + ["".join(char if rng.random() > rate else "ー" for char in value) for value, rate in
                     zip(base, [0.02, 0.08, 0.15] * 50)]
-    values, offsets, bands = sketch([normalize_for_matching(text) for text in texts])
+    values, offsets, bands, _ = sketch([normalize_for_matching(text) for text in texts])
     lengths = np.diff(offsets)
     every = np.array([(a, b) for a in range(len(texts)) for b in range(a + 1, len(texts))])
     truth = pair_similarity(values, offsets[:-1], lengths, every)
@@ -139,7 +139,7 @@ def test_rensa_signatures_do_not_change() -> None:
 
     from data_tools.matching import normalize_for_matching, sketch
 
-    _, _, bands = sketch([normalize_for_matching(text) for text in ("返品できますか？", "Can I return it?", "a")])
+    _, _, bands, _ = sketch([normalize_for_matching(text) for text in ("返品できますか？", "Can I return it?", "a")])
     assert hashlib.sha256(bands.tobytes()).hexdigest()[:16] == GOLDEN_BANDS
 
 
@@ -154,7 +154,7 @@ def test_pair_similarity_matches_a_plain_bottom_k_comparison() -> None:
     base = _random_texts(400, 300, seed=6)
     texts = [normalize_for_matching(text) for text in
              base + ["".join(char if rng.random() > 0.05 else "x" for char in value) for value in base]]
-    values, offsets, _ = sketch(texts)
+    values, offsets, _, _ = sketch(texts)
     pairs = np.array([(i, i + 400) for i in range(400)] + [(rng.randrange(800), rng.randrange(800)) for _ in range(400)])
     got = pair_similarity(values, offsets[:-1], np.diff(offsets), pairs)
     owner, hashes = gram_hashes(texts)
