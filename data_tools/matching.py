@@ -76,7 +76,7 @@ def sketch(norms: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
     The band keys are (texts, bands of every layout) uint64: rensa's signature, SEED and NUM_PERM
     fixed, each band's values hashed to one key. The signatures keep 16 bits of each value: their
-    share of equal values estimates the similarity cheaply, before the exact check.
+    share of equal values estimates the similarity (leakage clusters join on it).
     """
     import rensa
 
@@ -136,7 +136,8 @@ def bucket_pairs(band: np.ndarray, key: np.ndarray, ordinal: np.ndarray, window:
     Each record is paired with its next `window` neighbours in the bucket (by ordinal) and with the
     bucket's first record, so a crowded bucket costs O(n), not O(n²).
     """
-    order = np.lexsort((ordinal, key, band))
+    order = np.argsort(key, kind="stable") if len(band) and (band == band[0]).all() and (np.diff(ordinal) > 0).all() \
+        else np.lexsort((ordinal, key, band))  # one band, ordinals ascending: a stable sort by key is enough
     band, key, ordinal = band[order], key[order], ordinal[order]
     same = lambda step: (band[:-step] == band[step:]) & (key[:-step] == key[step:])  # noqa: E731
     pairs = [np.stack([ordinal[:-step][same(step)], ordinal[step:][same(step)]], axis=1)

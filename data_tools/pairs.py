@@ -14,11 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 import numpy as np
 
-from data_tools.matching import MARGIN, NUM_PERM, bucket_pairs, layout_bands, pair_similarity
+from data_tools.matching import NUM_PERM, bucket_pairs, layout_bands, pair_similarity
 from data_tools.shards import PLACE_BITS
 
+MARGIN = 0.15
+
 PARTITIONS = 8  # fixed, never the worker count: the output must not depend on how many ran
-LEAKAGE_BANDS_PER_TASK = 5
 from tunebot.rundir import atomic_open
 
 
@@ -45,49 +46,70 @@ def match_partition(part: int, work: str, shards: list[int], duplicate: float) -
     return {"candidates": len(pairs), "similar": int(close.sum())}
 
 
-def leakage_pairs(group: int, work: str, shards: list[int], leakage: float) -> dict[str, int]:
-    """Finds pairs that join leakage clusters (questions at least `leakage` similar) in band group `group`.
+def leakage_pairs(work: str, shards: list[int], leakage: float) -> dict[str, int]:
+    """Finds the pairs that join leakage clusters: questions at least `leakage` similar.
 
-    Band by band, each band's keys read from every shard (16 bytes a record in memory). A candidate
-    whose records an earlier band of the group joined is not checked again, one whose signatures
-    agree on fewer than `leakage - MARGIN` of their values is not checked exactly: only
-    connectivity matters here, and families of templated questions stay cheap.
+    One task, band by band (each band's keys read from every shard: 8 bytes a record), the signatures
+    memory-mapped from one file on disk. A candidate whose records an earlier band joined is not
+    checked again (only connectivity matters here), and one whose signatures agree on less than
+    `leakage - MARGIN` (3 sd of the estimate) is not checked exactly: families of templated
+    questions cost little more than unique ones.
     """
     folder = Path(work)
     store = SketchStore(folder, shards)
+    signatures = _joined_signatures(folder, store, shards)
     nodes = np.concatenate([store.column(number, "ordinal") for number in shards])
-    labels = np.arange(len(nodes))
-    pairs, similarity, checked = [], [], 0
-    bands = len(layout_bands()["leakage"])
-    for band in range(group * LEAKAGE_BANDS_PER_TASK, min(bands, (group + 1) * LEAKAGE_BANDS_PER_TASK)):
+    labels = np.arange(len(signatures))
+    pairs, estimates, checked = [], [], 0
+    for band in range(len(layout_bands()["leakage"])):
         key = np.concatenate([store.column(number, "leakage")[band] for number in shards])
-        candidates = bucket_pairs(np.zeros(len(key), dtype=np.uint8), key, nodes, window=1)
-        ends = labels[np.searchsorted(nodes, candidates)]
-        candidates = candidates[ends[:, 0] != ends[:, 1]]
-        candidates = candidates[store.agreement(candidates) >= leakage - MARGIN]
-        found = store.similarity(candidates)
+        candidates = bucket_pairs(np.zeros(len(key), dtype=np.uint8), key, labels.copy(), window=1)
+        candidates = candidates[labels[candidates[:, 0]] != labels[candidates[:, 1]]]
+        candidates = candidates[_agreement(signatures, candidates) >= leakage - MARGIN]  # the rest cannot be close
+        found = store.similarity(nodes[candidates])
         close = found >= leakage
         checked += len(candidates)
         pairs.append(candidates[close])
-        similarity.append(found[close])
-        labels = _joined(labels, np.searchsorted(nodes, candidates[close]))
-    with atomic_open(folder / "pairs" / f"leakage-{group}.npz", binary=True) as handle:
-        np.savez(handle, exact=np.zeros((0, 2), dtype=np.int64), pairs=np.concatenate(pairs),
-                 similarity=np.concatenate(similarity).astype(np.float32))
+        estimates.append(found[close])
+        labels = _joined(labels, candidates[close])
+    with atomic_open(folder / "pairs" / "leakage.npz", binary=True) as handle:
+        np.savez(handle, exact=np.zeros((0, 2), dtype=np.int64), pairs=nodes[np.concatenate(pairs)],
+                 similarity=np.concatenate(estimates).astype(np.float32))
+    (folder / "sets" / "all.signature.npy").unlink()
     return {"candidates": checked, "similar": sum(map(len, pairs))}
 
 
+def _joined_signatures(folder: Path, store: SketchStore, shards: list[int]) -> np.ndarray:
+    """Returns every record's signature, in ordinal order, from one memory-mapped file."""
+    sizes = [len(store.column(number, "ordinal")) for number in shards]
+    path = folder / "sets" / "all.signature.npy"
+    joined = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=(sum(sizes), NUM_PERM))
+    at = 0
+    for number, size in zip(shards, sizes):
+        joined[at : at + size] = store.column(number, "signature")
+        at += size
+    joined.flush()
+    del joined
+    return np.asarray(np.load(path, mmap_mode="r"))  # a plain view of the mapped file: fancy indexing stays in C
+
+
+def _agreement(signatures: np.ndarray, pairs: np.ndarray, chunk: int = 100_000) -> np.ndarray:
+    """Returns the share of equal signature values of each (i, j) pair: the MinHash similarity estimate."""
+    out = np.empty(len(pairs))
+    for at in range(0, len(pairs), chunk):
+        part = pairs[at : at + chunk]
+        out[at : at + chunk] = np.count_nonzero(signatures[part[:, 0]] == signatures[part[:, 1]], axis=1) / NUM_PERM
+    return out
+
+
 def match_tasks() -> list[str]:
-    """The match step's task names: leakage band groups first (the longest), then the partitions."""
-    groups = -(-len(layout_bands()["leakage"]) // LEAKAGE_BANDS_PER_TASK)
-    return [f"leakage-{group}" for group in range(groups)] + [str(part) for part in range(PARTITIONS)]
+    """The match step's task names: leakage first (the longest), then the partitions."""
+    return ["leakage"] + [str(part) for part in range(PARTITIONS)]
 
 
 def match_task(name: str, work: str, shards: list[int], duplicate: float, leakage: float) -> dict[str, int]:
-    """Runs one task of the match step: "leakage-G" (a group of leakage bands) or a partition's number."""
-    if name.startswith("leakage-"):
-        return leakage_pairs(int(name.split("-")[1]), work, shards, leakage)
-    return match_partition(int(name), work, shards, duplicate)
+    """Runs one task of the match step: "leakage", or a partition's number."""
+    return leakage_pairs(work, shards, leakage) if name == "leakage" else match_partition(int(name), work, shards, duplicate)
 
 
 def _unique(pairs: np.ndarray) -> np.ndarray:
@@ -154,23 +176,6 @@ class SketchStore:
             return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         lengths_all = np.concatenate(lengths)
         return np.concatenate(values), np.concatenate([[0], np.cumsum(lengths_all)[:-1]]).astype(np.int64), lengths_all
-
-    def agreement(self, pairs: np.ndarray, chunk: int = 200_000) -> np.ndarray:
-        """Returns the share of equal signature values of each (a, b) ordinal pair: the MinHash estimate."""
-        out = []
-        for at in range(0, len(pairs), chunk):
-            part = pairs[at : at + chunk]
-            wanted, local = np.unique(part, return_inverse=True)
-            rows = np.concatenate([self.column(int(number), "signature")[np.searchsorted(self.column(int(number), "ordinal"), mine)]
-                                   for number, mine in self._by_shard(wanted)]) if len(wanted) else np.zeros((0, NUM_PERM))
-            local = local.reshape(-1, 2)
-            out.append(np.count_nonzero(rows[local[:, 0]] == rows[local[:, 1]], axis=1) / NUM_PERM)
-        return np.concatenate(out) if out else np.zeros(0)
-
-    @staticmethod
-    def _by_shard(ordinals: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        shard_of = ordinals >> PLACE_BITS
-        return [(number, ordinals[shard_of == number]) for number in np.unique(shard_of).tolist()]
 
     def similarity(self, pairs: np.ndarray, chunk: int = 200_000) -> np.ndarray:
         """Returns the exact 3-gram Jaccard similarity of each (a, b) ordinal pair."""

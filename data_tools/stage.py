@@ -6,7 +6,7 @@ The whole flow is `run_data_stage` below. Each task runs on the configured engin
 this machine's processes, or a Ray cluster) and talks only through files in data/.work:
 1. read_source (a task per file): the format readers' units, cut into shards   (shards.py)
 2. clean_shard (a task per shard): the steps of steps.py, then records, rejects and LSH keys (records.py)
-3. match_task (a task per partition, and per group of leakage bands): duplicates, verified similar pairs (pairs.py)
+3. match_task (a task per partition, and one for leakage clusters): duplicates and similar pairs (pairs.py)
 4. decide (here, on columns of numbers): duplicates, clusters, the split        (decide.py)
 5. write (here): the split files and rejects.jsonl, shard by shard, then report.json
 A killed run resumes: finished tasks left a marker with the stage's fingerprint (engine.run_tasks).
