@@ -81,10 +81,10 @@ def decide(folder: Path, shards: list[int], files: list[str], categories: dict[i
     gone[later] = True
     for index, earlier in zip(later.tolist(), first.tolist()):
         decisions.dropped[index] = f"duplicate (same question and answer as {_source(columns, files, earlier)})"
-    alive = ~gone[pairs].any(axis=1) if len(pairs) else np.zeros(0, dtype=bool)
-    codes, unique = np.unique(pairs[alive, 0] * len(ordinal) + pairs[alive, 1], return_index=True)  # a pair shares bands
-    pairs, similarity = np.stack([codes // len(ordinal), codes % len(ordinal)], axis=1), similarity[alive][unique]
-    _near_duplicates(folder, decisions, files, pairs, similarity, cfg.near_duplicate_threshold)
+    codes, unique = np.unique(pairs[:, 0] * len(ordinal) + pairs[:, 1], return_index=True)  # a pair shares bands
+    pairs, similarity = np.stack([codes // len(ordinal), codes % len(ordinal)], axis=1), similarity[unique]
+    alive = ~gone[pairs].any(axis=1)  # an exact duplicate is no near-duplicate, but still links its cluster
+    _near_duplicates(folder, decisions, files, pairs[alive], similarity[alive], cfg.near_duplicate_threshold)
     decisions.labels = _clusters(columns, gone, pairs[similarity >= cfg.leakage_threshold])
     kept = np.ones(len(ordinal), dtype=bool)
     kept[list(decisions.dropped)] = False

@@ -59,11 +59,12 @@ def leakage_pairs(work: str, shards: list[int], leakage: float) -> dict[str, int
     store = SketchStore(folder, shards)
     signatures = _joined_signatures(folder, store, shards)
     nodes = np.concatenate([store.column(number, "ordinal") for number in shards])
-    labels = np.arange(len(signatures))
+    index = np.arange(len(signatures))
+    labels = index.copy()
     pairs, estimates, checked = [], [], 0
     for band in range(len(layout_bands()["leakage"])):
         key = np.concatenate([store.column(number, "leakage")[band] for number in shards])
-        candidates = bucket_pairs(np.zeros(len(key), dtype=np.uint8), key, labels.copy(), window=1)
+        candidates = bucket_pairs(np.zeros(len(key), dtype=np.uint8), key, index, window=1)
         candidates = candidates[labels[candidates[:, 0]] != labels[candidates[:, 1]]]
         candidates = candidates[_agreement(signatures, candidates) >= leakage - MARGIN]  # the rest cannot be close
         found = store.similarity(nodes[candidates])
