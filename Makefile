@@ -38,6 +38,7 @@ demo: setup
 	$(BIN)/tunebot demo
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-slow: setup

@@ -1,8 +1,14 @@
 """Benchmark of the data stage end to end (read -> clean -> PII -> dedupe -> split -> write).
 
-    .venv/bin/python bench/data_tools.py                 # 10k, 100k and 1M rows (~8 minutes here)
-    .venv/bin/python bench/data_tools.py --quick         # 10k and 100k rows (under 3 minutes)
-    .venv/bin/python bench/data_tools.py --sizes 50000 --json bench/results/data_tools.json
+    .venv/bin/python bench/data_tools.py                 # 10k, 100k, 1M rows: new, old and ray engines (~15 min)
+    .venv/bin/python bench/data_tools.py --quick         # 10k and 100k rows
+    .venv/bin/python bench/data_tools.py --sizes 10000000 --engines new   # the 10M streaming run (~20 min)
+    .venv/bin/python bench/data_tools.py --json bench/results/data_tools.json
+
+Engines, run one after another on the same generated files (interleaved per size):
+- new: this checkout's stage, data.engine local (a process per core);
+- old: the hand-made engine this one replaced, from a git worktree of OLD_COMMIT under bench/.cache;
+- ray: this checkout's stage on data.engine ray (a local Ray cluster of data.workers CPUs).
 
 The rows are synthetic FAQ pairs written by this script (seeded): half Japanese, half English,
 questions of 15-80 and answers of 40-300 characters assembled from topic vocabularies so most
@@ -32,8 +38,10 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+OLD_COMMIT = "8a8ca01"  # the last commit of the old data engine (byte-range segments, Spool, forks, numpy MinHash)
 TARGET_ROWS_PER_S = 20_000
 TARGET_PEAK_MB = 2048
+TARGET_PEAK_10M_MB = 4096
 
 EN_TOPICS = ("return", "refund", "exchange", "shipping", "delivery", "invoice", "receipt", "coupon", "points", "warranty",
              "repair", "password", "account", "address", "payment", "card", "bank transfer", "gift wrap", "app", "login")
@@ -151,14 +159,18 @@ def _pss_mb(pid: int | str) -> float:
         return 0.0
 
 
-def _children() -> list[str]:
+def _children(pid: str = "self") -> list[str]:
+    """Returns every descendant process (forkserver workers and Ray's processes are grandchildren)."""
     pids = []
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            pids += (task / "children").read_text().split()
-        except OSError:
-            pass
-    return pids
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                pids += (task / "children").read_text().split()
+            except OSError:
+                pass
+    except OSError:
+        return []
+    return pids + [grandchild for child in pids for grandchild in _children(child)]
 
 
 def _sample_memory(peak: list[float], stop: threading.Event) -> None:
@@ -167,9 +179,9 @@ def _sample_memory(peak: list[float], stop: threading.Event) -> None:
         peak[0] = max(peak[0], _pss_mb("self") + sum(_pss_mb(pid) for pid in _children()))
 
 
-def child(config: str) -> None:
-    """Runs the data stage in this process and prints wall time and peak memory as JSON."""
-    sys.path.insert(0, str(ROOT))
+def child(config: str, root: str) -> None:
+    """Runs the data stage of the checkout at `root` in this process; prints wall time and peak memory as JSON."""
+    sys.path.insert(0, root)
     from tunebot.cli import main
 
     peak, stop = [0.0], threading.Event()
@@ -190,8 +202,57 @@ def child(config: str) -> None:
     sys.exit(code)  # the CLI returns 2 on a known error (message on stderr): measure() shows it
 
 
-def measure(rows: int, keep: Path | None) -> dict:
-    """Generates `rows` rows, runs the stage in a child process and returns the figures."""
+def old_checkout() -> Path:
+    """Returns a git worktree of OLD_COMMIT under bench/.cache (made on first use)."""
+    folder = ROOT / "bench" / ".cache" / f"old-engine-{OLD_COMMIT}"
+    if not folder.is_dir():
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), OLD_COMMIT], check=True,
+                       capture_output=True)
+    return folder
+
+
+def run_engine(engine: str, folder: Path, config: Path, rows: int) -> dict:
+    """Runs one engine's data stage in a child process on the generated files; returns the figures."""
+    root = old_checkout() if engine == "old" else ROOT
+    if engine == "ray":
+        config.write_text(config.read_text(encoding="utf-8") + "  engine: ray\n", encoding="utf-8")
+    shutil.rmtree(folder / "runs", ignore_errors=True)
+    try:
+        done = subprocess.run([sys.executable, __file__, "--child", str(config), "--root", str(root)], capture_output=True,
+                              text=True, check=False, cwd=root, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    finally:
+        config.write_text(config.read_text(encoding="utf-8").replace("  engine: ray\n", ""), encoding="utf-8")
+    if done.returncode != 0:
+        raise SystemExit(f"{engine}: data stage failed on {rows} rows:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    report = json.loads((folder / "runs" / "bench" / "data" / "report.json").read_text(encoding="utf-8"))
+    if report["rows_in"] != rows or report["kept"] + report["rejected"] != rows:
+        raise SystemExit(f"{engine}: accounting broken at {rows} rows: {report['rows_in']=} {report['kept']=} {report['rejected']=}")
+    return {
+        "engine": engine, "rows": rows, "wall_s": round(figures["wall_s"], 1), "rows_per_s": round(rows / figures["wall_s"]),
+        "peak_mb": round(figures["peak_mb"]),
+        # memory in use at once: this process and every descendant, shared pages counted once (PSS, sampled)
+        "peak_total_mb": round(figures["peak_total_mb"]),
+        "kept": report["kept"], "rejected": report["rejected"], "exact_dupes": report["duplicates"]["exact"],
+        "near_dupes": report["duplicates"]["near"], "pii": sum(report["pii"]["found"].values()), "splits": report["splits"],
+        "outputs": _digest(folder / "runs" / "bench" / "data"),
+    }
+
+
+def _digest(data: Path) -> str:
+    """A hash of the split files and rejects: equal for engines whose outputs are equal record for record."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "rejects.jsonl"):
+        with open(data / name, "rb") as handle:
+            while block := handle.read(1 << 24):
+                digest.update(block)
+    return digest.hexdigest()[:12]
+
+
+def measure(rows: int, engines: list[str], keep: Path | None) -> list[dict]:
+    """Generates `rows` rows once, then runs each engine on them in turn; returns their figures."""
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f"tunebot-bench-{rows}-", dir=keep))
@@ -199,57 +260,51 @@ def measure(rows: int, keep: Path | None) -> dict:
         files = generate(rows, folder)
         config = write_config(folder, files)
         os.sync()  # the input is on disk, as a user's files are: its writeback does not compete with the run
-        done = subprocess.run([sys.executable, __file__, "--child", str(config)], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"data stage failed on {rows} rows:\n{done.stderr[-3000:]}")
-        figures = json.loads(done.stdout.strip().splitlines()[-1])
-        report = json.loads((folder / "runs" / "bench" / "data" / "report.json").read_text(encoding="utf-8"))
-        if report["rows_in"] != rows or report["kept"] + report["rejected"] != rows:
-            raise SystemExit(f"accounting broken at {rows} rows: {report['rows_in']=} {report['kept']=} {report['rejected']=}")
-        return {
-            "rows": rows, "files": len(files), "wall_s": round(figures["wall_s"], 1),
-            "rows_per_s": round(rows / figures["wall_s"]), "peak_mb": round(figures["peak_mb"]),
-            # memory in use at once: this process and its workers, shared pages counted once (PSS, sampled)
-            "peak_total_mb": round(figures["peak_total_mb"]),
-            "kept": report["kept"], "rejected": report["rejected"],
-            "exact_dupes": report["duplicates"]["exact"], "near_dupes": report["duplicates"]["near"],
-            "pii": sum(report["pii"]["found"].values()), "splits": report["splits"],
-        }
+        results = []
+        for engine in engines:
+            results.append(run_engine(engine, folder, config, rows))
+            print(f"{rows:,} rows, {engine}: {results[-1]['wall_s']} s", file=sys.stderr)
+        return results
     finally:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
 def table(results: list[dict]) -> str:
-    """Returns the printed table, with the targets checked on every row."""
-    head = f"{'rows':>9} {'files':>5} {'wall s':>7} {'rows/s':>8} {'peak MB':>8} {'kept':>9} {'rejected':>8} {'exact':>6} {'near':>6} {'pii':>6}  target"
+    """Returns the printed table, with the targets checked on every row and each engine's speed against new."""
+    head = (f"{'rows':>10} {'engine':>6} {'wall s':>7} {'rows/s':>8} {'vs new':>6} {'peak MB':>8} {'kept':>9} {'rejected':>8} "
+            f"{'exact':>7} {'near':>6} {'pii':>6} {'outputs':>12}  target")
     lines = [head]
     for r in results:
-        ok = r["rows_per_s"] >= TARGET_ROWS_PER_S and r["peak_total_mb"] < TARGET_PEAK_MB
-        lines.append(f"{r['rows']:>9,} {r['files']:>5} {r['wall_s']:>7.1f} {r['rows_per_s']:>8,} {r['peak_total_mb']:>8,} "
-                     f"{r['kept']:>9,} {r['rejected']:>8,} {r['exact_dupes']:>6,} {r['near_dupes']:>6,} {r['pii']:>6,}  "
-                     f"{'PASS' if ok else 'FAIL'}")
-    lines.append(f"target: >= {TARGET_ROWS_PER_S:,} rows/s at 1M rows, peak < {TARGET_PEAK_MB:,} MB "
-                 "(checked on every row; peak = the stage's process and its workers together, PSS sampled every 0.2 s)")
+        new = next((other for other in results if other["rows"] == r["rows"] and other["engine"] == "new"), r)
+        limit = TARGET_PEAK_10M_MB if r["rows"] >= 10_000_000 else TARGET_PEAK_MB
+        ok = (r["rows_per_s"] >= TARGET_ROWS_PER_S or r["rows"] >= 10_000_000) and r["peak_total_mb"] < limit
+        lines.append(f"{r['rows']:>10,} {r['engine']:>6} {r['wall_s']:>7.1f} {r['rows_per_s']:>8,} {new['wall_s'] / r['wall_s']:>6.2f} "
+                     f"{r['peak_total_mb']:>8,} {r['kept']:>9,} {r['rejected']:>8,} {r['exact_dupes']:>7,} {r['near_dupes']:>6,} "
+                     f"{r['pii']:>6,} {r['outputs']:>12}  {'PASS' if ok else 'FAIL'}")
+    lines.append(f"targets: >= {TARGET_ROWS_PER_S:,} rows/s and peak < {TARGET_PEAK_MB:,} MB at 1M rows; 10M rows: peak < "
+                 f"{TARGET_PEAK_10M_MB:,} MB (peak = the stage's process and every descendant, PSS sampled every 0.2 s). "
+                 "vs new = new's wall time / this one's; outputs = a hash of the split files and rejects")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated row counts")
-    parser.add_argument("--quick", action="store_true", help="10k and 100k rows only (under 3 minutes)")
+    parser.add_argument("--engines", default="new,old,ray", help="comma-separated: new, old, ray")
+    parser.add_argument("--quick", action="store_true", help="10k and 100k rows only")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", type=Path, help="keep the generated data under this folder")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.root)
         return
     sizes = [10_000, 100_000] if args.quick else [int(size) for size in args.sizes.split(",")]
     results = []
     for rows in sizes:
-        results.append(measure(rows, args.keep))
-        print(f"{rows:,} rows: {results[-1]['wall_s']} s", file=sys.stderr)
+        results += measure(rows, args.engines.split(","), args.keep)
     print(table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -16,11 +16,10 @@ import numpy as np
 
 from data_tools.matching import NUM_PERM, bucket_pairs, layout_bands, pair_similarity
 from data_tools.shards import PLACE_BITS
-
-MARGIN = 0.15
-
-PARTITIONS = 8  # fixed, never the worker count: the output must not depend on how many ran
 from tunebot.rundir import atomic_open
+
+MARGIN = 0.15  # a leakage candidate is checked exactly when its signatures agree on threshold - MARGIN (3 sd)
+PARTITIONS = 8  # fixed, never the worker count: the output must not depend on how many ran
 
 
 def load_npz(path: Path, names: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
