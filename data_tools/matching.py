@@ -75,20 +75,20 @@ def sketch(norms: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     """Returns (bottom-k 3-gram sets as sorted uint32 values, each text's offset, LSH band keys, signatures).
 
     The band keys are (texts, bands of every layout) uint64: rensa's signature, SEED and NUM_PERM
-    fixed, each band's values hashed to one key. The signatures keep 16 bits of each value: their
-    share of equal values estimates the similarity (leakage clusters join on it).
+    fixed, each band's values hashed to one key. The signatures keep 8 bits of each value: their
+    share of equal values estimates the similarity (biased up by (1 - J) / 256: negligible).
     """
     import rensa
 
     if not norms:
         bands = sum(NUM_PERM // rows for rows in LAYOUTS.values())
         return (np.zeros(0, dtype=np.uint32), np.zeros(1, dtype=np.int64), np.zeros((0, bands), dtype=np.uint64),
-                np.zeros((0, NUM_PERM), dtype=np.uint16))
+                np.zeros((0, NUM_PERM), dtype=np.uint8))
     keyed, first, values, offsets = _sets(norms, SKETCH_K)
     matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
         (keyed & _U64(0xFFFFFFFF)), first.astype(_U64), NUM_PERM, SEED)
     signatures = np.array(matrix.to_rows(), dtype=np.uint64).reshape(len(norms), NUM_PERM)
-    return values, offsets, band_keys(signatures), signatures.astype(np.uint16)
+    return values, offsets, band_keys(signatures), signatures.astype(np.uint8)
 
 
 def gram_sets(norms: list[str], k: int = SKETCH_K) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from data_tools.matching import NUM_PERM, bucket_pairs, layout_bands, pair_simil
 from data_tools.shards import PLACE_BITS
 from tunebot.rundir import atomic_open
 
-MARGIN = 0.15  # a leakage candidate is checked exactly when its signatures agree on threshold - MARGIN (3 sd)
+MARGIN = 0.15  # a leakage candidate is checked exactly when its estimate is within MARGIN (3 sd) of the threshold
 PARTITIONS = 8  # fixed, never the worker count: the output must not depend on how many ran
 
 
@@ -48,49 +48,41 @@ def match_partition(part: int, work: str, shards: list[int], duplicate: float) -
 def leakage_pairs(work: str, shards: list[int], leakage: float) -> dict[str, int]:
     """Finds the pairs that join leakage clusters: questions at least `leakage` similar.
 
-    One task, band by band (each band's keys read from every shard: 8 bytes a record), the signatures
-    memory-mapped from one file on disk. A candidate whose records an earlier band joined is not
-    checked again (only connectivity matters here), and one whose signatures agree on less than
-    `leakage - MARGIN` (3 sd of the estimate) is not checked exactly: families of templated
-    questions cost little more than unique ones.
+    One task, band by band (each band's keys read from every shard: 8 bytes a record), with every
+    record's signature in memory (128 bytes a record). A candidate whose records an earlier band joined is not
+    checked again (only connectivity matters here). The signatures' estimate decides a candidate more
+    than MARGIN (3 sd) from the threshold; the rest get their exact similarity. Families of
+    templated questions cost little more than unique ones.
     """
     folder = Path(work)
     store = SketchStore(folder, shards)
-    signatures = _joined_signatures(folder, store, shards)
-    nodes = np.concatenate([store.column(number, "ordinal") for number in shards])
+    signatures = _joined_signatures(store, shards)
+    nodes = np.concatenate([store.ordinals(number) for number in shards])
     index = np.arange(len(signatures))
     labels = index.copy()
     pairs, estimates, checked = [], [], 0
     for band in range(len(layout_bands()["leakage"])):
-        key = np.concatenate([store.column(number, "leakage")[band] for number in shards])
+        key = np.concatenate([np.array(store.mapped(number, "leakage")[band]) for number in shards])
         candidates = bucket_pairs(np.zeros(len(key), dtype=np.uint8), key, index, window=1)
         candidates = candidates[labels[candidates[:, 0]] != labels[candidates[:, 1]]]
-        candidates = candidates[_agreement(signatures, candidates) >= leakage - MARGIN]  # the rest cannot be close
-        found = store.similarity(nodes[candidates])
+        estimate = _agreement(signatures, candidates)
+        candidates, found = candidates[estimate >= leakage - MARGIN], estimate[estimate >= leakage - MARGIN]
+        unsure = found < leakage + MARGIN  # within 3 sd of the threshold: checked exactly; above it: close
+        found[unsure] = store.similarity(nodes[candidates[unsure]])
         close = found >= leakage
-        checked += len(candidates)
+        checked += int(unsure.sum())
         pairs.append(candidates[close])
         estimates.append(found[close])
         labels = _joined(labels, candidates[close])
     with atomic_open(folder / "pairs" / "leakage.npz", binary=True) as handle:
         np.savez(handle, exact=np.zeros((0, 2), dtype=np.int64), pairs=nodes[np.concatenate(pairs)],
                  similarity=np.concatenate(estimates).astype(np.float32))
-    (folder / "sets" / "all.signature.npy").unlink()
     return {"candidates": checked, "similar": sum(map(len, pairs))}
 
 
-def _joined_signatures(folder: Path, store: SketchStore, shards: list[int]) -> np.ndarray:
-    """Returns every record's signature, in ordinal order, from one memory-mapped file."""
-    sizes = [len(store.column(number, "ordinal")) for number in shards]
-    path = folder / "sets" / "all.signature.npy"
-    joined = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint16, shape=(sum(sizes), NUM_PERM))
-    at = 0
-    for number, size in zip(shards, sizes):
-        joined[at : at + size] = store.column(number, "signature")
-        at += size
-    joined.flush()
-    del joined
-    return np.asarray(np.load(path, mmap_mode="r"))  # a plain view of the mapped file: fancy indexing stays in C
+def _joined_signatures(store: SketchStore, shards: list[int]) -> np.ndarray:
+    """Returns every record's signature (8 bits of each value: 128 bytes a record), in ordinal order."""
+    return np.concatenate([np.array(store.mapped(number, "signature")) for number in shards])
 
 
 def _agreement(signatures: np.ndarray, pairs: np.ndarray, chunk: int = 100_000) -> np.ndarray:
@@ -147,30 +139,30 @@ class SketchStore:
 
     def __init__(self, folder: Path, shards: list[int]) -> None:
         self.folder, self.shards = folder, shards
-        self._meta: dict[int, dict[str, np.ndarray]] = {}
+        self._ordinals: dict[int, np.ndarray] = {}
 
-    def _shard(self, number: int) -> dict[str, np.ndarray]:
-        if number not in self._meta:  # memory-mapped: only the pages a pair touches are read
-            self._meta[number] = {name: np.load(self.folder / "sets" / f"{number}.{name}.npy", mmap_mode="r")
-                                  for name in ("ordinal", "offsets", "values", "leakage", "signature")}
-        return self._meta[number]
+    def mapped(self, number: int, name: str) -> np.ndarray:
+        """Returns one of shard `number`'s sets/ arrays memory-mapped: copy what is needed out of it and
+        drop it, so the pages read leave this process's memory with the mapping."""
+        return np.load(self.folder / "sets" / f"{number}.{name}.npy", mmap_mode="r")
 
-    def column(self, number: int, name: str) -> np.ndarray:
-        """Returns one of shard `number`'s sets/ arrays, memory-mapped."""
-        return self._shard(number)[name]
+    def ordinals(self, number: int) -> np.ndarray:
+        """Returns shard `number`'s record ordinals (8 bytes a record, kept)."""
+        if number not in self._ordinals:
+            self._ordinals[number] = np.array(self.mapped(number, "ordinal"))
+        return self._ordinals[number]
 
     def sets(self, ordinals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns (values, starts, lengths) of the sorted unique `ordinals`' sets, in their order."""
         values, lengths = [], []
         shard_of = ordinals >> PLACE_BITS
         for number in np.unique(shard_of).tolist():
-            meta = self._shard(int(number))
             mine = ordinals[shard_of == number]
-            local = np.searchsorted(meta["ordinal"], mine)
-            offsets, stored = meta["offsets"], meta["values"]
-            sizes = offsets[local + 1] - offsets[local]
-            index = np.repeat(offsets[local], sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-            values.append(stored[index])
+            local = np.searchsorted(self.ordinals(int(number)), mine)
+            offsets = np.asarray(self.mapped(int(number), "offsets"))
+            starts, sizes = offsets[local], offsets[local + 1] - offsets[local]
+            index = np.repeat(starts, sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+            values.append(np.asarray(self.mapped(int(number), "values"))[index])
             lengths.append(sizes)
         if not values:
             return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
