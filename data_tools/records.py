@@ -5,15 +5,17 @@
 Files written under the work folder, per shard N (each atomically):
 - records/N.jsonl   the records that passed every step, in order
 - rejects/N.jsonl   the pairs a step rejected, with file:line, reason, field and the (scrubbed) row
-- meta/N.npz        per record: ordinal, unit, line, duplicate and answer keys, sizes, language,
+- meta/N.npz        per record: ordinal, line, duplicate and answer keys, sizes, language,
                     category, conversation, where its line ends
 - sets/N.*.npy      each record's question 3-gram set (values, offsets, ordinal) and leakage band keys,
                     memory-mapped by pairs.py
+- rows/N.pickle     each record's row as given, scrubbed (an exact duplicate's reject shows it)
 - parts/P/N.npz     the duplicate keys and duplicate-layout band keys that fall in partition P (key % PARTITIONS)
 """
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections import Counter
 from pathlib import Path
@@ -58,6 +60,7 @@ def clean_shard(number: int, cfg: DataConfig, system_prompt: str, prefix: str, w
                                          "row": ctx.scrubbed(pair.row)}))
     categories = _write_records(folder, number, [pairs[index] for index in kept], kept, ctx,
                                 [index for index, pair in enumerate(pairs) if pair.reject is not None])
+    _write_rows(folder, number, [pairs[index] for index in kept], ctx)
     return {"rows_in": len(pairs), "kept": len(kept), "rejected": dict(rejected), "pii": dict(found),
             "extra": dict(extra), "categories": categories}
 
@@ -78,7 +81,7 @@ def _write_records(folder: Path, number: int, pairs: list[Pair], places: list[in
     values, offsets, bands, signatures = sketch([normalize_for_matching(pair.question) for pair in pairs])
     key = np.array([pair.key for pair in pairs], dtype=np.uint64)
     meta = {
-        "ordinal": ordinal, "unit": np.array([pair.unit for pair in pairs], dtype=np.int32),
+        "ordinal": ordinal,
         "line": np.array([int(pair.source.rsplit(":", 1)[1]) for pair in pairs], dtype=np.int64),
         "key": key, "answer": np.array([answer_key(pair.answer) for pair in pairs], dtype=np.int64),
         "question_chars": np.array([len(pair.question) for pair in pairs], dtype=np.int32),
@@ -104,6 +107,21 @@ def _write_records(folder: Path, number: int, pairs: list[Pair], places: list[in
             "key": key[exact], "key_ordinal": ordinal[exact],
             "band": band[banded], "band_key": duplicate[banded], "band_ordinal": rows[banded]})
     return list(names)
+
+
+def _write_rows(folder: Path, number: int, pairs: list[Pair], ctx: Context) -> None:
+    """Writes rows/N.pickle: each record's row as the user gave it, scrubbed, for the reject it becomes if
+    it turns out an exact duplicate (FAQ rows only; the question and answer are the record's, redacted)."""
+    columns = ctx.head["columns"] if ctx.head["kind"] == "faq" else None
+    rows = []
+    for pair in pairs:
+        if columns is None:
+            rows.append(None)
+            continue
+        redacted = {columns[0]: pair.question, columns[1]: pair.answer}
+        rows.append({key: redacted[key] if key in redacted else ctx.scrubbed(value) for key, value in pair.row.items()})
+    with atomic_open(folder / "rows" / f"{number}.pickle", binary=True) as handle:
+        pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:

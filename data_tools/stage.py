@@ -33,7 +33,7 @@ from data_tools.readers import DataError
 from data_tools.records import clean_shard
 from data_tools.rejects import all_rejected
 from data_tools.report import SourceReport, split_counts, split_warnings, statistics, summary_table
-from data_tools.shards import SHARD_UNITS, expand_sources, id_prefixes, load_units, read_source
+from data_tools.shards import SHARD_UNITS, expand_sources, id_prefixes, read_source
 from tunebot.config import RunConfig
 from tunebot.prompts import answer_of, question_of
 from tunebot.rundir import RunDir, atomic_open, atomic_write_json
@@ -62,6 +62,7 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
         shards = [number for result in read.values() for number in result["shards"]]
         cleaned = run_tasks(engine, clean_shard, {f"clean-{number}": (number, cfg.data, cfg.system_prompt, prefixes[number >> 16],
                                                                        str(work)) for number in shards}, done, fingerprint)
+        shutil.rmtree(work / "units", ignore_errors=True)  # the rows as read, before PII redaction: gone once cleaned
         thresholds = (cfg.data.near_duplicate_threshold, cfg.data.leakage_threshold)
         run_tasks(engine, match_task, {f"match-{name}": (name, str(work), shards, *thresholds) for name in match_tasks()},
                   done, fingerprint)
@@ -69,12 +70,12 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
         engine.close()
     reports = _reports(sources, cleaned, shards)
     if not sum(report.kept for report in reports):
-        _write(out, work, cfg, shards, None, reports)  # rejects.jsonl is written all the same: it is where the user finds out why
+        _write(out, work, shards, None, reports)  # rejects.jsonl is written all the same: it is where the user finds out why
         raise DataError(all_rejected(reports, out / "rejects.jsonl"))
     train_only = {file for (source, _), file in zip(sources, files) if not source.held_out}
     categories = {number: cleaned[f"clean-{number}"]["categories"] for number in shards}
     decisions = decide(work, shards, files, categories, cfg.data, train_only)
-    _write(out, work, cfg, shards, decisions, reports)
+    _write(out, work, shards, decisions, reports)
     report = _report(cfg, work, reports, decisions)
     if cfg.data.augment.variants:
         report["augmented"] = _augment(cfg, out / "train.jsonl")
@@ -120,8 +121,7 @@ def _reports(sources: list, cleaned: dict[str, dict[str, Any]], shards: list[int
     return reports
 
 
-def _write(out: Path, work: Path, cfg: RunConfig, shards: list[int], decisions: Decisions | None,
-           reports: list[SourceReport]) -> None:
+def _write(out: Path, work: Path, shards: list[int], decisions: Decisions | None, reports: list[SourceReport]) -> None:
     """Writes the split files (unless no record survived) and rejects.jsonl, shard by shard, each
     shard's rejects in row order."""
     with ExitStack() as stack:
@@ -129,7 +129,7 @@ def _write(out: Path, work: Path, cfg: RunConfig, shards: list[int], decisions: 
         names = ("train", "val", "test") if decisions is not None else ()
         handles = [stack.enter_context(atomic_open(out / f"{name}.jsonl", binary=True)) for name in names]
         for position, number in enumerate(shards):
-            meta = load_npz(work / "meta" / f"{number}.npz", ("rejected", "unit"))
+            meta = load_npz(work / "meta" / f"{number}.npz", ("rejected",))
             lines = (work / "rejects" / f"{number}.jsonl").read_bytes().splitlines(keepends=True)
             entries = list(zip(meta["rejected"].tolist(), lines))
             if decisions is not None:
@@ -140,29 +140,28 @@ def _write(out: Path, work: Path, cfg: RunConfig, shards: list[int], decisions: 
                     if split >= 0:
                         handles[split].write(data[begin:end])
                 dropped = [index for index in range(low, high) if index in decisions.dropped]
-                entries += _duplicate_rejects(work, cfg, number, decisions, dropped, reports, meta["unit"], low)
+                entries += _duplicate_rejects(work, number, decisions, dropped, reports, low)
             for _, line in sorted(entries, key=lambda entry: entry[0]):
                 rejects.write(line)
 
 
-def _duplicate_rejects(work: Path, cfg: RunConfig, number: int, decisions: Decisions, dropped: list[int],
-                       reports: list[SourceReport], units: np.ndarray, low: int) -> list[tuple[int, bytes]]:
-    """Returns (ordinal, reject line) of a shard's dropped duplicates: an FAQ row with its fields as given
-    (scrubbed like the records), a support-log turn with its question and answer."""
+def _duplicate_rejects(work: Path, number: int, decisions: Decisions, dropped: list[int], reports: list[SourceReport],
+                       low: int) -> list[tuple[int, bytes]]:
+    """Returns (ordinal, reject line) of a shard's dropped duplicates: an exact duplicate FAQ row with its
+    fields as given (scrubbed like the records), otherwise the record's question and answer."""
     if not dropped:
         return []
-    from data_tools.steps import Context
+    import pickle
 
-    head = load_units(work, number)
-    ctx = Context(cfg.data, cfg.system_prompt, head, "")
+    with open(work / "rows" / f"{number}.pickle", "rb") as handle:
+        rows = pickle.load(handle)
     records = record_lines(work, decisions, dropped)
     ordinals = decisions.columns["ordinal"]
     found = []
     for index in dropped:
         record, reason = records[index], decisions.dropped[index]
-        exact_faq = head["kind"] == "faq" and reason.startswith("duplicate")
-        row = ctx.scrubbed(head["units"][int(units[index - low])][1]) if exact_faq else \
-            {"question": question_of(record), "answer": answer_of(record)}
+        given = rows[index - low] if reason.startswith("duplicate") else None
+        row = given if given is not None else {"question": question_of(record), "answer": answer_of(record)}
         reports[number >> 16].reject(reason)
         found.append((int(ordinals[index]), dumps_line({"source": record["source"], "reason": reason, "field": None, "row": row})))
     return found
