@@ -37,7 +37,7 @@ class Decisions:
     shard_starts: np.ndarray  # where each shard's records begin in the columns
     dropped: dict[int, str] = field(default_factory=dict)  # record index -> reject reason
     split: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))  # -1 dropped, else 0/1/2
-    conflicts: list[tuple[int, int, float]] = field(default_factory=list)
+    conflicts: tuple[np.ndarray, np.ndarray] = (np.zeros((0, 2), dtype=np.int64), np.zeros(0))  # (pairs, similarity)
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     near: int = 0
 
@@ -103,25 +103,33 @@ def _source(columns: dict[str, np.ndarray], files: list[str], index: int) -> str
 
 
 def _near_duplicates(folder: Path, decisions: Decisions, files: list[str], pairs: np.ndarray, similarity: np.ndarray,
-                     threshold: float) -> None:
+                     threshold: float, chunk: int = 100_000) -> None:
     """Pairs whose questions and answers are both `threshold` similar: the later one is dropped;
-    the same question with a different answer is a conflict a team should resolve."""
+    the same question with a different answer is a conflict a team should resolve. The answers are
+    read back `chunk` pairs at a time, so memory does not grow with the number of pairs."""
     close = similarity >= threshold
     pairs, similarity = pairs[close], similarity[close]
-    records = record_lines(folder, decisions, pairs.reshape(-1).tolist())
-    indexes = np.array(sorted(records), dtype=np.int64)
-    values, offsets = gram_sets([normalize_for_matching(answer_of(records[index])) for index in indexes.tolist()], ANSWER_K)
-    answers = pair_similarity(values, offsets[:-1], np.diff(offsets), np.searchsorted(indexes, pairs), ANSWER_K)
     order = np.argsort(pairs[:, 1] * len(decisions.columns["ordinal"]) + pairs[:, 0])  # by later, then earlier record
-    for at in order.tolist():
+    pairs, similarity = pairs[order], similarity[order]
+    answers = np.concatenate([_answer_similarity(folder, decisions, pairs[at : at + chunk])
+                              for at in range(0, len(pairs), chunk)]) if len(pairs) else np.zeros(0)
+    for at in np.flatnonzero(answers >= threshold).tolist():
         a, b = pairs[at].tolist()
-        if answers[at] < threshold:
-            decisions.conflicts.append((a, b, float(similarity[at])))
-        elif b not in decisions.dropped:
+        if b not in decisions.dropped:
             both = min(float(similarity[at]), float(answers[at]))
             decisions.dropped[b] = f"near-duplicate (similarity {both:.2f} to {_source(decisions.columns, files, a)})"
             decisions.near += 1
-    decisions.conflicts.sort()
+    conflict = answers < threshold
+    by_earlier = np.lexsort((pairs[conflict, 1], pairs[conflict, 0]))
+    decisions.conflicts = (pairs[conflict][by_earlier], similarity[conflict][by_earlier])
+
+
+def _answer_similarity(folder: Path, decisions: Decisions, pairs: np.ndarray) -> np.ndarray:
+    """Returns the 3-gram similarity of the answers of each (i, j) pair of records."""
+    records = record_lines(folder, decisions, pairs.reshape(-1).tolist())
+    indexes = np.array(sorted(records), dtype=np.int64)
+    values, offsets = gram_sets([normalize_for_matching(answer_of(records[index])) for index in indexes.tolist()], ANSWER_K)
+    return pair_similarity(values, offsets[:-1], np.diff(offsets), np.searchsorted(indexes, pairs), ANSWER_K)
 
 
 def _clusters(columns: dict[str, np.ndarray], gone: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -170,7 +170,9 @@ def _duplicate_rejects(work: Path, number: int, decisions: Decisions, dropped: l
 def _report(cfg: RunConfig, work: Path, reports: list[SourceReport], decisions: Decisions) -> dict[str, Any]:
     """Returns report.json: counts per source, splits, duplicates, conflicts, clusters, PII."""
     kept = decisions.split >= 0
-    listed = decisions.conflicts[:MAX_CONFLICTS_LISTED]
+    conflicts, conflict_similarity = decisions.conflicts
+    listed = [(int(a), int(b), float(similarity)) for (a, b), similarity in
+              zip(conflicts[:MAX_CONFLICTS_LISTED].tolist(), conflict_similarity[:MAX_CONFLICTS_LISTED].tolist())]
     records = record_lines(work, decisions, [index for a, b, _ in listed for index in (a, b)])
     sizes = np.bincount(np.unique(decisions.labels[kept], return_inverse=True)[1]) if kept.any() else np.zeros(0, dtype=np.int64)
     largest = int(sizes.max()) if len(sizes) else 0
@@ -182,7 +184,7 @@ def _report(cfg: RunConfig, work: Path, reports: list[SourceReport], decisions: 
         "splits": split_counts(decisions.split[kept]),
         **statistics(decisions.columns, kept),
         "duplicates": {"exact": sum(report.rejected["duplicate"] for report in reports), "near": decisions.near},
-        "conflicting_answers_total": len(decisions.conflicts),
+        "conflicting_answers_total": len(conflicts),
         "conflicting_answers": [
             {"sources": [records[a]["source"], records[b]["source"]], "question_similarity": round(similarity, 3),
              "answers": [answer_of(records[a]), answer_of(records[b])]} for a, b, similarity in listed
