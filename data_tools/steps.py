@@ -29,7 +29,6 @@ class Pair:
 
     source: str  # file:line
     row: dict[str, Any]  # what the user gave, kept with a reject
-    unit: int  # its unit's place in the shard
     question: str = ""
     answer: str = ""
     prompt: list[dict[str, str]] | None = None  # support log: the messages before the answer
@@ -84,8 +83,8 @@ class Context:
 def faq_pairs(ctx: Context) -> list[Pair]:
     """Step 1 (FAQ): one pair per row, its question and answer fields as given; unreadable rows rejected."""
     columns, file, pairs = ctx.head["columns"], ctx.head["file"], []
-    for place, (line, fields, error) in enumerate(ctx.head["units"]):
-        pair = Pair(f"{file}:{line}", fields, place, record_id=f"{ctx.prefix}-{line:05d}")
+    for line, fields, error in ctx.head["units"]:
+        pair = Pair(f"{file}:{line}", fields, record_id=f"{ctx.prefix}-{line:05d}")
         missing = next((name for name in (columns or ())[:2] if name not in fields), None)
         if error or columns is None:
             pair.reject = (error or "unreadable row", None)

@@ -30,11 +30,11 @@ def log_pairs(ctx: Context, number: int, extra: Counter, found: Counter) -> list
         extra["skipped_messages"] += conversation.skipped
         if conversation.error:
             row = {"conversation": conversation.conv_id, **({"raw": conversation.raw} if conversation.raw else {})}
-            pairs.append(Pair(f"{conversation.file}:{conversation.line}", row, place, reject=(conversation.error, None)))
+            pairs.append(Pair(f"{conversation.file}:{conversation.line}", row, reject=(conversation.error, None)))
             continue
         extra["messages"] += len(conversation.turns)
         turns = _merged_turns(ctx, conversation, found)
-        pairs.extend(_turn_pairs(ctx, conversation, turns, place, number << 20 | place))
+        pairs.extend(_turn_pairs(ctx, conversation, turns, number << 20 | place))
         last_agent = max((index for index, turn in enumerate(turns) if turn[0] == "agent"), default=-1)
         extra["unanswered_messages"] += sum(turn[3] for turn in turns[last_agent + 1 :])
     return pairs
@@ -66,13 +66,13 @@ def _prompt(turns: list[Turn], position: int, limit: int) -> list[dict[str, str]
     return history
 
 
-def _turn_pairs(ctx: Context, conversation: Conversation, turns: list[Turn], place: int, number: int) -> list[Pair]:
+def _turn_pairs(ctx: Context, conversation: Conversation, turns: list[Turn], number: int) -> list[Pair]:
     pairs = []
     for position, (side, text, line, _, had_pii) in enumerate(turns):
         if side != "agent":
             continue
         row: dict[str, Any] = {"conversation": conversation.conv_id, "turn": position + 1, "answer": text}
-        pair = Pair(f"{conversation.file}:{line}", row, place, answer=text, conversation=number,
+        pair = Pair(f"{conversation.file}:{line}", row, answer=text, conversation=number,
                     record_id=f"{ctx.prefix}-{line:05d}-t{position + 1:02d}")
         pair.prompt = _prompt(turns, position, ctx.cfg.max_context_turns)
         pair.question = "\n".join(message["content"] for message in pair.prompt if message["role"] == "user")
