@@ -19,7 +19,7 @@ import numpy as np
 
 from data_tools.jsonio import loads
 from data_tools.matching import gram_sets, normalize_for_matching, pair_similarity
-from data_tools.pairs import load_npz
+from data_tools.pairs import join_components, load_npz
 from data_tools.shards import PLACE_BITS
 from data_tools.split import assign_splits
 from tunebot.config import DataConfig
@@ -85,7 +85,7 @@ def decide(folder: Path, shards: list[int], files: list[str], categories: dict[i
     pairs, similarity = np.stack([codes // len(ordinal), codes % len(ordinal)], axis=1), similarity[unique]
     alive = ~gone[pairs].any(axis=1)  # an exact duplicate is no near-duplicate, but still links its cluster
     _near_duplicates(folder, decisions, files, pairs[alive], similarity[alive], cfg.near_duplicate_threshold)
-    decisions.labels = _clusters(columns, gone, pairs[similarity >= cfg.leakage_threshold])
+    decisions.labels = _clusters(columns, pairs[similarity >= cfg.leakage_threshold])
     kept = np.ones(len(ordinal), dtype=bool)
     kept[list(decisions.dropped)] = False
     decisions.split = np.full(len(ordinal), -1, dtype=np.int8)
@@ -132,14 +132,9 @@ def _answer_similarity(folder: Path, decisions: Decisions, pairs: np.ndarray) ->
     return pair_similarity(values, offsets[:-1], np.diff(offsets), np.searchsorted(indexes, pairs), ANSWER_K)
 
 
-def _clusters(columns: dict[str, np.ndarray], gone: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+def _clusters(columns: dict[str, np.ndarray], pairs: np.ndarray) -> np.ndarray:
     """Returns a cluster label per record: similar questions and one conversation's turns join."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    count = len(gone)
     conversation = columns["conversation"]
     same = np.flatnonzero((conversation[1:] == conversation[:-1]) & (conversation[1:] >= 0))
     edges = np.concatenate([pairs.reshape(-1, 2), np.stack([same, same + 1], axis=1)])
-    graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(count, count))
-    return connected_components(graph, directed=False)[1]
+    return join_components(np.arange(len(conversation)), edges)

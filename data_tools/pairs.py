@@ -37,7 +37,7 @@ def match_partition(part: int, work: str, shards: list[int], duplicate: float) -
     loaded = [load_npz(folder / "parts" / str(part) / f"{number}.npz") for number in shards]
     joined = {name: np.concatenate([item[name] for item in loaded]) for name in loaded[0]}
     pairs = _unique(bucket_pairs(joined["band"], joined["band_key"], joined["band_ordinal"]))
-    similarity = SketchStore(folder, shards).similarity(pairs)
+    similarity = SketchStore(folder).similarity(pairs)
     close = similarity >= duplicate
     with atomic_open(folder / "pairs" / f"{part}.npz", binary=True) as handle:
         np.savez(handle, exact=_exact(joined["key"], joined["key_ordinal"]), pairs=pairs[close],
@@ -55,7 +55,7 @@ def leakage_pairs(work: str, shards: list[int], leakage: float) -> dict[str, int
     templated questions cost little more than unique ones.
     """
     folder = Path(work)
-    store = SketchStore(folder, shards)
+    store = SketchStore(folder)
     signatures = _joined_signatures(store, shards)
     nodes = np.concatenate([store.ordinals(number) for number in shards])
     index = np.arange(len(signatures))
@@ -73,7 +73,7 @@ def leakage_pairs(work: str, shards: list[int], leakage: float) -> dict[str, int
         checked += int(unsure.sum())
         pairs.append(candidates[close])
         estimates.append(found[close])
-        labels = _joined(labels, candidates[close])
+        labels = join_components(labels, candidates[close])
     with atomic_open(folder / "pairs" / "leakage.npz", binary=True) as handle:
         np.savez(handle, exact=np.zeros((0, 2), dtype=np.int64), pairs=nodes[np.concatenate(pairs)],
                  similarity=np.concatenate(estimates).astype(np.float32))
@@ -111,7 +111,7 @@ def _unique(pairs: np.ndarray) -> np.ndarray:
     return pairs[np.concatenate([[True], (pairs[1:] != pairs[:-1]).any(axis=1)])] if len(pairs) else pairs
 
 
-def _joined(labels: np.ndarray, edges: np.ndarray) -> np.ndarray:
+def join_components(labels: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Returns component labels after joining the nodes of `edges` (indexes into `labels`)."""
     if len(edges) == 0:
         return labels
@@ -137,8 +137,8 @@ def _exact(key: np.ndarray, ordinal: np.ndarray) -> np.ndarray:
 class SketchStore:
     """The 3-gram sets of every record, read from the shards' sets/ files only where a pair needs them."""
 
-    def __init__(self, folder: Path, shards: list[int]) -> None:
-        self.folder, self.shards = folder, shards
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
         self._ordinals: dict[int, np.ndarray] = {}
 
     def mapped(self, number: int, name: str) -> np.ndarray:
