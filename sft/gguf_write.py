@@ -12,7 +12,7 @@ lm_head left out, the byte-level BPE vocabulary, merges, special ids and the cha
 metadata. Quant types: q8_0 and f16 (gguf-py's numpy quantizers; a tensor whose rows do not fill
 whole blocks stays f16). gguf-py's q5_0/q4_0 also exist but changed the 135M default model's greedy
 answers ("The capital of France is Paris." became word salad), so they are not offered. K-quants
-(q4_k_m) are not in gguf-py: make them from the f16 file with llama.cpp's `llama-quantize`.
+(q4_k_m) are not in gguf-py: sft/quantize.py has llama.cpp make them from the f16 file.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-QUANTS = ("q8_0", "f16")  # verified by loading back: same greedy answers as the merged model (tests/test_sft_export.py)
+# f16 and q8_0 come from gguf-py; q4_k_m from llama.cpp's quantizer (sft/quantize.py, the `gguf` extra).
+# Each is loaded back in tests/test_sft_export.py (transformers) and tests/test_sft_llama_cpp.py (llama.cpp).
+QUANTS = ("q8_0", "f16", "q4_k_m")
 
 
 class ExportError(ValueError):
@@ -145,9 +147,15 @@ def write_gguf(model_dir: str | Path, out: str | Path, quant: str = "q8_0", chat
     import gguf
 
     if quant not in QUANTS:
-        raise ExportError(f"--quant {quant}: this export writes {', '.join(QUANTS)}" + (
-            "; make q4_k_m from the f16 file with llama.cpp: llama-quantize model.f16.gguf model.q4_k_m.gguf Q4_K_M"
-            if quant.startswith("q4_k") else ""))
+        raise ExportError(f"--quant {quant}: this export writes {', '.join(QUANTS)}")
+    if quant not in ("f16", "q8_0"):  # a K-quant: llama.cpp quantizes the f16 file
+        from sft.quantize import quantize_gguf
+
+        f16 = Path(out).with_name(Path(out).name + ".f16.partial")
+        try:
+            return quantize_gguf(write_gguf(model_dir, f16, "f16", chat_template), Path(out), quant)
+        finally:
+            f16.unlink(missing_ok=True)
     model_dir, out = Path(model_dir), Path(out)
     config = _config(model_dir)
     kinds = {"f16": ("F16", "MOSTLY_F16"), "q8_0": ("Q8_0", "MOSTLY_Q8_0")}[quant]

@@ -135,3 +135,23 @@ def build_records(data: Any, system_prompt: str) -> tuple[list[dict], list[dict]
                             Counter(entry["pii_found"]), Counter({key: entry[key] for key in extra_keys if key in entry}))
                for entry in sources]
     return records, rejects, reports
+
+
+@pytest.fixture(scope="session")
+def merged_run_dir(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run directory whose merged/ is the default model merged with a random (non-zero) LoRA."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = tmp_path_factory.mktemp("runs") / "acme"
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(default_model_dir, dtype=torch.float32)
+    lora = LoraConfig(r=8, target_modules="all-linear", init_lora_weights=False, lora_alpha=2)
+    get_peft_model(model, lora).merge_and_unload().save_pretrained(root / "merged")
+    AutoTokenizer.from_pretrained(default_model_dir).save_pretrained(root / "merged")
+    (root / "merged" / "DONE").write_text("{}", encoding="utf-8")
+    config = {"name": "acme", "model": "default", "system_prompt": 'You are ACME support. """Be brief."""',
+              "data": {"sources": [{"path": "faq.csv"}]}}
+    (root / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return root

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tunebot.cli import main
 
 QUESTIONS = ["What is the capital of France?", "返品できますか？", "How do I reset my password?"]
-
-
-@pytest.fixture(scope="module")
-def run_dir(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run directory whose merged/ is the default model merged with a random (non-zero) LoRA."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    root = tmp_path_factory.mktemp("runs") / "acme"
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(default_model_dir, dtype=torch.float32)
-    lora = LoraConfig(r=8, target_modules="all-linear", init_lora_weights=False, lora_alpha=2)
-    get_peft_model(model, lora).merge_and_unload().save_pretrained(root / "merged")
-    AutoTokenizer.from_pretrained(default_model_dir).save_pretrained(root / "merged")
-    (root / "merged" / "DONE").write_text("{}", encoding="utf-8")
-    config = {"name": "acme", "model": "default", "system_prompt": 'You are ACME support. """Be brief."""',
-              "data": {"sources": [{"path": "faq.csv"}]}}
-    (root / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    return root
 
 
 def _greedy(model: object, tokenizer: object) -> list[tuple[object, int]]:
@@ -56,13 +36,13 @@ def _agreement(model: object, reference: list[tuple[object, int]]) -> float:
 
 
 @pytest.mark.parametrize("quant", ["f16", "q8_0"])
-def test_the_gguf_answers_as_the_merged_model_does(run_dir: Path, quant: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_gguf_answers_as_the_merged_model_does(merged_run_dir: Path, quant: str, capsys: pytest.CaptureFixture[str]) -> None:
     import gguf
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    assert main(["export", str(run_dir), "--quant", quant]) == 0
-    path = run_dir / "export" / f"acme.{quant}.gguf"
+    assert main(["export", str(merged_run_dir), "--quant", quant]) == 0
+    path = merged_run_dir / "export" / f"acme.{quant}.gguf"
     assert f"export: wrote {path}" in capsys.readouterr().out
     reader = gguf.GGUFReader(path)
     fields = {name: reader.fields[name] for name in ("tokenizer.chat_template", "general.architecture", "tokenizer.ggml.pre")}
@@ -70,8 +50,8 @@ def test_the_gguf_answers_as_the_merged_model_does(run_dir: Path, quant: str, ca
     assert "<|im_start|>" in template and bytes(fields["general.architecture"].parts[-1]) == b"llama"
     kinds = {tensor.name: tensor.tensor_type.name for tensor in reader.tensors}
     assert kinds["blk.0.attn_norm.weight"] == "F32" and kinds["blk.0.attn_q.weight"] == quant.upper()
-    merged = AutoModelForCausalLM.from_pretrained(run_dir / "merged", dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(run_dir / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(merged_run_dir / "merged", dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(merged_run_dir / "merged")
     loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     from_gguf = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     assert [from_gguf(q)["input_ids"] for q in QUESTIONS] == [tokenizer(q)["input_ids"] for q in QUESTIONS]
@@ -81,13 +61,13 @@ def test_the_gguf_answers_as_the_merged_model_does(run_dir: Path, quant: str, ca
     else:  # 8-bit blocks: the same next token nearly everywhere (97% seen), the first answer token always
         assert _agreement(loaded, reference) >= 0.9
         assert [answer[start].item() for answer, start in _greedy(loaded, tokenizer)] == [a[s].item() for a, s in reference]
-    card = (run_dir / "export" / "README.md").read_text(encoding="utf-8")
+    card = (merged_run_dir / "export" / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\nlicense: apache-2.0")
 
 
-def test_ollama_gets_a_modelfile_with_the_runs_template_prompt_and_stops(run_dir: Path) -> None:
-    out = run_dir / "ollama"
-    assert main(["export", str(run_dir), "--format", "ollama", "--out", str(out)]) == 0
+def test_ollama_gets_a_modelfile_with_the_runs_template_prompt_and_stops(merged_run_dir: Path) -> None:
+    out = merged_run_dir / "ollama"
+    assert main(["export", str(merged_run_dir), "--format", "ollama", "--out", str(out)]) == 0
     text = (out / "Modelfile").read_text(encoding="utf-8")
     assert "FROM ./acme.q8_0.gguf\n" in text and (out / "acme.q8_0.gguf").is_file()
     assert '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"""' in text
@@ -95,10 +75,16 @@ def test_ollama_gets_a_modelfile_with_the_runs_template_prompt_and_stops(run_dir
     assert 'PARAMETER stop "<|im_end|>"' in text and "PARAMETER temperature 0" in text
 
 
-def test_unsupported_quants_and_missing_merges_are_explained(run_dir: Path, tmp_path: Path,
+def test_unsupported_quants_and_missing_merges_are_explained(merged_run_dir: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["export", str(run_dir), "--quant", "q4_k_m"]) == 2
-    assert "llama-quantize model.f16.gguf model.q4_k_m.gguf Q4_K_M" in capsys.readouterr().err
+    assert main(["export", str(merged_run_dir), "--quant", "q5_k_s"]) == 2
+    assert "--quant q5_k_s: this export writes q8_0, f16, q4_k_m" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # llama-cpp-python not installed: import fails
+    assert main(["export", str(merged_run_dir), "--quant", "q4_k_m", "--out", str(tmp_path / "k")]) == 2
+    err = capsys.readouterr().err
+    assert "needs llama.cpp's quantizer: pip install 'tunebot[gguf]'" in err and "llama-quantize NAME.f16.gguf" in err
+    assert not list((tmp_path / "k").glob("*.gguf*")), "no partial file is left behind"
     (tmp_path / "config.yaml").write_text("name: x\n", encoding="utf-8")
     assert main(["export", str(tmp_path)]) == 2
     assert "no merged model; run `tunebot merge CONFIG`" in capsys.readouterr().err

@@ -107,7 +107,7 @@ def _add_serving_commands(commands: argparse._SubParsersAction) -> None:
     export = commands.add_parser("export", help="the merged model as GGUF for llama.cpp/Ollama (+ model card, Modelfile)")
     export.add_argument("run_dir", help="a run directory with merged/")
     export.add_argument("--format", default="gguf", choices=["gguf", "ollama"], help="ollama also writes a Modelfile")
-    export.add_argument("--quant", default="q8_0", help="q8_0 (default) or f16; q4_k_m: see README, Export")
+    export.add_argument("--quant", default="q8_0", help="q8_0 (default), f16, or q4_k_m (llama.cpp's quantizer: pip install 'tunebot[gguf]')")
     export.add_argument("--out", help="default: RUN_DIR/export")
     runs = commands.add_parser("runs", help="list the runs with their config, data size and right answers; --compare A B")
     runs.add_argument("runs_dir", nargs="?", default="runs", help="the runs folder (default ./runs)")
