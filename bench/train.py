@@ -210,6 +210,9 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=BITEXT, help="the Bitext CSV (default: ../shared's)")
     parser.add_argument("--shape", choices=sorted(GPU_SHAPES), default="1b", help="--gpu: the model's shape")
     parser.add_argument("--variants", default="", help="comma-separated subset of the variants to run")
+    parser.add_argument("--peer", choices=["llamafactory"], default=None,
+                        help="the same job in tunebot, LLaMA-Factory and plain Trainer+PEFT, interleaved (bench/train_peer.py)")
+    parser.add_argument("--rounds", type=int, default=None, help="--peer: runs per tool (default 2; --quick 1)")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help=argparse.SUPPRESS)
@@ -217,6 +220,8 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(args.child, args.overrides, args.steps, args.variant.startswith("naive"))))
         return 0
+    if args.peer:
+        return peer(args)
     steps = args.steps or ((2 if args.quick else 8) if not args.gpu else (5 if args.quick else 20))
     with tempfile.TemporaryDirectory() as scratch:
         rows, described, model = _measure(Path(scratch), args, steps)
@@ -231,6 +236,25 @@ def main() -> int:
                     "data": described, "model": model, "steps": steps, "variants": rows, "targets": found}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def peer(args: argparse.Namespace) -> int:
+    """--peer: one job, every tool, interleaved; prints the table and writes bench/results/train-peer.json."""
+    import train_peer
+
+    rounds = args.rounds or (1 if args.quick else 2)
+    with tempfile.TemporaryDirectory() as scratch:
+        runs = train_peer.measure(Path(scratch), rounds, 6 if args.quick else args.steps)
+    text, figures = train_peer.summary(runs)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    print(f"\ntraining peers: the demo's training split, SmolLM2-135M-Instruct, LoRA r16/a32 all-linear, batch 4, "
+          f"{'6 steps' if args.quick else 'one epoch'}, {rounds} interleaved round(s), {machine}\n\n{text}")
+    target = args.json or ROOT / "bench" / "results" / ("train-peer-quick.json" if args.quick else "train-peer.json")
+    document = {"date": date.today().isoformat(), "machine": machine, "job": train_peer.JOB, "rounds": rounds,
+                "quick": args.quick, "runs": runs, **figures}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -111,7 +111,8 @@ class VllmBackend:
         cfg = self.cfg
         job = {"model": model_dir, "lora": lora_dir, "jobs": jobs, "max_new_tokens": cfg.max_new_tokens,
                "temperature": cfg.temperature, "top_p": cfg.top_p, "seed": cfg.seed, "dtype": cfg.vllm.dtype,
-               "max_model_len": cfg.vllm.max_model_len, "enforce_eager": cfg.vllm.enforce_eager}
+               "max_model_len": cfg.vllm.max_model_len, "enforce_eager": cfg.vllm.enforce_eager,
+               "engine": cfg.vllm.as_kwargs()}
         env = {**engine_env(), "VLLM_CPU_KVCACHE_SPACE": str(cfg.vllm.kv_cache_gb)}
         with tempfile.TemporaryDirectory(prefix="tunebot-vllm-") as scratch:
             job_path, out_path = Path(scratch) / "job.json", Path(scratch) / "out.json"
@@ -140,16 +141,20 @@ def _sampling(job: dict[str, Any]) -> Any:
     return SamplingParams(max_tokens=job["max_new_tokens"], temperature=0.0)
 
 
+def engine_options(job: dict[str, Any], cuda: bool) -> dict[str, Any]:
+    """The keyword arguments of the job's vLLM LLM(...): model, dtype, lengths, LoRA and eval.vllm's engine options."""
+    dtype = job["dtype"] if job["dtype"] != "auto" else ("bfloat16" if cuda else "float32")
+    options: dict[str, Any] = {"model": job["model"], "dtype": dtype, "max_model_len": job["max_model_len"],
+                               "enforce_eager": job["enforce_eager"], "seed": job["seed"], **job.get("engine", {})}
+    if job["lora"]:
+        options.update(enable_lora=True, max_lora_rank=lora_rank(Path(job["lora"])), max_loras=1)
+    return options
+
+
 def _engine(job: dict[str, Any]) -> Any:
     from vllm import LLM
 
-    cpu = not _cuda()
-    dtype = job["dtype"] if job["dtype"] != "auto" else ("float32" if cpu else "bfloat16")
-    options: dict[str, Any] = {"model": job["model"], "dtype": dtype, "max_model_len": job["max_model_len"],
-                               "enforce_eager": job["enforce_eager"], "seed": job["seed"]}
-    if job["lora"]:
-        options.update(enable_lora=True, max_lora_rank=lora_rank(Path(job["lora"])), max_loras=1)
-    return LLM(**options)
+    return LLM(**engine_options(job, _cuda()))
 
 
 def _cuda() -> bool:

@@ -39,15 +39,18 @@ class EngineProcess:
     log: Path
 
 
-def vllm_command(model_dir: str, name: str, port: int, max_model_len: int, cpu: bool) -> list[str]:
-    """The vLLM OpenAI server command line (the recipe's: `python -m`, float32 and eager on CPU)."""
+def vllm_command(model_dir: str, name: str, port: int, max_model_len: int, cpu: bool,
+                 flags: list[str] | None = None) -> list[str]:
+    """The vLLM OpenAI server command line (the recipe's: `python -m`, float32 and eager on CPU), then
+    serve.vllm's engine options (`flags`, EngineOptions.as_flags)."""
     command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
                "--served-model-name", name, "--host", "127.0.0.1", "--port", str(port),
                "--max-model-len", str(max_model_len), "--disable-uvicorn-access-log"]
-    return command + (["--dtype", "float32", "--enforce-eager"] if cpu else ["--dtype", "bfloat16"])
+    return command + (["--dtype", "float32", "--enforce-eager"] if cpu else ["--dtype", "bfloat16"]) + (flags or [])
 
 
-def start_engine(name: str, model_dir: str, log_dir: Path, max_model_len: int, kv_cache_gb: int) -> EngineProcess:
+def start_engine(name: str, model_dir: str, log_dir: Path, max_model_len: int, kv_cache_gb: int,
+                 flags: list[str] | None = None) -> EngineProcess:
     """Starts one vLLM server in its own process group, logging to log_dir/engine-<name>.log."""
     import torch
 
@@ -57,7 +60,7 @@ def start_engine(name: str, model_dir: str, log_dir: Path, max_model_len: int, k
     log = log_dir / f"engine-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     handle = open(log, "ab")
-    command = vllm_command(model_dir, name, port, max_model_len, cpu=not torch.cuda.is_available())
+    command = vllm_command(model_dir, name, port, max_model_len, cpu=not torch.cuda.is_available(), flags=flags)
     # own process group (stopped as a whole), and SIGTERM from Linux if the gateway itself dies
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                                preexec_fn=die_with_parent, env={**engine_env(), "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb)})

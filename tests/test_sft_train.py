@@ -72,3 +72,27 @@ def test_train_refuses_to_start_without_data(run_config_file: Path) -> None:
     cfg = load_config(run_config_file)
     with pytest.raises(StageMissing, match="tunebot data CONFIG"):
         train(cfg, open_run_dir(cfg))
+
+
+def test_the_cpu_answer_loss_equals_trls_loss_and_gradients(prepared) -> None:
+    """sft/loss.py projects only labelled positions; TRL's kernel projects all of them: same loss, same gradients."""
+    import torch
+
+    cfg, run_dir = prepared
+    trainer = build_trainer(cfg, run_dir)
+    assert type(trainer).__name__ == "AnswerLossSFTTrainer" and trainer._compact_loss_applies(trainer.model)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    assert (batch["attention_mask"] == 0).any(), "the batch should carry padding"
+    labelled = int((batch["labels"][:, 1:] != -100).sum())
+    found = {}
+    for name, compute in (("ours", trainer.compute_loss),
+                          ("trl", super(type(trainer), trainer).compute_loss)):
+        trainer.model.zero_grad()
+        loss = compute(trainer.model, dict(batch), num_items_in_batch=labelled)
+        loss.backward()
+        found[name] = (loss.item(), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+    assert found["ours"][0] == pytest.approx(found["trl"][0], rel=1e-5)
+    assert found["ours"][1].keys() == found["trl"][1].keys() and found["ours"][1]
+    for name, grad in found["ours"][1].items():
+        torch.testing.assert_close(grad, found["trl"][1][name], rtol=1e-4, atol=1e-6)
+    assert trainer._metrics["train"]["num_tokens"] == [int(batch["attention_mask"].sum()) * 2]

