@@ -12,7 +12,8 @@ backbone's hidden states at the positions whose next token is labelled, one LM-h
 entropy summed over them and divided by the batch's labelled-token count (what TRL divides by, so
 the loss and its gradients are the same). The token count for tokens/s (num_tokens) is kept, and
 mean_token_accuracy comes from the same logits (an argmax). Entropy is not logged. CUDA, data
-parallel runs and loss variants (dft, label smoothing, a custom loss) keep TRL's own path.
+parallel runs, loss variants (dft, label smoothing, a custom loss) and prompt / prefix tuning (whose
+virtual tokens PeftModel's own forward adds) keep TRL's own path.
 """
 
 from __future__ import annotations
@@ -45,8 +46,11 @@ def sft_trainer_class() -> type:
 
         def _compact_loss_applies(self, model: Any) -> bool:
             args = self.args
+            config = getattr(model, "active_peft_config", None)
+            virtual_tokens = config is not None and config.is_prompt_learning  # added by PeftModel's own forward
             return (args.device.type == "cpu" and self.accelerator.num_processes == 1 and args.loss_type == "nll"
-                    and self.compute_loss_func is None and self.label_smoother is None and not self.aux_loss_enabled)
+                    and self.compute_loss_func is None and self.label_smoother is None and not self.aux_loss_enabled
+                    and not virtual_tokens)
 
         def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
             if return_outputs or not self._compact_loss_applies(model):

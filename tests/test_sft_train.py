@@ -74,15 +74,22 @@ def test_train_refuses_to_start_without_data(run_config_file: Path) -> None:
         train(cfg, open_run_dir(cfg))
 
 
-def test_the_cpu_answer_loss_equals_trls_loss_and_gradients(prepared) -> None:
-    """sft/loss.py projects only labelled positions; TRL's kernel projects all of them: same loss, same gradients."""
+@pytest.mark.parametrize("packing", [False, True])
+def test_the_cpu_answer_loss_equals_trls_loss_and_gradients(run_config_file: Path, packing: bool) -> None:
+    """sft/loss.py projects only labelled positions; TRL's kernel projects all of them: same loss, same gradients,
+    on a padded batch and on a padding-free packed one."""
     import torch
 
-    cfg, run_dir = prepared
+    cfg = load_config(run_config_file, [f"sft.packing={str(packing).lower()}", "sft.max_length=256", "sft.context=none"])
+    run_dir = open_run_dir(cfg)
+    run_data_stage(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir)
     assert type(trainer).__name__ == "AnswerLossSFTTrainer" and trainer._compact_loss_applies(trainer.model)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
-    assert (batch["attention_mask"] == 0).any(), "the batch should carry padding"
+    if packing:
+        assert "attention_mask" not in batch and int((batch["position_ids"] == 0).sum()) > 1
+    else:
+        assert (batch["attention_mask"] == 0).any(), "the batch should carry padding"
     labelled = int((batch["labels"][:, 1:] != -100).sum())
     found = {}
     for name, compute in (("ours", trainer.compute_loss),
@@ -95,4 +102,5 @@ def test_the_cpu_answer_loss_equals_trls_loss_and_gradients(prepared) -> None:
     assert found["ours"][1].keys() == found["trl"][1].keys() and found["ours"][1]
     for name, grad in found["ours"][1].items():
         torch.testing.assert_close(grad, found["trl"][1][name], rtol=1e-4, atol=1e-6)
-    assert trainer._metrics["train"]["num_tokens"] == [int(batch["attention_mask"].sum()) * 2]
+    real = int(batch["attention_mask"].sum()) if not packing else batch["position_ids"].size(1)
+    assert trainer._metrics["train"]["num_tokens"] == [real * 2]
