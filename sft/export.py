@@ -16,11 +16,14 @@ from pathlib import Path
 
 import yaml
 
-from sft.gguf_write import QUANTS, ExportError, read_chat_template, write_gguf
+from sft.gguf_write import QUANTS as GGUF_PY_QUANTS
+from sft.gguf_write import ExportError, read_chat_template, write_gguf
+from sft.quantize import FTYPES, write_kquant
 from tunebot.model_card import model_card
 from tunebot.rundir import atomic_write_text
 
 FORMATS = ("gguf", "ollama")
+QUANTS = (*GGUF_PY_QUANTS, *FTYPES)  # q8_0, f16 (gguf-py), q4_k_m (llama.cpp's quantizer)
 _CHATML = '''TEMPLATE """{{- range .Messages }}<|im_start|>{{ .Role }}
 {{ .Content }}<|im_end|>
 {{ end }}<|im_start|>assistant
@@ -49,11 +52,13 @@ def export_run(run_dir: str | Path, fmt: str = "gguf", quant: str = "q8_0", out:
         raise ExportError(f"{merged}: no merged model; run `tunebot merge CONFIG` (or `tunebot run CONFIG`) first")
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt}: one of {', '.join(FORMATS)}")
+    if quant not in QUANTS:
+        raise ExportError(f"--quant {quant}: this export writes {', '.join(QUANTS)}")
     config = yaml.safe_load((root / "config.yaml").read_text(encoding="utf-8")) or {}
     target = Path(out) if out else root / "export"
     target.mkdir(parents=True, exist_ok=True)
     name = f"{config.get('name', root.name)}.{quant}.gguf"
-    written = [write_gguf(merged, target / name, quant)]
+    written = [write_kquant(merged, target / name, quant) if quant in FTYPES else write_gguf(merged, target / name, quant)]
     atomic_write_text(target / "README.md", model_card(root))
     written.append(target / "README.md")
     if fmt == "ollama":

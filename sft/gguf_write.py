@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-# f16 and q8_0 come from gguf-py; q4_k_m from llama.cpp's quantizer (sft/quantize.py, the `gguf` extra).
-# Each is loaded back in tests/test_sft_export.py (transformers) and tests/test_sft_llama_cpp.py (llama.cpp).
-QUANTS = ("q8_0", "f16", "q4_k_m")
+# gguf-py's quant types; sft/quantize.py adds q4_k_m (llama.cpp's quantizer). Each is loaded back in
+# tests/test_sft_export.py (transformers) and tests/test_sft_llama_cpp.py (llama.cpp).
+QUANTS = ("q8_0", "f16")
 
 
 class ExportError(ValueError):
@@ -147,15 +147,7 @@ def write_gguf(model_dir: str | Path, out: str | Path, quant: str = "q8_0", chat
     import gguf
 
     if quant not in QUANTS:
-        raise ExportError(f"--quant {quant}: this export writes {', '.join(QUANTS)}")
-    if quant not in ("f16", "q8_0"):  # a K-quant: llama.cpp quantizes the f16 file
-        from sft.quantize import quantize_gguf
-
-        f16 = Path(out).with_name(Path(out).name + ".f16.partial")
-        try:
-            return quantize_gguf(write_gguf(model_dir, f16, "f16", chat_template), Path(out), quant)
-        finally:
-            f16.unlink(missing_ok=True)
+        raise ExportError(f"--quant {quant}: gguf-py writes {', '.join(QUANTS)}")
     model_dir, out = Path(model_dir), Path(out)
     config = _config(model_dir)
     kinds = {"f16": ("F16", "MOSTLY_F16"), "q8_0": ("Q8_0", "MOSTLY_Q8_0")}[quant]

@@ -1,6 +1,6 @@
 """K-quant GGUF files (q4_k_m) made by llama.cpp's own quantizer, through llama-cpp-python.
 
-    pip install 'tunebot[gguf]'      # llama-cpp-python: a source build, ~10 min on 2 cores
+    pip install 'tunebot[gguf]'      # llama-cpp-python: a source build, ~5 min on 2 cores
     tunebot export runs/acme-demo --quant q4_k_m
 
 gguf-py has no K-quant quantizer, so q4_k_m is llama.cpp's `llama_model_quantize` applied to the
@@ -18,7 +18,7 @@ from sft.gguf_write import ExportError
 
 # llama.cpp's file types (llama.h, enum llama_ftype) for the quants made here.
 FTYPES = {"q4_k_m": 15}
-INSTALL_HINT = ("pip install 'tunebot[gguf]' (llama-cpp-python, built from source, ~10 min on 2 cores), or make it "
+INSTALL_HINT = ("pip install 'tunebot[gguf]' (llama-cpp-python, built from source, ~5 min on 2 cores), or make it "
                 "from the f16 export with llama.cpp's tool: llama-quantize NAME.f16.gguf NAME.q4_k_m.gguf Q4_K_M")
 
 
@@ -39,6 +39,17 @@ def _quiet(llama_cpp: Any) -> None:
     if not _SILENT:
         _SILENT.append(llama_cpp.llama_log_callback(lambda level, text, user_data: None))
     llama_cpp.llama_log_set(_SILENT[0], None)
+
+
+def write_kquant(model_dir: Path, out: Path, quant: str) -> Path:
+    """Writes `out`, the merged model in `model_dir` as a K-quant GGUF: gguf-py's f16 file, then llama.cpp's quantizer."""
+    from sft.gguf_write import write_gguf
+
+    f16 = out.with_name(out.name + ".f16.partial")
+    try:
+        return quantize_gguf(write_gguf(model_dir, f16, "f16"), out, quant)
+    finally:
+        f16.unlink(missing_ok=True)
 
 
 def quantize_gguf(source: Path, out: Path, quant: str, threads: int | None = None) -> Path:
