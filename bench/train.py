@@ -243,13 +243,13 @@ def peer(args: argparse.Namespace) -> int:
     """--peer: one job, every tool, interleaved; prints the table and writes bench/results/train-peer.json."""
     import train_peer
 
-    rounds = args.rounds or (1 if args.quick else 2)
+    rounds, steps = args.rounds or (1 if args.quick else 2), 6 if args.quick else args.steps
     with tempfile.TemporaryDirectory() as scratch:
-        runs = train_peer.measure(Path(scratch), rounds, 6 if args.quick else args.steps)
+        runs = train_peer.measure(Path(scratch), rounds, steps)
     text, figures = train_peer.summary(runs)
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     print(f"\ntraining peers: the demo's training split, SmolLM2-135M-Instruct, LoRA r16/a32 all-linear, batch 4, "
-          f"{'6 steps' if args.quick else 'one epoch'}, {rounds} interleaved round(s), {machine}\n\n{text}")
+          f"{f'{steps} steps' if steps else 'one epoch'}, {rounds} interleaved round(s), {machine}\n\n{text}")
     target = args.json or ROOT / "bench" / "results" / ("train-peer-quick.json" if args.quick else "train-peer.json")
     document = {"date": date.today().isoformat(), "machine": machine, "job": train_peer.JOB, "rounds": rounds,
                 "quick": args.quick, "runs": runs, **figures}

@@ -137,6 +137,10 @@ def build_records(data: Any, system_prompt: str) -> tuple[list[dict], list[dict]
     return records, rejects, reports
 
 
+# What the GGUF export checks ask the merged model and its export (tests/test_sft_export.py, test_sft_llama_cpp.py).
+EXPORT_QUESTIONS = ["What is the capital of France?", "返品できますか？", "How do I reset my password?"]
+
+
 @pytest.fixture(scope="session")
 def merged_run_dir(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory whose merged/ is the default model merged with a random (non-zero) LoRA."""

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import EXPORT_QUESTIONS as QUESTIONS
 from tunebot.cli import main
 
-QUESTIONS = ["What is the capital of France?", "返品できますか？", "How do I reset my password?"]
 
 
 def _greedy(model: object, tokenizer: object) -> list[tuple[object, int]]:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import EXPORT_QUESTIONS as QUESTIONS
 from tunebot.cli import main
 
 pytestmark = pytest.mark.llamacpp
-QUESTIONS = ["What is the capital of France?", "返品できますか？", "How do I reset my password?"]
 # Greedy tokens of the merged model that llama.cpp picks too, with the same prefix. Measured 2026-12-02:
 # f16 48/48, q8_0 44/48, q4_k_m 39/48 (SmolLM2's 576-wide rows fall back to q5_0 in llama.cpp's q4_k_m mix).
 AGREEMENT = {"f16": 1.0, "q8_0": 0.85, "q4_k_m": 0.7}
