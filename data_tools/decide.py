@@ -5,7 +5,7 @@
 The only step that sees all records at once, and only as columns of numbers (about 60 bytes a record):
 exact duplicates and near-duplicates lose to the earliest record, leakage clusters are scipy's
 connected components over the verified similar pairs (and the turns of one conversation), and
-`split.assign_splits` places whole clusters.
+`split.assign_split_codes` places whole clusters.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from data_tools.jsonio import loads
 from data_tools.matching import gram_sets, normalize_for_matching, pair_similarity
 from data_tools.pairs import join_components, load_npz
 from data_tools.shards import PLACE_BITS
-from data_tools.split import assign_splits
+from data_tools.split import assign_split_codes
 from tunebot.config import DataConfig
 from tunebot.prompts import answer_of
 
@@ -44,9 +44,12 @@ class Decisions:
 
 def load_columns(folder: Path, shards: list[int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Returns the records' columns, all shards joined in order, and each shard's first row."""
-    metas = [load_npz(folder / "meta" / f"{number}.npz", COLUMNS) for number in shards]
-    sizes = [len(meta["ordinal"]) for meta in metas]
-    columns = {name: np.concatenate([meta[name] for meta in metas]) for name in COLUMNS}
+    columns: dict[str, np.ndarray] = {}
+    sizes: list[int] = []
+    for name in COLUMNS:  # a column at a time: memory holds the joined columns and one column's parts
+        parts = [load_npz(folder / "meta" / f"{number}.npz", (name,))[name] for number in shards]
+        sizes = sizes or [len(part) for part in parts]
+        columns[name] = np.concatenate(parts)
     return columns, np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
 
@@ -89,12 +92,16 @@ def decide(folder: Path, shards: list[int], files: list[str], categories: dict[i
     kept = np.ones(len(ordinal), dtype=bool)
     kept[list(decisions.dropped)] = False
     decisions.split = np.full(len(ordinal), -1, dtype=np.int8)
-    shard_of = np.repeat(np.arange(len(shards)), np.diff(starts))
-    file_names = [files[shards[s] >> 16] for s in shard_of[kept].tolist()]
-    strata = [categories[shards[s]][c] for s, c in zip(shard_of[kept].tolist(), columns["category"][kept].tolist())]
+    shard_of = np.repeat(np.arange(len(shards)), np.diff(starts))[kept]
+    names = sorted({name for number in shards for name in categories[number]})
+    table = [np.searchsorted(names, categories[number]).astype(np.int64) for number in shards]  # shard's code -> global
+    offsets = np.concatenate([[0], np.cumsum([len(codes) for codes in table])]).astype(np.int64)
+    lookup = np.concatenate(table) if names else np.zeros(0, dtype=np.int64)
+    strata = lookup[offsets[shard_of] + columns["category"][kept]] if names else np.zeros(len(shard_of), np.int64)
     split = cfg.split
-    decisions.split[kept] = assign_splits(file_names, strata, decisions.labels[kept], split.val, split.test, split.seed,
-                                          columns["answer"][kept], train_only)
+    decisions.split[kept] = assign_split_codes(np.asarray(shards, dtype=np.int64)[shard_of] >> 16, files, strata,
+                                               decisions.labels[kept], split.val, split.test, split.seed,
+                                               columns["answer"][kept], train_only)
     return decisions
 
 

@@ -42,65 +42,69 @@ def _quotas(total: int, sizes: dict[str, int], rng: random.Random) -> dict[str, 
 
 class _AnswerKeeper:
     """Says whether a cluster may be held out without taking the last training record of an answer
-    that several records give; remembers the clusters that were."""
+    that several records give; remembers the clusters that were. Arrays, not dicts: ~20 bytes a record."""
 
-    def __init__(self, groups: np.ndarray, answers: np.ndarray | None) -> None:
-        self.by_group: dict[int, dict[int, int]] = {}
-        self.left: dict[int, int] = {}
+    def __init__(self, cluster: np.ndarray, answers: np.ndarray | None, clusters: int) -> None:
+        self.starts = np.zeros(clusters + 1, dtype=np.int64)
+        self.answer, self.count, self.left = (np.zeros(0, dtype=np.int64),) * 3
         if answers is None:
             return
-        answers = np.asarray(answers)
-        keys, inverse, counts = np.unique(answers, return_inverse=True, return_counts=True)
-        shared = counts[inverse] > 1
-        for group, answer in zip(groups[shared].tolist(), answers[shared].tolist()):
-            given = self.by_group.setdefault(group, {})
-            given[answer] = given.get(answer, 0) + 1
-        self.left = {int(key): int(count) for key, count in zip(keys.tolist(), counts.tolist()) if count > 1}
+        _, code, counts = np.unique(np.asarray(answers), return_inverse=True, return_counts=True)
+        shared = counts[code] > 1
+        pairs, given = np.unique(cluster[shared] * len(counts) + code[shared], return_counts=True)
+        self.answer, self.count, self.left = pairs % len(counts), given, counts.astype(np.int64)
+        self.starts[1:] = np.cumsum(np.bincount(pairs // len(counts), minlength=clusters))
 
-    def allows(self, group: int) -> bool:
-        return all(self.left[answer] > count for answer, count in self.by_group.get(group, {}).items())
+    def allows(self, cluster: int) -> bool:
+        start, end = self.starts[cluster], self.starts[cluster + 1]
+        if start == end:
+            return True
+        if end - start == 1:
+            return bool(self.left[self.answer[start]] > self.count[start])
+        return bool((self.left[self.answer[start:end]] > self.count[start:end]).all())
 
-    def hold_out(self, group: int) -> None:
-        for answer, count in self.by_group.get(group, {}).items():
-            self.left[answer] -= count
+    def hold_out(self, cluster: int) -> None:
+        start, end = self.starts[cluster], self.starts[cluster + 1]
+        np.subtract.at(self.left, self.answer[start:end], self.count[start:end])
 
 
-def _assign_file(clusters: list[tuple[int, int, str]], val: float, test: float, rng_seed: str,
-                 keeper: _AnswerKeeper) -> dict[int, int]:
-    """Assigns the (label, size, stratum) clusters of one file to splits: label -> 0/1/2."""
+def _fill(members: np.ndarray, sizes: np.ndarray, room: dict[int, int], keeper: _AnswerKeeper,
+          chosen: np.ndarray) -> list[int]:
+    """Places shuffled `members` whole into test (2) or val (1) while `room` lasts; returns the rest in order."""
+    rest: list[int] = []
+    for at, cluster in enumerate(members.tolist()):
+        if room[2] <= 0 and room[1] <= 0:  # both full: every later cluster trains, or fills room left elsewhere
+            return rest + members[at:].tolist()
+        count = int(sizes[cluster])
+        target = next((split for split in (2, 1) if count <= room[split]), 0)
+        if target and keeper.allows(cluster):
+            keeper.hold_out(cluster)
+            room[target] -= count
+            chosen[cluster] = target
+        else:
+            rest.append(cluster)
+    return rest
+
+
+def _assign_file(members: np.ndarray, sizes: np.ndarray, strata: np.ndarray, val: float, test: float,
+                 rng_seed: str, keeper: _AnswerKeeper, chosen: np.ndarray) -> None:
+    """Assigns one file's clusters (indexes into `sizes`, `strata`) to splits in `chosen`: 0/1/2."""
     rng = random.Random(rng_seed)
-    size = sum(count for _, count, _ in clusters)
+    size = int(sizes[members].sum())
     n_test = _share(size, test)
     n_val = _share(size - n_test, val / (1 - test) if test < 1 else 0)
-    by_stratum: dict[str, list[tuple[int, int, str]]] = {}
-    for cluster in clusters:
-        by_stratum.setdefault(cluster[2], []).append(cluster)
-    sizes = {name: sum(count for _, count, _ in members) for name, members in sorted(by_stratum.items())}
-    room = {2: _quotas(n_test, sizes, rng), 1: _quotas(n_val, sizes, rng)}
-    spare = {2: n_test, 1: n_val}
-    assigned: dict[int, int] = {}
-    leftovers = []
-    for name in sizes:
-        members = by_stratum[name]
-        rng.shuffle(members)
-        for label, count, _ in members:
-            # A cluster goes where it fits whole; one too big for test or val trains.
-            held = keeper.allows(label)
-            target = next((split for split in (2, 1) if held and count <= room[split][name]), 0)
-            if target:
-                keeper.hold_out(label)
-                room[target][name] -= count
-                spare[target] -= count
-            else:
-                leftovers.append((label, count))
-            assigned[label] = target
-    for label, count in leftovers:  # room a stratum could not use goes to other clusters of the file
-        target = next((split for split in (2, 1) if 0 < count <= spare[split] and keeper.allows(label)), 0)
-        if target:
-            keeper.hold_out(label)
-            spare[target] -= count
-        assigned[label] = target
-    return assigned
+    names = sorted(set(strata[members].tolist()))
+    by_stratum = {name: members[strata[members] == name] for name in names}
+    amounts = {name: int(sizes[part].sum()) for name, part in by_stratum.items()}
+    room = {2: _quotas(n_test, amounts, rng), 1: _quotas(n_val, amounts, rng)}
+    leftovers: list[int] = []
+    for name in names:
+        order = np.random.default_rng(rng.getrandbits(64)).permutation(by_stratum[name])
+        leftovers += _fill(order, sizes, {2: room[2][name], 1: room[1][name]}, keeper, chosen)
+    spare = {split: (n_test, n_val)[2 - split] - int(sizes[members[chosen[members] == split]].sum()) for split in (2, 1)}
+    left = np.asarray(leftovers, dtype=np.int64)
+    fits = left[sizes[left] <= max(spare.values())]  # room a stratum could not use goes to other clusters
+    _fill(fits, sizes, spare, keeper, chosen)
 
 
 def assign_splits(
@@ -117,16 +121,30 @@ def assign_splits(
     >>> assign_splits(["a.csv"] * 4, [""] * 4, [0, 0, 2, 3], 0.0, 0.25, 0).tolist()
     [0, 0, 0, 2]
     """
-    groups = np.asarray(groups)
-    keeper = _AnswerKeeper(groups, answers)
-    labels, first, counts = np.unique(groups, return_index=True, return_counts=True)
-    by_file: dict[str, list[tuple[int, int, str]]] = {}
-    forced = {int(group) for group, name in zip(groups.tolist(), files) if name in train_only} if train_only else set()
-    chosen: dict[int, int] = {label: 0 for label in forced}
-    for label, index, count in zip(labels.tolist(), first.tolist(), counts.tolist()):
-        if label not in forced:
-            by_file.setdefault(files[index], []).append((label, count, strata[index]))
-    for name in sorted(by_file):
-        chosen.update(_assign_file(by_file[name], val, test, f"{seed}:{Path(name).name}", keeper))
-    lookup = np.array([chosen[label] for label in labels.tolist()], dtype=np.int8)
-    return lookup[np.searchsorted(labels, groups)]
+    file_names, file_codes = np.unique(np.asarray(files, dtype=object), return_inverse=True)
+    stratum_names, stratum_codes = np.unique(np.asarray(strata, dtype=object), return_inverse=True)
+    return assign_split_codes(file_codes, file_names.tolist(), stratum_codes, groups, val, test, seed, answers,
+                              train_only)
+
+
+def assign_split_codes(
+    file_codes: np.ndarray, file_names: list[str], stratum_codes: np.ndarray, groups: np.ndarray | list[int],
+    val: float, test: float, seed: int, answers: np.ndarray | list[int] | None = None,
+    train_only: set[str] | frozenset[str] = frozenset(),
+) -> np.ndarray:
+    """`assign_splits` over codes: a file index and a stratum number per record (what the stage has
+    for millions of records, in arrays of a few bytes a record)."""
+    labels, first, cluster = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
+    cluster = cluster.reshape(-1)
+    sizes = np.bincount(cluster, minlength=len(labels))
+    keeper = _AnswerKeeper(cluster, answers, len(labels))
+    chosen = np.zeros(len(labels), dtype=np.int8)
+    held = np.ones(len(labels), dtype=bool)
+    forced = np.flatnonzero(np.isin(np.asarray(file_names, dtype=object), list(train_only)))
+    held[cluster[np.isin(file_codes, forced)]] = False
+    owner, strata = np.asarray(file_codes)[first], np.asarray(stratum_codes)[first]
+    for code in sorted(range(len(file_names)), key=lambda index: file_names[index]):
+        members = np.flatnonzero((owner == code) & held)
+        if len(members):
+            _assign_file(members, sizes, strata, val, test, f"{seed}:{Path(file_names[code]).name}", keeper, chosen)
+    return chosen[cluster]
