@@ -43,24 +43,31 @@ TARGET_ROWS_PER_S = 20_000
 TARGET_PEAK_MB = 2048
 TARGET_PEAK_10M_MB = 4096
 
-EN_TOPICS = ("return", "refund", "exchange", "shipping", "delivery", "invoice", "receipt", "coupon", "points", "warranty",
-             "repair", "password", "account", "address", "payment", "card", "bank transfer", "gift wrap", "app", "login")
+EN_TOPICS = ("return", "refund", "exchange", "shipping", "delivery", "invoice", "receipt", "coupon", "points",
+             "warranty",
+             "repair", "password", "account", "address", "payment", "card", "bank transfer", "gift wrap", "app",
+                 "login")
 EN_OBJECTS = ("kettle", "blender", "rice cooker", "desk lamp", "office chair", "bookshelf", "phone case", "charger",
               "headphones", "backpack", "umbrella", "water bottle", "towel set", "coffee mill", "toaster", "humidifier",
               "air purifier", "monitor arm", "keyboard", "mouse", "camera strap", "tripod", "lunch box", "frying pan")
 EN_ASKS = ("How do I {t} my {o}?", "Can I {t} a {o} I bought last week?", "What is your policy on {t} for the {o}?",
-           "Is {t} possible for an opened {o}?", "My {o} arrived today, how does {t} work?", "Where can I check {t} for my {o}?",
+           "Is {t} possible for an opened {o}?", "My {o} arrived today, how does {t} work?",
+               "Where can I check {t} for my {o}?",
            "Do you offer {t} on the {o} in {c}?", "Why is {t} not available for the {o}?")
 EN_SAYS = ("You can arrange {t} for the {o} from My page within {n} days.", "For the {o}, {t} takes {n} business days.",
-           "{T} for the {o} is free when the order is over {m} yen.", "Please open Order history, choose the {o} and select {t}.",
+           "{T} for the {o} is free when the order is over {m} yen.",
+               "Please open Order history, choose the {o} and select {t}.",
            "The {o} is covered: {t} is handled by our {c} center.", "We accept {t} requests for the {o} until day {n}.")
 JA_TOPICS = ("返品", "返金", "交換", "配送", "お届け日", "請求書", "領収書", "クーポン", "ポイント", "保証", "修理",
-             "パスワード", "会員登録", "住所変更", "支払い方法", "カード決済", "銀行振込", "ギフト包装", "アプリ", "ログイン")
+             "パスワード", "会員登録", "住所変更", "支払い方法", "カード決済", "銀行振込", "ギフト包装", "アプリ",
+                 "ログイン")
 JA_OBJECTS = ("電気ケトル", "ミキサー", "炊飯器", "デスクライト", "オフィスチェア", "本棚", "スマホケース", "充電器",
               "ヘッドホン", "リュック", "折りたたみ傘", "水筒", "タオルセット", "コーヒーミル", "トースター", "加湿器",
-              "空気清浄機", "モニターアーム", "キーボード", "マウス", "カメラストラップ", "三脚", "弁当箱", "フライパン")
+              "空気清浄機", "モニターアーム", "キーボード", "マウス", "カメラストラップ", "三脚", "弁当箱",
+                  "フライパン")
 JA_ASKS = ("{o}の{t}はできますか？", "先週買った{o}の{t}について教えてください。", "{o}の{t}の条件は何ですか？",
-           "開封済みの{o}でも{t}は可能ですか？", "{c}で購入した{o}の{t}はどうすればいいですか？", "{o}の{t}がうまくいきません。")
+           "開封済みの{o}でも{t}は可能ですか？", "{c}で購入した{o}の{t}はどうすればいいですか？",
+               "{o}の{t}がうまくいきません。")
 JA_SAYS = ("{o}の{t}はマイページから{n}日以内に承ります。", "{o}の{t}には{n}営業日ほどかかります。",
            "{m}円以上のご注文なら{o}の{t}は無料です。", "注文履歴から{o}を選び、「{t}」を押してください。",
            "{o}の{t}は{c}の窓口で対応しております。", "{o}は{n}日目まで{t}を受け付けております。")
@@ -79,22 +86,28 @@ def _luhn_card(rng: random.Random) -> str:
 def _pii(rng: random.Random, ja: bool) -> str:
     kind = rng.randrange(4)
     if kind == 0:
-        return f" 連絡先: user{rng.randint(1, 99999)}@example.jp" if ja else f" Mail me at user{rng.randint(1, 99999)}@example.com."
+        user = f"user{rng.randint(1, 99999)}"
+        return f" 連絡先: {user}@example.jp" if ja else f" Mail me at {user}@example.com."
     if kind == 1:
-        return f" 電話は090-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}です。" if ja else f" Call 03-{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}."
+        digits = f"{rng.randint(1000, 9999)}-{rng.randint(1000, 9999)}"
+        return f" 電話は090-{digits}です。" if ja else f" Call 03-{digits}."
     if kind == 2:
-        return f" 住所は〒{rng.randint(100, 999)}-{rng.randint(1000, 9999)}です。" if ja else f" Ship to 〒{rng.randint(100, 999)}-{rng.randint(1000, 9999)}."
+        code = f"〒{rng.randint(100, 999)}-{rng.randint(1000, 9999)}"
+        return f" 住所は{code}です。" if ja else f" Ship to {code}."
     return f" カード{_luhn_card(rng)}で払いました。" if ja else f" I paid with card {_luhn_card(rng)}."
 
 
 def make_pair(rng: random.Random, ja: bool) -> tuple[str, str]:
     """Returns one synthetic (question, answer), Japanese or English."""
-    asks, says, topics, objects, cities = (JA_ASKS, JA_SAYS, JA_TOPICS, JA_OBJECTS, JA_CITIES) if ja else (EN_ASKS, EN_SAYS, EN_TOPICS, EN_OBJECTS, CITIES)
-    fill = {"t": rng.choice(topics), "o": rng.choice(objects), "c": rng.choice(cities), "n": rng.randint(2, 90), "m": rng.randint(2, 30) * 500}
+    asks, says, topics, objects, cities = (JA_ASKS, JA_SAYS, JA_TOPICS, JA_OBJECTS, JA_CITIES) if ja else (EN_ASKS,
+            EN_SAYS, EN_TOPICS, EN_OBJECTS, CITIES)
+    fill = {"t": rng.choice(topics), "o": rng.choice(objects), "c": rng.choice(cities), "n": rng.randint(2, 90),
+            "m": rng.randint(2, 30) * 500}
     fill["T"] = fill["t"].capitalize()
     question = rng.choice(asks).format(**fill)
     # a second sentence: real FAQs rarely repeat a question verbatim with another answer
-    extra = {"t": rng.choice(topics), "o": rng.choice(objects), "c": rng.choice(cities), "n": fill["n"], "m": fill["m"], "T": ""}
+    extra = {"t": rng.choice(topics), "o": rng.choice(objects), "c": rng.choice(cities), "n": fill["n"], "m": fill["m"],
+             "T": ""}
     question += (" " if not ja else "") + rng.choice(asks).format(**extra)
     answer = " ".join(rng.choice(says).format(**{**fill, "t": rng.choice(topics), "o": rng.choice(objects)})
                       for _ in range(rng.randint(1, 4)))
@@ -218,7 +231,8 @@ def run_engine(engine: str, folder: Path, config: Path, rows: int) -> dict:
         config.write_text(config.read_text(encoding="utf-8") + "  engine: ray\n", encoding="utf-8")
     shutil.rmtree(folder / "runs", ignore_errors=True)
     try:
-        done = subprocess.run([sys.executable, __file__, "--child", str(config), "--root", str(root)], capture_output=True,
+        done = subprocess.run([sys.executable, __file__, "--child", str(config), "--root", str(root)],
+                              capture_output=True,
                               text=True, check=False, cwd=root, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
     finally:
         config.write_text(config.read_text(encoding="utf-8").replace("  engine: ray\n", ""), encoding="utf-8")
@@ -227,14 +241,17 @@ def run_engine(engine: str, folder: Path, config: Path, rows: int) -> dict:
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     report = json.loads((folder / "runs" / "bench" / "data" / "report.json").read_text(encoding="utf-8"))
     if report["rows_in"] != rows or report["kept"] + report["rejected"] != rows:
-        raise SystemExit(f"{engine}: accounting broken at {rows} rows: {report['rows_in']=} {report['kept']=} {report['rejected']=}")
+        raise SystemExit(
+            f"{engine}: accounting broken at {rows} rows: {report['rows_in']=} {report['kept']=} {report['rejected']=}")
     return {
-        "engine": engine, "rows": rows, "wall_s": round(figures["wall_s"], 1), "rows_per_s": round(rows / figures["wall_s"]),
+        "engine": engine, "rows": rows, "wall_s": round(figures["wall_s"], 1),
+            "rows_per_s": round(rows / figures["wall_s"]),
         "peak_mb": round(figures["peak_mb"]),
         # memory in use at once: this process and every descendant, shared pages counted once (PSS, sampled)
         "peak_total_mb": round(figures["peak_total_mb"]),
         "kept": report["kept"], "rejected": report["rejected"], "exact_dupes": report["duplicates"]["exact"],
-        "near_dupes": report["duplicates"]["near"], "pii": sum(report["pii"]["found"].values()), "splits": report["splits"],
+        "near_dupes": report["duplicates"]["near"], "pii": sum(report["pii"]["found"].values()),
+            "splits": report["splits"],
         "outputs": _digest(folder / "runs" / "bench" / "data"),
     }
 
@@ -272,18 +289,25 @@ def measure(rows: int, engines: list[str], keep: Path | None) -> list[dict]:
 
 def table(results: list[dict]) -> str:
     """Returns the printed table, with the targets checked on every row and each engine's speed against new."""
-    head = (f"{'rows':>10} {'engine':>6} {'wall s':>7} {'rows/s':>8} {'vs new':>6} {'peak MB':>8} {'kept':>9} {'rejected':>8} "
+    head = (
+        f"{'rows':>10} {'engine':>6} {'wall s':>7} {'rows/s':>8} {'vs new':>6} {'peak MB':>8} {'kept':>9} "
+        f"{'rejected':>8} "
             f"{'exact':>7} {'near':>6} {'pii':>6} {'outputs':>12}  target")
     lines = [head]
     for r in results:
         new = next((other for other in results if other["rows"] == r["rows"] and other["engine"] == "new"), r)
         limit = TARGET_PEAK_10M_MB if r["rows"] >= 10_000_000 else TARGET_PEAK_MB
         ok = (r["rows_per_s"] >= TARGET_ROWS_PER_S or r["rows"] >= 10_000_000) and r["peak_total_mb"] < limit
-        lines.append(f"{r['rows']:>10,} {r['engine']:>6} {r['wall_s']:>7.1f} {r['rows_per_s']:>8,} {new['wall_s'] / r['wall_s']:>6.2f} "
-                     f"{r['peak_total_mb']:>8,} {r['kept']:>9,} {r['rejected']:>8,} {r['exact_dupes']:>7,} {r['near_dupes']:>6,} "
+        lines.append(
+            f"{r['rows']:>10,} {r['engine']:>6} {r['wall_s']:>7.1f} {r['rows_per_s']:>8,} "
+            f"{new['wall_s'] / r['wall_s']:>6.2f} "
+                     f"{r['peak_total_mb']:>8,} {r['kept']:>9,} {r['rejected']:>8,} {r['exact_dupes']:>7,} "
+                     f"{r['near_dupes']:>6,} "
                      f"{r['pii']:>6,} {r['outputs']:>12}  {'PASS' if ok else 'FAIL'}")
-    lines.append(f"targets: >= {TARGET_ROWS_PER_S:,} rows/s and peak < {TARGET_PEAK_MB:,} MB at 1M rows; 10M rows: peak < "
-                 f"{TARGET_PEAK_10M_MB:,} MB (peak = the stage's process and every descendant, PSS sampled every 0.2 s). "
+    lines.append(
+        f"targets: >= {TARGET_ROWS_PER_S:,} rows/s and peak < {TARGET_PEAK_MB:,} MB at 1M rows; 10M rows: peak < "
+                 f"{TARGET_PEAK_10M_MB:,} MB (peak = the stage's process and every descendant, PSS sampled every 0.2 "
+                 f"s). "
                  "vs new = new's wall time / this one's; outputs = a hash of the split files and rejects")
     return "\n".join(lines)
 
@@ -308,7 +332,8 @@ def main() -> None:
     print(table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(), "date": str(date.today())}
+        machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                   "date": str(date.today())}
         args.json.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n", encoding="utf-8")
 
 

@@ -140,7 +140,8 @@ def measure_retrieval(prompts: list[str]) -> dict[str, dict[str, Any]]:
             router.plan(system, messages)
             times.append(1000 * (time.perf_counter() - began))
         times.sort()
-        found[f"plan-{system}"] = {"requests": len(times), "index_records": len(records), "index_build_s": round(build, 2),
+        found[f"plan-{system}"] = {"requests": len(times), "index_records": len(records),
+                                   "index_build_s": round(build, 2),
                                    "p50_ms": round(times[len(times) // 2], 2),
                                    "p99_ms": round(times[min(len(times) - 1, int(0.99 * len(times)))], 2)}
     return found
@@ -187,7 +188,8 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
     """The variants as a fixed-width table."""
     lines = [f"{'variant':<16} {'requests':>8} {'clients':>7} {'errors':>6} {'tokens/s':>9} {'p50 s':>7} {'p99 s':>7}"]
     for name, row in rows.items():
-        lines.append(f"{name:<16} {row['requests']:>8} {row['clients']:>7} {row['errors']:>6} {row['tokens_per_s']:>9.1f} "
+        lines.append(
+            f"{name:<16} {row['requests']:>8} {row['clients']:>7} {row['errors']:>6} {row['tokens_per_s']:>9.1f} "
                      f"{row['p50_s']:>7.2f} {row['p99_s']:>7.2f}")
     return "\n".join(lines)
 
@@ -217,7 +219,8 @@ def main() -> int:
               f"{row['index_build_s']} s): p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms (target p50 < 20 ms)")
     if args.retrieval_only:
         if args.json:
-            args.json.write_text(json.dumps({"date": date.today().isoformat(), "retrieval": retrieval}, indent=2) + "\n",
+            args.json.write_text(json.dumps({"date": date.today().isoformat(), "retrieval": retrieval},
+                                            indent=2) + "\n",
                                  encoding="utf-8")
         return 0
     from tunebot.vllm_proc import vllm_installed
@@ -243,7 +246,8 @@ def main() -> int:
         print(f"{key}: {verdict['value']} (target {verdict['target']}{judged})")
     if args.json:
         document = {"date": date.today().isoformat(), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                    "data": source, "max_tokens": MAX_TOKENS, "variants": rows, "targets": found, "retrieval": retrieval}
+                    "data": source, "max_tokens": MAX_TOKENS, "variants": rows, "targets": found,
+                        "retrieval": retrieval}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return 0

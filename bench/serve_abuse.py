@@ -29,7 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 QUESTIONS = ["How much is shipping?", "返品できますか？", "Can I change my delivery address?", "領収書は出せますか？",
-             "How do I reset my password?", "営業時間を教えてください。", "Do you ship abroad?", "ポイントの有効期限は？"]
+             "How do I reset my password?", "営業時間を教えてください。", "Do you ship abroad?",
+                 "ポイントの有効期限は？"]
 
 
 def _serve(engine_kind: str, port: int) -> None:
@@ -54,7 +55,8 @@ def _serve(engine_kind: str, port: int) -> None:
 
         engine = TransformersEngine(model, None)
     faq = [json.loads(line) for line in (ROOT / "examples" / "data" / "acme_faq_en.jsonl").read_text().splitlines()]
-    records = [make_record(f"faq-{n}", f"faq:{n}", "en", "S", row["question"], row["answer"]) for n, row in enumerate(faq)]
+    records = [make_record(f"faq-{n}", f"faq:{n}", "en", "S", row["question"], row["answer"])
+               for n, row in enumerate(faq)]
     app = create_app(SystemRouter(engine, records, RetrievalConfig(k=1)),
                      GatewaySettings("You are ACME support.", None, 2048, 32))
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error")
@@ -120,7 +122,8 @@ async def _attack(client: Any, url: str) -> dict[str, int]:
                                          headers={"Content-Type": "application/json"})
             seen(kind, response.status_code)
     for _ in range(20):
-        body = {"model": "base", "max_tokens": 1500, "stream": True, "messages": [{"role": "user", "content": "Tell a story."}]}
+        body = {"model": "base", "max_tokens": 1500, "stream": True,
+                "messages": [{"role": "user", "content": "Tell a story."}]}
         async with client.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=120) as response:
             lines = 0
             async for _ in response.aiter_lines():
@@ -158,7 +161,8 @@ async def _run(url: str, pid: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=["vllm", "transformers"], default=None, help="default: vllm where installed")
+    parser.add_argument("--engine", choices=["vllm", "transformers"], default=None,
+                        help="default: vllm where installed")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     import httpx

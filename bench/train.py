@@ -63,7 +63,8 @@ class CountingCollator:
     def __call__(self, examples: list[dict]) -> dict:
         batch = self.inner(examples)
         mask = batch.get("attention_mask")
-        self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())  # padding-free: all real
+        self.tokens += int(mask.sum()) if mask is not None else int(
+            batch["input_ids"].numel())  # padding-free: all real
         return batch
 
 
@@ -120,7 +121,10 @@ def child(run_dir: Path, variant: list[str], steps: int, naive: bool) -> dict[st
 def _run_child(run_dir: Path, name: str, variant: list[str], steps: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", str(run_dir), "--steps", str(steps), "--variant", name, "--",
                *variant]
-    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env={**os.environ,
+                                 "PYTHONPATH": os.pathsep.join(filter(None,
+                                                                      [str(ROOT), os.environ.get("PYTHONPATH")]))})
     if result.returncode != 0:
         raise RuntimeError(f"{name} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -129,7 +133,8 @@ def _run_child(run_dir: Path, name: str, variant: list[str], steps: int) -> dict
 def _sources(bitext: Path = BITEXT) -> tuple[list[dict[str, Any]], dict[str, str], str]:
     """Returns (data sources, pii patterns, description): Bitext when present, else the ACME sample."""
     if bitext.is_file():
-        return [{"path": str(bitext)}], {"ORDER_ID": "(?<![0-9])[0-9]{8,16}(?![0-9])"}, "Bitext customer support (4,514 pairs)"
+        order_id = {"ORDER_ID": "(?<![0-9])[0-9]{8,16}(?![0-9])"}
+        return [{"path": str(bitext)}], order_id, "Bitext customer support (4,514 pairs)"
     faqs = [str(path) for path in sorted((ROOT / "examples" / "data").glob("acme_faq_*.csv"))]
     return [{"path": path} for path in faqs], {}, "ACME sample FAQ (en+ja)"
 
@@ -176,9 +181,11 @@ def build_gpu_model(folder: Path, tokenizer_dir: Path, shape: str = "1b") -> str
 
 def table(rows: dict[str, dict[str, Any]]) -> str:
     """Renders the figures of each variant as a fixed-width table."""
-    lines = [f"{'variant':<14} {'steps':>5} {'s/step':>8} {'median':>7} {'tokens/step':>11} {'tokens/s':>9} {'peak MB':>8}"]
+    lines = [
+        f"{'variant':<14} {'steps':>5} {'s/step':>8} {'median':>7} {'tokens/step':>11} {'tokens/s':>9} {'peak MB':>8}"]
     for name, row in rows.items():
-        lines.append(f"{name:<14} {row['steps']:>5} {row['step_s']:>8.3f} {row.get('median_step_s', row['step_s']):>7.3f} "
+        lines.append(
+            f"{name:<14} {row['steps']:>5} {row['step_s']:>8.3f} {row.get('median_step_s', row['step_s']):>7.3f} "
                      f"{row['tokens_per_step']:>11.0f} {row['tokens_per_s']:>9.1f} {row['peak_mb']:>8.0f}")
     return "\n".join(lines)
 
@@ -188,10 +195,12 @@ def verdicts(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     if "naive" in rows and "default" in rows:
         speedup = rows["default"]["tokens_per_s"] / rows["naive"]["tokens_per_s"]
-        found["default_over_naive_tokens_per_s"] = {"value": round(speedup, 2), "target": f">= {SPEED_TARGET}", "met": speedup >= SPEED_TARGET}
+        found["default_over_naive_tokens_per_s"] = {"value": round(speedup, 2), "target": f">= {SPEED_TARGET}",
+                                                    "met": speedup >= SPEED_TARGET}
     if "naive-bf16" in rows and "lora-bf16" in rows:
         speedup = rows["lora-bf16"]["tokens_per_s"] / rows["naive-bf16"]["tokens_per_s"]
-        found["gpu_default_over_naive_tokens_per_s"] = {"value": round(speedup, 2), "target": f">= {SPEED_TARGET}", "met": speedup >= SPEED_TARGET}
+        found["gpu_default_over_naive_tokens_per_s"] = {"value": round(speedup, 2), "target": f">= {SPEED_TARGET}",
+                                                        "met": speedup >= SPEED_TARGET}
     for suffix in ("", "-ckpt"):  # same settings on both sides: without and with gradient checkpointing
         if f"lora-bf16{suffix}" in rows and f"qlora{suffix}" in rows:
             share = rows[f"qlora{suffix}"]["peak_mb"] / rows[f"lora-bf16{suffix}"]["peak_mb"]
@@ -202,7 +211,8 @@ def verdicts(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few steps, naive and default only (under 3 minutes on CPU)")
+    parser.add_argument("--quick", action="store_true",
+                        help="few steps, naive and default only (under 3 minutes on CPU)")
     parser.add_argument("--gpu", action="store_true", help="naive vs LoRA bf16 vs QLoRA on a CUDA GPU (random weights)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per variant")
     parser.add_argument("--tokenizer", default=None, help="--gpu: tokenizer folder (default: the bundled model's)")
@@ -211,7 +221,8 @@ def main() -> int:
     parser.add_argument("--shape", choices=sorted(GPU_SHAPES), default="1b", help="--gpu: the model's shape")
     parser.add_argument("--variants", default="", help="comma-separated subset of the variants to run")
     parser.add_argument("--peer", choices=["llamafactory"], default=None,
-                        help="the same job in tunebot, LLaMA-Factory and plain Trainer+PEFT, interleaved (bench/train_peer.py)")
+                        help="the same job in tunebot, LLaMA-Factory and plain Trainer+PEFT, interleaved "
+                             "(bench/train_peer.py)")
     parser.add_argument("--rounds", type=int, default=None, help="--peer: runs per tool (default 2; --quick 1)")
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="", help=argparse.SUPPRESS)

@@ -34,12 +34,13 @@ LF_VENV = CACHE / "llamafactory-venv"
 LF_VERSION = "0.9.5"
 # LLaMA-Factory 0.9.5's requirements with the versions pip picks, minus torchvision/torchaudio/torchdata/av
 # (no wheels for torch 2.13; a text SFT job does not use them) and with the CPU torch kept.
-LF_REQUIREMENTS = ["torch==2.13.0", "accelerate==1.11.0", "datasets==4.0.0", "einops", "fastapi", "fire", "gradio==5.50.0",
+LF_REQUIREMENTS = ["torch==2.13.0", "accelerate==1.11.0", "datasets==4.0.0", "einops", "fastapi", "fire",
+                   "gradio==5.50.0",
                    "matplotlib", "modelscope", "numpy", "omegaconf", "packaging", "pandas", "peft==0.18.1", "protobuf",
                    "pydantic", "pyyaml", "safetensors", "scipy", "sentencepiece", "sse-starlette", "tiktoken",
                    "transformers==5.6.0", "trl==0.24.0", "tyro<0.9.0", "uvicorn"]
-TORCHAUDIO_SHIM = '''"""Benchmark shim (bench/train_peer.py): LLaMA-Factory 0.9.5 imports torchaudio when data/mm_plugin.py loads;
-no torchaudio wheel exists for torch 2.13, and a text SFT job never calls it."""
+TORCHAUDIO_SHIM = '''"""Benchmark shim (bench/train_peer.py): LLaMA-Factory 0.9.5 imports torchaudio
+when data/mm_plugin.py loads; no torchaudio wheel exists for torch 2.13, and a text SFT job never calls it."""
 
 
 def __getattr__(name):
@@ -78,16 +79,21 @@ def prepare_job(folder: Path, max_steps: int | None) -> Path:
     cfg = load_config(ROOT / "examples" / "acme-demo.yaml", [f"runs_dir={folder}"])
     run_dir = open_run_dir(cfg)
     run_data_stage(cfg, run_dir)
-    records = [json.loads(line) for line in (run_dir.root / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line)
+               for line in (run_dir.root / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     dataset = folder / "lf-data"
     dataset.mkdir()
     rows = [{"system": next(m["content"] for m in record["prompt"] if m["role"] == "system"),
-             "messages": [m for m in [*record["prompt"], *record["completion"]] if m["role"] != "system"]} for record in records]
+             "messages": [m for m in [*record["prompt"], *record["completion"]] if m["role"] != "system"]}
+                 for record in records]
     (dataset / "train.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
-    info = {"job": {"file_name": "train.json", "formatting": "sharegpt", "columns": {"messages": "messages", "system": "system"},
-                    "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}}
+    info = {"job": {"file_name": "train.json", "formatting": "sharegpt",
+                    "columns": {"messages": "messages", "system": "system"},
+                    "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                             "assistant_tag": "assistant"}}}
     (dataset / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
-    job = {**JOB, "model": str(ensure_default_model()), "run_dir": str(run_dir.root), "config": str(run_dir.root / "config.yaml"),
+    job = {**JOB, "model": str(ensure_default_model()), "run_dir": str(run_dir.root),
+           "config": str(run_dir.root / "config.yaml"),
            "records": str(run_dir.root / "data" / "train.jsonl"), "system_prompt": cfg.system_prompt,
            "lf_dataset": str(dataset), "max_steps": max_steps or -1, "examples": len(records)}
     path = folder / "job.json"
@@ -128,10 +134,12 @@ def train_tunebot(job: dict[str, Any]) -> None:
     from tunebot.config import load_config
     from tunebot.rundir import RunDir
 
-    settings = {"lora_r": job["lora_r"], "lora_alpha": job["lora_alpha"], "lora_dropout": 0.0, "batch_size": job["batch_size"],
+    settings = {"lora_r": job["lora_r"], "lora_alpha": job["lora_alpha"], "lora_dropout": 0.0,
+                "batch_size": job["batch_size"],
                 "max_length": job["max_length"], "epochs": job["epochs"], "lr": job["lr"], "seed": job["seed"],
                 "lr_scheduler": "cosine", "warmup_ratio": 0.0, "context": "none", "max_steps": job["max_steps"]}
-    cfg = load_config(job["config"], [f"sft.{key}={value}" for key, value in settings.items()] + job.get("tunebot_set", []))
+    cfg = load_config(job["config"],
+                      [f"sft.{key}={value}" for key, value in settings.items()] + job.get("tunebot_set", []))
     run_dir = RunDir(Path(job["run_dir"]))
     (run_dir.root / "data" / "val.jsonl").write_text("", encoding="utf-8")  # the job has no evaluation
     build_trainer(cfg, run_dir, out=Path(tempfile.mkdtemp()), save=False).train()
@@ -200,7 +208,8 @@ def child(tool: str, job_path: Path) -> dict[str, Any]:
     steps_s = [round(b[0] - a[0], 2) for a, b in zip(marks, marks[1:])]
     result["padding_share"] = round(1 - sum(real for _, real in marks) / result.pop("padded_tokens"), 3)
     return {**result, "timed_steps": len(timed), "seconds": end - start, "real_tokens": tokens, "step_s": steps_s,
-            "tokens_per_s": tokens / (end - start), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "tokens_per_s": tokens / (end - start),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def run_tool(tool: str, job_path: Path) -> dict[str, Any]:
@@ -208,7 +217,8 @@ def run_tool(tool: str, job_path: Path) -> dict[str, Any]:
     python = str(ensure_llamafactory()) if tool == "llamafactory" else sys.executable
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "DISABLE_VERSION_CHECK": "1"}
-    done = subprocess.run([python, __file__, tool, str(job_path)], capture_output=True, text=True, env=env, cwd=job_path.parent)
+    done = subprocess.run([python, __file__, tool, str(job_path)], capture_output=True, text=True, env=env,
+                          cwd=job_path.parent)
     if done.returncode != 0:
         raise RuntimeError(f"{tool} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -231,11 +241,14 @@ def summary(runs: dict[str, list[dict]]) -> tuple[str, dict[str, Any]]:
              f"{'peak RSS MB':>11} {'train loss':>10} {'last loss':>9}"]
     for tool, entries in runs.items():
         for number, row in enumerate(entries, 1):
-            lines.append(f"{tool:<13} {number:>3} {row['steps']:>5} {row['seconds']:>8.1f} {row['runtime_s'] or 0:>9.1f} "
-                         f"{row['tokens_per_s']:>10.1f} {row['padding_share']:>7.1%} {row['peak_rss_mb']:>11.0f} {row['train_loss']:>10.4f} "
+            lines.append(
+                f"{tool:<13} {number:>3} {row['steps']:>5} {row['seconds']:>8.1f} {row['runtime_s'] or 0:>9.1f} "
+                         f"{row['tokens_per_s']:>10.1f} {row['padding_share']:>7.1%} {row['peak_rss_mb']:>11.0f} "
+                         f"{row['train_loss']:>10.4f} "
                          f"{row['last_loss'] or 0:>9.4f}")
     median = {tool: sorted(row["tokens_per_s"] for row in entries)[len(entries) // 2] for tool, entries in runs.items()}
-    ratios = {f"tunebot_over_{tool}": round(median["tunebot"] / value, 2) for tool, value in median.items() if tool != "tunebot"}
+    ratios = {f"tunebot_over_{tool}": round(median["tunebot"] / value, 2) for tool, value in median.items()
+              if tool != "tunebot"}
     lines.append("")
     lines += [f"{name}: {value}x real tokens/s (medians)" for name, value in ratios.items()]
     return "\n".join(lines), {"median_tokens_per_s": median, "ratios": ratios}

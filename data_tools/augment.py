@@ -33,7 +33,8 @@ JA_FORMS: list[tuple[str, str]] = [
     (r"たいです[。！!]?$", "たいんですけど。"), (r"ました[。]?$", "ましたが、どうすればいいですか？"),
 ]
 EN_FORMS: list[tuple[str, str]] = [
-    (r"(?i)^can i ", "Is it possible to "), (r"(?i)^how do i ", "How can I "), (r"(?i)^how can i ", "What is the way to "),
+    (r"(?i)^can i ", "Is it possible to "), (r"(?i)^how do i ", "How can I "),
+        (r"(?i)^how can i ", "What is the way to "),
     (r"(?i)^i want to ", "I'd like to "), (r"(?i)^i can't ", "I cannot "), (r"(?i)^do you ", "Does your shop "),
     (r"(?i)^what is ", "Tell me "), (r"(?i)^when will ", "How soon will "),
 ]
@@ -130,7 +131,9 @@ def endpoint_writer(endpoint: Any) -> Callable[[str, str, int], list[str]]:
     languages = {"ja": "Japanese", "en": "English"}
 
     def write(question: str, lang: str, count: int) -> list[str]:
-        ask = (f"Write {count} different ways a customer could ask the following question, in {languages.get(lang, 'the same language')}, "
+        ask = (
+            f"Write {count} different ways a customer could ask the following question, in "
+            f"{languages.get(lang, 'the same language')}, "
                f"same meaning, one per line, nothing else:\n{question}")
         try:
             reply = client.chat.completions.create(model=endpoint.model, temperature=0.7,

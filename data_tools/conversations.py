@@ -1,6 +1,6 @@
 """Support logs -> conversations: JSONL/JSON messages, CSV/TSV ticket exports, text transcripts.
 
-    python -c "from data_tools.conversations import read_conversations; print(next(read_conversations('examples/data/acme_tickets.jsonl')))"
+    python -c "import data_tools.conversations as c; print(next(c.read_conversations('examples/data/acme_chat.txt')))"
 
 Each message gets a side (customer or agent) from its role or speaker name, in English or
 Japanese (customer/user/顧客/お客様, agent/assistant/operator/担当/オペレーター, ...); system
@@ -33,7 +33,8 @@ TICKET_COLUMNS = {  # the common names, Zendesk's, Freshdesk's and Help Scout's 
                "チケットid", "チケット番号", "問い合わせ番号", "問合せ番号", "案件番号"),
     "time": ("comment created at", "comment_created_at", "timestamp", "created_at", "created at", "time", "date",
              "datetime", "sent_at", "日時", "作成日時", "送信日時", "日付"),
-    "role": ("comment author role", "comment_author_role", "author role", "author type", "role", "author_role", "sender type",
+    "role": ("comment author role", "comment_author_role", "author role", "author type", "role", "author_role",
+             "sender type",
              "sender", "speaker", "from", "author", "comment author", "送信者", "発言者", "役割", "担当区分"),
     "body": ("comment body", "comment_body", "comment plain body", "body", "message", "text", "content", "本文", "内容",
              "メッセージ"),
@@ -81,9 +82,11 @@ def _format(path: Path, fmt: str) -> str:
         if fmt not in _SUPPORTED_FORMATS:
             raise DataError(f"{path}: a support log cannot be {fmt!r}; use one of {list(_SUPPORTED_FORMATS)}")
         return fmt
-    known = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "transcript", ".log": "transcript"}
+    known = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".txt": "transcript",
+             ".log": "transcript"}
     if path.suffix.lower() not in known:
-        raise DataError(f"{path}: unknown support-log format {path.suffix!r}; set `format:` (jsonl, json, csv, tsv, transcript)")
+        raise DataError(
+            f"{path}: unknown support-log format {path.suffix!r}; set `format:` (jsonl, json, csv, tsv, transcript)")
     return known[path.suffix.lower()]
 
 
@@ -93,7 +96,8 @@ def _text_of(message: dict[str, Any]) -> str | None:
         if isinstance(value, str):
             return value
         if isinstance(value, list):  # OpenAI-style content parts
-            return "\n".join(part.get("text", "") for part in value if isinstance(part, dict) and part.get("type", "text") == "text")
+            return "\n".join(part.get("text", "") for part in value if isinstance(part, dict)
+                             and part.get("type", "text") == "text")
     return None
 
 
@@ -129,7 +133,8 @@ def _from_json_object(path: Path, number: int, obj: Any, roles: tuple[tuple[str,
             return conversation
         side = role_side(str(role), *roles)
         if side is None:
-            conversation.error, conversation.turns = f"unknown role {role!r} in message {index}; add it to agent_roles or customer_roles", []
+            conversation.error = f"unknown role {role!r} in message {index}; add it to agent_roles or customer_roles"
+            conversation.turns = []
             return conversation
         if side == "skip":
             conversation.skipped += 1
@@ -142,7 +147,8 @@ def _from_json_line(path: Path, number: int, line: str, roles: tuple[tuple[str, 
     try:
         obj = jsonio.loads(line)
     except json.JSONDecodeError as error:
-        return Conversation(str(path), number, f"{path}:{number}", error=f"broken JSON line: {error.msg} (column {error.colno})",
+        return Conversation(str(path), number, f"{path}:{number}",
+                            error=f"broken JSON line: {error.msg} (column {error.colno})",
                             raw=line.rstrip("\r\n"))
     return _from_json_object(path, number, obj, roles)
 
@@ -179,14 +185,16 @@ def parse_time(value: str) -> datetime | None:
 
 def _ticket_columns(path: Path, header: list[str], given: dict[str, str] | None = None) -> dict[str, str | None]:
     by_key = {_key(column): column for column in header}
-    found = {role: next((by_key[_key(name)] for name in names if _key(name) in by_key), None) for role, names in TICKET_COLUMNS.items()}
+    found = {role: next((by_key[_key(name)] for name in names if _key(name) in by_key), None)
+             for role, names in TICKET_COLUMNS.items()}
     for part, column in (given or {}).items():
         if _key(column) not in by_key:
             raise DataError(f"{path}: ticket_fields.{part} names column {column!r}, which is not among {header}")
         found[part] = by_key[_key(column)]
     missing = [role for role in ("ticket", "role", "body") if found[role] is None]
     if missing:
-        raise DataError(f"{path}: no {', '.join(missing)} column found among {header}; a ticket export needs ticket id, "
+        raise DataError(
+            f"{path}: no {', '.join(missing)} column found among {header}; a ticket export needs ticket id, "
                         f"role and body columns: name yours with ticket_fields, e.g. {{{missing[0]}: <column>}}")
     return found
 

@@ -77,7 +77,8 @@ def decide(folder: Path, shards: list[int], files: list[str], categories: dict[i
     ordinal = columns["ordinal"]
     found = [load_npz(folder / "pairs" / f"{part.stem}.npz") for part in sorted((folder / "pairs").glob("*.npz"))]
     exact = np.concatenate([item["exact"] for item in found]) if found else np.zeros((0, 2), dtype=np.int64)
-    pairs = np.searchsorted(ordinal, np.concatenate([item["pairs"] for item in found]) if found else np.zeros((0, 2), np.int64))
+    pairs = np.searchsorted(ordinal, np.concatenate([item["pairs"] for item in found]) if found
+                            else np.zeros((0, 2), np.int64))
     similarity = np.concatenate([item["similarity"] for item in found]) if found else np.zeros(0, dtype=np.float32)
     gone = np.zeros(len(ordinal), dtype=bool)
     later, first = np.searchsorted(ordinal, exact[:, 0]), np.searchsorted(ordinal, exact[:, 1])
@@ -135,7 +136,8 @@ def _answer_similarity(folder: Path, decisions: Decisions, pairs: np.ndarray) ->
     """Returns the 3-gram similarity of the answers of each (i, j) pair of records."""
     records = record_lines(folder, decisions, pairs.reshape(-1).tolist())
     indexes = np.array(sorted(records), dtype=np.int64)
-    values, offsets = gram_sets([normalize_for_matching(answer_of(records[index])) for index in indexes.tolist()], ANSWER_K)
+    values, offsets = gram_sets([normalize_for_matching(answer_of(records[index])) for index in indexes.tolist()],
+                                ANSWER_K)
     return pair_similarity(values, offsets[:-1], np.diff(offsets), np.searchsorted(indexes, pairs), ANSWER_K)
 
 

@@ -108,7 +108,8 @@ def make_engine(engine: str, workers: int | None, address: str | None = None) ->
     return RayEngine(count, address) if engine == "ray" else LocalEngine(count)
 
 
-def run_tasks(engine: Engine, fn: Callable[..., Any], tasks: dict[str, tuple], done: Path, fingerprint: str) -> dict[str, Any]:
+def run_tasks(engine: Engine, fn: Callable[..., Any], tasks: dict[str, tuple], done: Path,
+              fingerprint: str) -> dict[str, Any]:
     """Runs the named tasks whose done marker is missing or stale; returns every task's result by name.
 
     A task's result is stored in its marker (JSON), so a resumed stage gets the results of the tasks it

@@ -89,7 +89,8 @@ def _zendesk(ticket: dict[str, Any], users: dict[Any, dict[str, Any]]) -> tuple[
         via = comment.get("via") if isinstance(comment.get("via"), dict) else {}
         automatic = via.get("channel") in ("rule", "api", "system") and not customer
         side = "skip" if comment.get("public") is False or automatic else "customer" if customer else "agent"
-        found.append((_stamp(comment.get("created_at")), index, side, _text(comment, "plain_body", "body", "html_body")))
+        found.append((_stamp(comment.get("created_at")), index, side,
+                      _text(comment, "plain_body", "body", "html_body")))
     return _ordered(found), names
 
 
@@ -98,7 +99,8 @@ def _intercom(conversation: dict[str, Any]) -> tuple[list[Message], list[str]]:
     parts = _dicts(parts.get("conversation_parts") if isinstance(parts, dict) else parts)
     source = conversation.get("source") if isinstance(conversation.get("source"), dict) else {}
     found, names = [], []
-    for index, part in enumerate(([{**source, "part_type": "open", "created_at": conversation.get("created_at")}] if source else [])
+    for index, part in enumerate(([{**source, "part_type": "open", "created_at": conversation.get("created_at")}]
+                                  if source else [])
                                  + list(parts)):
         author = part.get("author") if isinstance(part.get("author"), dict) else {}
         kind = str(author.get("type", "")).lower()
@@ -117,14 +119,16 @@ def _freshdesk(ticket: dict[str, Any]) -> tuple[list[Message], list[str]]:
         side = "skip" if reply.get("private") else "customer" if reply.get("incoming") else "agent"
         found.append((_stamp(reply.get("created_at")), index, side, _text(reply, "body_text", "body")))
     requester = ticket.get("requester") if isinstance(ticket.get("requester"), dict) else {}
-    return _ordered([item for item in found if item[3]]), _people(requester) + ([ticket["email"]] if ticket.get("email") else [])
+    return _ordered([item for item in found if item[3]]), _people(requester) + ([ticket["email"]]
+            if ticket.get("email") else [])
 
 
 def _helpscout(conversation: dict[str, Any], threads: list[dict[str, Any]]) -> tuple[list[Message], list[str]]:
     found, names = [], _people(conversation.get("primaryCustomer"), conversation.get("customer"))
     for index, thread in enumerate(_dicts(threads)):
         kind = str(thread.get("type", "")).lower()
-        side = "customer" if kind == "customer" else "agent" if kind in ("reply", "message", "chat", "phone") else "skip"
+        side = "customer" if kind == "customer" else "agent" if kind in ("reply", "message", "chat",
+                "phone") else "skip"
         if side == "customer":
             names += _people(thread.get("createdBy") or thread.get("customer"))
         found.append((_stamp(thread.get("createdAt")), index, side, _text(thread, "body", "text")))
@@ -154,7 +158,8 @@ def _slack(messages: list[dict[str, Any]]) -> tuple[list[Message], list[str]]:
     return _ordered(found), names
 
 
-def adapt(obj: dict[str, Any], users: dict[Any, dict[str, Any]] | None = None) -> tuple[str, list[Message], list[str]] | None:
+def adapt(obj: dict[str, Any], users: dict[Any, dict[str, Any]] | None = None) -> tuple[str, list[Message],
+        list[str]] | None:
     """(tool, messages in order, people named) for a help-desk object, or None when it is no help-desk shape."""
     if isinstance(obj.get("slack_thread"), list):
         return ("slack", *_slack(obj["slack_thread"]))
@@ -163,9 +168,11 @@ def adapt(obj: dict[str, Any], users: dict[Any, dict[str, Any]] | None = None) -
         return ("zendesk", *_zendesk(obj, users or {}))
     if "conversation_parts" in obj or (isinstance(obj.get("source"), dict) and "author" in obj["source"]):
         return ("intercom", *_intercom(obj))
-    if isinstance(obj.get("conversations"), list) and any(isinstance(c, dict) and "incoming" in c for c in obj["conversations"]):
+    if isinstance(obj.get("conversations"), list) and any(isinstance(c, dict) and "incoming" in c
+                                                          for c in obj["conversations"]):
         return ("freshdesk", *_freshdesk(obj))
-    threads = (obj.get("_embedded") or {}).get("threads") if isinstance(obj.get("_embedded"), dict) else obj.get("threads")
+    threads = (obj.get("_embedded") or {}).get("threads") if isinstance(obj.get("_embedded"),
+                                                                        dict) else obj.get("threads")
     if isinstance(threads, list) and any(isinstance(t, dict) and "type" in t for t in threads):
         return ("helpscout", *_helpscout(obj, threads))
     return None

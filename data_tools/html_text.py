@@ -1,6 +1,6 @@
 """Turns HTML found in FAQ fields (exports from help-desk tools) into plain text with line breaks.
 
-    python -c "from data_tools.html_text import html_to_text; print(html_to_text('<p>Hi&nbsp;there</p><ul><li>a</li></ul>'))"
+    python -c "from data_tools.html_text import html_to_text; print(html_to_text('<p>Hi&nbsp;there</p><li>a'))"
 
 Block elements become line breaks, list items get "- ", script/style content is dropped and
 entities are decoded (stdlib html.parser). Text without tags or entities is returned unchanged.
@@ -18,7 +18,8 @@ _LOOKS_LIKE_HTML = re.compile(
     r"|<(?:br|hr|img)\b[^<>]*>|&(?:[a-zA-Z]+|#\d+|#x[0-9a-fA-F]+);",
     re.IGNORECASE,
 )
-_BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table", "section", "blockquote", "hr"}
+_BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "table", "section",
+           "blockquote", "hr"}
 _SKIP = {"script", "style", "head"}
 
 

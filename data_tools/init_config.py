@@ -66,10 +66,12 @@ def _table(finding: Finding, columns: list[str], rows: list[dict[str, str]]) -> 
     from data_tools.conversations import TICKET_COLUMNS, _key
 
     keys = {_key(column): column for column in columns}
-    ticket = {part: next((keys[_key(n)] for n in names if _key(n) in keys), None) for part, names in TICKET_COLUMNS.items()}
+    ticket = {part: next((keys[_key(n)] for n in names if _key(n) in keys), None)
+              for part, names in TICKET_COLUMNS.items()}
     if ticket["ticket"] and ticket["role"] and ticket["body"]:
         finding.source["kind"] = "support_log"
-        finding.evidence.append("a ticket export: " + ", ".join(f"{part} = {column!r}" for part, column in ticket.items() if column))
+        finding.evidence.append("a ticket export: " + ", ".join(f"{part} = {column!r}"
+                                                                for part, column in ticket.items() if column))
         return
     question, answer = _names(columns, QUESTION_NAMES), _names(columns, ANSWER_NAMES)
     if question and answer:
@@ -138,7 +140,8 @@ def _inspect_json(finding: Finding, path: Path, kind: str) -> list[str]:
     if adapted or any(isinstance(first.get(key), list) for key in MESSAGE_LISTS):
         finding.source["kind"] = "support_log"
         finding.evidence.append(f"{adapted[0]} conversations (read from the tool's own fields)" if adapted
-                                else f"conversations with a message list ({[k for k in MESSAGE_LISTS if k in first][0]})")
+                                else f"conversations with a message list "
+                                     f"({[k for k in MESSAGE_LISTS if k in first][0]})")
     else:
         _table(finding, list(first), [o for o in objects if isinstance(o, dict)][:SAMPLE_ROWS])
     return [json.dumps(obj, ensure_ascii=False) for obj in objects[:SAMPLE_ROWS]]
@@ -151,7 +154,8 @@ def inspect_file(path: Path) -> Finding:
     kind = {".csv": "csv", ".tsv": "tsv", ".xlsx": "xlsx", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
             ".md": "markdown", ".markdown": "markdown", ".txt": "transcript", ".log": "transcript"}.get(suffix)
     if kind is None:
-        raise DataError(f"{path}: cannot tell its format from {suffix!r}: give a .csv, .tsv, .xlsx, .jsonl, .json, .md, "
+        raise DataError(
+            f"{path}: cannot tell its format from {suffix!r}: give a .csv, .tsv, .xlsx, .jsonl, .json, .md, "
                         ".txt or .log file")
     finding.evidence.append(f"format {kind} (from the extension)")
     if kind in ("csv", "tsv", "xlsx"):

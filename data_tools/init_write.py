@@ -26,17 +26,20 @@ def _flow(source: dict[str, Any]) -> str:
 def config_text(findings: list[Finding], name: str) -> str:
     """The YAML of the run config, each source with the evidence for its settings as comments."""
     pii = sum((finding.pii for finding in findings), Counter())
-    lines = [f"# Written by `tunebot init` on {date.today().isoformat()} from {len(findings)} file(s). Each source says",
+    lines = [
+        f"# Written by `tunebot init` on {date.today().isoformat()} from {len(findings)} file(s). Each source says",
              "# why it was read this way; change what is wrong, then: tunebot run THIS_FILE",
              f"name: {name}", "model: default", f"system_prompt: {SYSTEM_PROMPT}", "data:", "  sources:"]
     for finding in findings:
         lines += [f"    # {finding.path.name}: {reason}" for reason in finding.evidence]
         if finding.pii:
-            lines.append("    # personal data in a sample: " + ", ".join(f"{kind} {count}" for kind, count in finding.pii.most_common()))
+            lines.append("    # personal data in a sample: " + ", ".join(f"{kind} {count}"
+                    for kind, count in finding.pii.most_common()))
         lines += [f"    # NOT MAPPED: {problem}" for problem in finding.unmapped]
         lines.append(f"    - {_flow(finding.source)}")
     found = ", ".join(f"{kind} {count}" for kind, count in pii.most_common()) or "none in the samples"
-    lines += [f"  pii: redact  # personal data becomes [EMAIL], [PHONE], [NAME], ... (found: {found})", *_ner_lines(findings), ""]
+    lines += [f"  pii: redact  # personal data becomes [EMAIL], [PHONE], [NAME], ... (found: {found})",
+              *_ner_lines(findings), ""]
     return "\n".join(lines)
 
 
@@ -46,7 +49,8 @@ def _ner_lines(findings: list[Finding]) -> list[str]:
 
     if not any(finding.japanese for finding in findings):
         return []
-    why = "Japanese text: GiNZA's NER also finds names without 様/さん and addresses without a prefecture (~100 texts/s)"
+    why = ("Japanese text: GiNZA's NER also finds names without 様/さん and addresses without a prefecture"
+           " (~100 texts/s)")
     if ner_problem("ginza") is None:
         return [f"  pii_ner: ginza  # {why}"]
     return [f"  # pii_ner: ginza  # {why}; needs pip install 'tunebot[ner-ja]'"]
@@ -72,7 +76,8 @@ def preview(config: Path) -> list[str]:
         for record in mine[:PREVIEW]:
             asked = next((m["content"] for m in reversed(record["prompt"]) if m["role"] == "user"), "")
             out += [f"  Q: {_shown(asked)}", f"  A: {_shown(record['completion'][0]['content'])}"]
-        reasons = Counter(reject["reason"] for reject in rejects if reject["source"].rsplit(":", 1)[0] == report["file"])
+        reasons = Counter(reject["reason"] for reject in rejects
+                          if reject["source"].rsplit(":", 1)[0] == report["file"])
         for reason, count in reasons.most_common(3):
             hint = "  (add it to agent_roles, customer_roles or skip_roles)" if "unknown role" in reason else ""
             out.append(f"  could not use {count}: {_shown(reason, 120)}{hint}")

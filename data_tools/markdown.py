@@ -1,6 +1,6 @@
 """Reads a Markdown FAQ in the shapes help centers write: Q/A markers, definition lists, or headings.
 
-    python -c "from data_tools.markdown import read_markdown; print(list(read_markdown('faq.md', open('faq.md').read())))"
+    python -c "from data_tools.markdown import read_markdown; print(list(read_markdown('f.md', open('f.md').read())))"
 
 The shape is chosen from the file itself, in this order:
 1. Q/A markers: a line that starts with a question marker (`**Q:**`, `Q.`, `Q：`, `Ｑ．`, `【Q】`,
@@ -37,7 +37,9 @@ def _heading_text(match: re.Match[str]) -> str:
 
 def _marker(words: str) -> re.Pattern[str]:
     # the word needs its punctuation, brackets or bold: prose that starts "A flat fee..." is no marker
-    return re.compile(rf"^[ \t]{{0,12}}(?:[-*+][ \t]+|\d+[.)][ \t]+)?{_EMPHASIS}[ \t]*(?:【\s*(?:{words})\s*】|「\s*(?:{words})\s*」|\[(?:{words})\]"
+    return re.compile(
+        rf"^[ \t]{{0,12}}(?:[-*+][ \t]+|\d+[.)][ \t]+)?{_EMPHASIS}[ "
+        rf"\t]*(?:【\s*(?:{words})\s*】|「\s*(?:{words})\s*」|\[(?:{words})\]"
                       rf"|(?:{words})\s*[.:：．)）]|(?:{words})(?=\*\*|__))\s*{_EMPHASIS}\s*[:：]?\s*(?P<text>.*)$")
 
 

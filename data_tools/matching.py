@@ -1,6 +1,6 @@
 """Question similarity for dedupe and leakage: character 3-grams, rensa MinHash bands, exact Jaccard.
 
-    python -c "from data_tools.matching import jaccard, shingles; print(jaccard(shingles('返品できますか？'), shingles('返品できますか')))"
+    python -c "from data_tools.matching import *; print(jaccard(shingles('返品可？'), shingles('返品可')))"
 
 Character n-grams work for Japanese (no spaces) as well as English. Each question gets:
 - its 3-gram set as sorted 32-bit hashes (at most SKETCH_K of them: for questions up to ~130
@@ -19,8 +19,7 @@ from data_tools.normalize import fold
 
 NUM_PERM = 128
 SEED = 20261202  # rensa's seed: fixed, so signatures never depend on the run
-LAYOUTS = {"duplicate": 10, "leakage": 5}
-MARGIN = 0.15  # a leakage candidate is checked exactly when its signatures agree on threshold - MARGIN (sd <= 0.045)  # rows per band: 12 bands find 0.9-similar pairs (p=0.99), 25 0.6-similar (p=0.87)
+LAYOUTS = {"duplicate": 10, "leakage": 5}  # rows per band: 12 bands find 0.9-similar pairs (p=0.99), 25 0.6 (p=0.87)
 WINDOW = 2  # in a crowded bucket each text is paired with its next WINDOW neighbours and the bucket's first text
 SKETCH_K = 128
 _NON_WORD = re.compile(r"[\W_]+")
@@ -168,7 +167,8 @@ def pair_similarity(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
         used = np.unique(pairs[whole])
         sizes = lengths[used]
         local = np.searchsorted(used, pairs[whole])
-        columns = values[np.repeat(starts[used], sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)]
+        columns = values[np.repeat(starts[used], sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes,
+                sizes)]
         matrix = csr_matrix((np.ones(len(columns), dtype=np.float32), columns.astype(np.int64),
                              np.concatenate([[0], np.cumsum(sizes)])), shape=(len(used), 1 << 32))
         shared = np.asarray(matrix[local[:, 0]].multiply(matrix[local[:, 1]]).sum(axis=1)).ravel()
@@ -179,7 +179,8 @@ def pair_similarity(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     return out
 
 
-def _bottom_k_similarity(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pairs: np.ndarray, k: int) -> np.ndarray:
+def _bottom_k_similarity(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, pairs: np.ndarray,
+                         k: int) -> np.ndarray:
     """pair_similarity for pairs with a truncated set: both compared below the smaller set's largest value."""
     (left, left_slot), (right, right_slot) = (_gather(values, starts, lengths, pairs[:, side]) for side in (0, 1))
     slot = np.concatenate([left_slot, right_slot])
@@ -202,7 +203,8 @@ def _bottom_k_similarity(values: np.ndarray, starts: np.ndarray, lengths: np.nda
     return np.where(union > 0, shared / np.maximum(union, 1), 1.0)
 
 
-def _gather(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _gather(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray, items: np.ndarray) -> tuple[np.ndarray,
+        np.ndarray]:
     """Returns the concatenated sets of `items` and, for each value, its position in `items`."""
     sizes = lengths[items]
     slot = np.repeat(np.arange(len(items)), sizes)

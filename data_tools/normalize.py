@@ -1,6 +1,6 @@
 """Text clean-up for questions and answers: whitespace, HTML, Unicode form, boilerplate, non-answers.
 
-    python -c "from data_tools.normalize import normalize_unicode; print(normalize_unicode('ｶﾀｶﾅ ＡＢＣ１２３？', 'nfkc-ja'))"
+    python -c "from data_tools.normalize import normalize_unicode; print(normalize_unicode('ｶﾀｶﾅ ＡＢＣ？', 'nfkc-ja'))"
 
 Template placeholders such as `{{Order Number}}`, `{name}`, `%(name)s`, `[[URL]]` or `<<氏名>>` are
 kept verbatim through every step: they are what the model must learn to reproduce.
@@ -23,12 +23,16 @@ PLACEHOLDER = re.compile(
 )
 # Full-width punctuation of Japanese prose: "nfkc-ja" keeps it as written (plain NFKC makes ？ a ?).
 _JA_PUNCTUATION = "！？（）：；～"
-# Numbered steps as written (①②③, ⑴, ⒈, ❶, ㉑): NFKC would glue their digits to the text (「1新しいアドレスを入力2確認…」).
-_ENCLOSED = "".join(chr(code) for first, last in ((0x2460, 0x249B), (0x2776, 0x2793), (0x3251, 0x325F), (0x32B1, 0x32BF))
+# Numbered steps as written (①②③, ⑴, ⒈, ❶, ㉑): NFKC would
+# glue their digits to the text (「1新しいアドレスを入力2確認…」).
+_ENCLOSED = "".join(chr(code)
+                    for first, last in ((0x2460, 0x249B), (0x2776, 0x2793), (0x3251, 0x325F), (0x32B1, 0x32BF))
                     for code in range(first, last + 1))
 _KEPT = {"nfkc-ja": _JA_PUNCTUATION + _ENCLOSED}  # plain "nfkc" is exactly NFKC
-_PROTECT = {form: str.maketrans({char: chr(0xF0000 + index) for index, char in enumerate(kept)}) for form, kept in _KEPT.items()}
-_RESTORE = {form: str.maketrans({chr(0xF0000 + index): char for index, char in enumerate(kept)}) for form, kept in _KEPT.items()}
+_PROTECT = {form: str.maketrans({char: chr(0xF0000 + index) for index, char in enumerate(kept)})
+            for form, kept in _KEPT.items()}
+_RESTORE = {form: str.maketrans({chr(0xF0000 + index): char for index, char in enumerate(kept)})
+            for form, kept in _KEPT.items()}
 _FOLD_PUNCTUATION = [(char, unicodedata.normalize("NFKC", char)) for char in _JA_PUNCTUATION]
 
 # Answers that answer nothing: matched whole, after case folding and trimming punctuation/space.
@@ -36,7 +40,8 @@ NON_ANSWERS = (
     r"n/?a|none|null|nil|tbd|tba|todo|to do|pending|test|xxx+|-+|\?+|\.+|see above|see below|same as above",
     r"no answer|no reply|no response|unknown|not sure|i don'?t know",
     r"(please )?(wait|hold on)( a (moment|minute|second))?( please)?|one (moment|minute|second)( please)?",
-    r"let me (check|look into|see)( (it|this|that))?( for you)?|i('ll| will) (check|look into (it|this|that)|get back to you)( shortly| soon)?",
+    r"let me (check|look into|see)( (it|this|that))?( for you)?|i('ll| will) (check|look into (it|this|that)|get back "
+    r"to you)( shortly| soon)?",
     r"thank(s| you)( (so|very) much)?( for (contacting us|your patience|waiting|your message|your inquiry))?",
     r"you'?re welcome|is there anything else( i can help( you)? with)?|have a (nice|good|great) day",
     r"(少々|しばらく)?お待ち(ください|くださいませ|いただけますか)|確認(します|いたします|してまいります|させていただきます)",
@@ -106,12 +111,14 @@ def _nfkc_changes(form: str) -> re.Pattern[str]:
     changing = [
         code for code in range(0x80, 0x10000)
         if chr(code) not in kept and not 0xD800 <= code < 0xE000
-        and (unicodedata.normalize("NFKC", chr(code)) != chr(code) or unicodedata.combining(chr(code)) or code in (0x3099, 0x309A) or 0x1100 <= code <= 0x11FF)
+        and (unicodedata.normalize("NFKC", chr(code)) != chr(code) or unicodedata.combining(chr(code))
+             or code in (0x3099, 0x309A) or 0x1100 <= code <= 0x11FF)
     ]
     ranges, start = [], changing[0]
     for previous, code in zip(changing, changing[1:] + [None]):
         if code != previous + 1:
-            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(previous))}" if previous > start else re.escape(chr(start)))
+            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(previous))}" if previous > start
+                          else re.escape(chr(start)))
             start = code
     return re.compile(f"[{''.join(ranges)}]|[\U00010000-\U0010FFFF]")
 
@@ -119,14 +126,17 @@ def _nfkc_changes(form: str) -> re.Pattern[str]:
 class TextCleaner:
     """Turns a raw field into training text: whitespace, HTML, Unicode form, answer boilerplate.
 
-    >>> TextCleaner(html=True, form="nfkc-ja", boilerplate=[r"^Best regards.*$"]).answer("<p>Yes&nbsp;{{Order Number}}</p>\\nBest regards, Ann")
+    >>> TextCleaner(html=True, form="nfkc-ja", boilerplate=[r"^Best regards.*$"]).answer(
+    ...     "<p>Yes&nbsp;{{Order Number}}</p>\\nBest regards, Ann")
     'Yes {{Order Number}}'
     """
 
-    def __init__(self, html: bool, form: str, boilerplate: list[str], non_answers: tuple[str, ...] | list[str] = ()) -> None:
+    def __init__(self, html: bool, form: str, boilerplate: list[str],
+                 non_answers: tuple[str, ...] | list[str] = ()) -> None:
         self.html, self.form = html, form
         self.boilerplate = [re.compile(pattern, re.MULTILINE) for pattern in boilerplate]
-        self.non_answer = re.compile("|".join(f"(?:{pattern})" for pattern in non_answers), re.IGNORECASE) if non_answers else None
+        self.non_answer = re.compile("|".join(f"(?:{pattern})" for pattern in non_answers),
+                                     re.IGNORECASE) if non_answers else None
 
     def field(self, value: Any) -> str:
         """Returns the cleaned text of a question (or any field)."""

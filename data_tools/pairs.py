@@ -19,6 +19,7 @@ from data_tools.shards import PLACE_BITS
 from tunebot.rundir import atomic_open
 
 MARGIN = 0.15  # a leakage candidate is checked exactly when its estimate is within MARGIN (3 sd) of the threshold
+CHECK_CHUNK = 100_000  # leakage candidates checked between two joins: a pair already joined is skipped
 PARTITIONS = 8  # fixed, never the worker count: the output must not depend on how many ran
 
 
@@ -48,49 +49,60 @@ def match_partition(part: int, work: str, shards: list[int], duplicate: float) -
 def leakage_pairs(work: str, shards: list[int], leakage: float) -> dict[str, int]:
     """Finds the pairs that join leakage clusters: questions at least `leakage` similar.
 
-    One task, band by band (each band's keys read from every shard: 8 bytes a record), with every
-    record's signature in memory (128 bytes a record). A candidate whose records an earlier band joined is not
-    checked again (only connectivity matters here). The signatures' estimate decides a candidate more
-    than MARGIN (3 sd) from the threshold; the rest get their exact similarity. Families of
-    templated questions cost little more than unique ones.
+    One task, band by band (each band's keys read from every shard: 8 bytes a record); the candidates'
+    signatures are read from the shards' files (memory-mapped) a chunk at a time, so memory does not
+    hold every record's. The signatures' estimate decides a candidate more than MARGIN (3 sd) from the
+    threshold; the sure pairs join first, then the rest get their exact
+    similarity CHECK_CHUNK at a time. A candidate whose records are already joined (by an earlier band,
+    a sure pair or an earlier chunk) is not checked: only connectivity matters here, so the clusters are
+    the same. Families of templated questions cost little more than unique ones.
     """
     folder = Path(work)
     store = SketchStore(folder)
-    signatures = _joined_signatures(store, shards)
     nodes = np.concatenate([store.ordinals(number) for number in shards])
-    index = np.arange(len(signatures))
+    starts = np.concatenate([[0], np.cumsum([len(store.ordinals(number)) for number in shards])]).astype(np.int64)
+    index = np.arange(len(nodes))
     labels = index.copy()
     pairs, estimates, checked = [], [], 0
     for band in range(len(layout_bands()["leakage"])):
         key = np.concatenate([np.array(store.mapped(number, "leakage")[band]) for number in shards])
         candidates = bucket_pairs(np.zeros(len(key), dtype=np.uint8), key, index, window=1)
         candidates = candidates[labels[candidates[:, 0]] != labels[candidates[:, 1]]]
-        estimate = _agreement(signatures, candidates)
+        estimate = _agreement(store, shards, starts, candidates)
         candidates, found = candidates[estimate >= leakage - MARGIN], estimate[estimate >= leakage - MARGIN]
-        unsure = found < leakage + MARGIN  # within 3 sd of the threshold: checked exactly; above it: close
-        found[unsure] = store.similarity(nodes[candidates[unsure]])
-        close = found >= leakage
-        checked += int(unsure.sum())
-        pairs.append(candidates[close])
-        estimates.append(found[close])
-        labels = join_components(labels, candidates[close])
+        sure = found >= leakage + MARGIN  # more than 3 sd above the threshold: close without a check
+        pairs.append(candidates[sure])
+        estimates.append(found[sure])
+        labels = join_components(labels, candidates[sure])
+        unsure = candidates[~sure]
+        for at in range(0, len(unsure), CHECK_CHUNK):  # within 3 sd: checked exactly, unless already joined
+            part = unsure[at : at + CHECK_CHUNK]
+            part = part[labels[part[:, 0]] != labels[part[:, 1]]]
+            exact = store.similarity(nodes[part])
+            checked += len(part)
+            pairs.append(part[exact >= leakage])
+            estimates.append(exact[exact >= leakage])
+            labels = join_components(labels, part[exact >= leakage])
     with atomic_open(folder / "pairs" / "leakage.npz", binary=True) as handle:
         np.savez(handle, exact=np.zeros((0, 2), dtype=np.int64), pairs=nodes[np.concatenate(pairs)],
                  similarity=np.concatenate(estimates).astype(np.float32))
     return {"candidates": checked, "similar": sum(map(len, pairs))}
 
 
-def _joined_signatures(store: SketchStore, shards: list[int]) -> np.ndarray:
-    """Returns every record's signature (8 bits of each value: 128 bytes a record), in ordinal order."""
-    return np.concatenate([np.array(store.mapped(number, "signature")) for number in shards])
-
-
-def _agreement(signatures: np.ndarray, pairs: np.ndarray, chunk: int = 100_000) -> np.ndarray:
-    """Returns the share of equal signature values of each (i, j) pair: the MinHash similarity estimate."""
+def _agreement(store: SketchStore, shards: list[int], starts: np.ndarray, pairs: np.ndarray,
+               chunk: int = 500_000) -> np.ndarray:
+    """Returns the share of equal signature values of each (i, j) pair of record indexes (shard `s`'s
+    records are `starts[s]` on): the MinHash similarity estimate."""
     out = np.empty(len(pairs))
     for at in range(0, len(pairs), chunk):
-        part = pairs[at : at + chunk]
-        out[at : at + chunk] = np.count_nonzero(signatures[part[:, 0]] == signatures[part[:, 1]], axis=1) / NUM_PERM
+        wanted, local = np.unique(pairs[at : at + chunk], return_inverse=True)
+        local = local.reshape(-1, 2)
+        rows = np.empty((len(wanted), NUM_PERM), dtype=np.uint8)
+        shard_of = np.searchsorted(starts, wanted, side="right") - 1
+        for shard in np.unique(shard_of).tolist():
+            mine = shard_of == shard
+            rows[mine] = store.mapped(shards[shard], "signature")[wanted[mine] - starts[shard]]
+        out[at : at + chunk] = np.count_nonzero(rows[local[:, 0]] == rows[local[:, 1]], axis=1) / NUM_PERM
     return out
 
 
@@ -101,7 +113,8 @@ def match_tasks() -> list[str]:
 
 def match_task(name: str, work: str, shards: list[int], duplicate: float, leakage: float) -> dict[str, int]:
     """Runs one task of the match step: "leakage", or a partition's number."""
-    return leakage_pairs(work, shards, leakage) if name == "leakage" else match_partition(int(name), work, shards, duplicate)
+    return leakage_pairs(work, shards, leakage) if name == "leakage" else match_partition(int(name), work, shards,
+            duplicate)
 
 
 def _unique(pairs: np.ndarray) -> np.ndarray:

@@ -41,7 +41,8 @@ _IPV6 = "|".join((  # the forms with an IPv4 tail first: "::ffff:192.0.2.1" is o
 # Words that say a number is no one's personal data: a tracking or serial number, an order code, a version.
 _KEEP_CONTEXT = re.compile(  # a whole word ("ver", not the end of "however"; "v", not of "Server")
     r"(?<![A-Za-z])(?:伝票番号|追跡番号|お問い?合わせ番号|問い?合わせ番号|配送番号|製造番号|シリアル(?:番号|ナンバー)?|型番|品番|注文番号|"
-    r"受付番号|バージョン|tracking(?: number| no\.?| #| id)?|serial(?: number| no\.?)?|s/n|sn|order(?: number| no\.?| id| #)?|"
+    r"受付番号|バージョン|tracking(?: number| no\.?| #| id)?|serial(?: number| no\.?)?|s/n|sn|order(?: number| no\.?| "
+    r"id| #)?|"
     r"ticket(?: number| no\.?| #)?|version|ver\.?|build|v)[\s:：#＃.-]{0,3}$", re.IGNORECASE)
 
 
@@ -96,8 +97,10 @@ class PiiRule:
 
 # Order matters: longer digit runs (cards, My Number) are claimed before phone patterns see them.
 BUILTIN_RULES: tuple[PiiRule, ...] = (
-    PiiRule("EMAIL", re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")),
-    PiiRule("CARD", re.compile(rf"(?<![A-Za-z]){_NOT_AFTER_NUMBER}{_D}(?:{_SEP}?{_D}){{12,18}}{_NOT_BEFORE_NUMBER}"), luhn_valid),
+    PiiRule("EMAIL",
+            re.compile(r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")),
+    PiiRule("CARD", re.compile(rf"(?<![A-Za-z]){_NOT_AFTER_NUMBER}{_D}(?:{_SEP}?{_D}){{12,18}}{_NOT_BEFORE_NUMBER}"),
+            luhn_valid),
     PiiRule(
         "MY_NUMBER",
         re.compile(rf"{_NOT_AFTER_NUMBER}{_D}{{4}}{_SEP}?{_D}{{4}}{_SEP}?{_D}{{4}}{_NOT_BEFORE_NUMBER}"),
@@ -109,10 +112,12 @@ BUILTIN_RULES: tuple[PiiRule, ...] = (
     PiiRule(
         "PHONE",
         re.compile(
-            rf"(?:\+|＋){_D}{{1,3}}{_SEP}?\(?{_D}{{1,4}}\)?(?:{_SEP}?{_D}{{2,4}}){{2,3}}(?![0-9０-９])"  # +81 90-1234-5678
+            # +81 90-1234-5678
+            rf"(?:\+|＋){_D}{{1,3}}{_SEP}?\(?{_D}{{1,4}}\)?(?:{_SEP}?{_D}{{2,4}}){{2,3}}(?![0-9０-９])"
             rf"|(?<![0-9０-９]){_D}{{2,5}}{_H}{_D}{{1,4}}{_H}{_D}{{3,4}}(?![0-9０-９])"  # 03-1234-5678
             rf"|[(（]{_D}{{2,5}}[)）]{_SEP}?{_D}{{1,4}}{_H}{_D}{{3,4}}(?![0-9０-９])"  # (03) 1234-5678, （03）1234-5678
-            rf"|(?<![0-9０-９]){_D}{{2,5}}[(（]{_D}{{1,4}}[)）]{_D}{{3,4}}(?![0-9０-９])"  # 03(1234)5678, 045（123）4567
+            # 03(1234)5678, 045（123）4567
+            rf"|(?<![0-9０-９]){_D}{{2,5}}[(（]{_D}{{1,4}}[)）]{_D}{{3,4}}(?![0-9０-９])"
             rf"|(?<![0-9０-９])0{_D}{{9,10}}(?![0-9０-９])"  # 09012345678
         ),
     ),
@@ -244,7 +249,8 @@ def _possible_rules(text: str) -> tuple[int, ...]:
 
 # What every match of a rule contains; most texts with enough digits and dots have none of it.
 _IPV4_PART = r"\d\.\d"
-_PHONE_PART = r"[+＋][0-9０-９]|[0-9０-９]{2}[-‐－―−ー(（]|[(（][0-9０-９]{2}|0[0-9０-９]{9}"  # +8, 03-, 03(, (03, 0901234…
+# +8, 03-, 03(, (03, 0901234…
+_PHONE_PART = r"[+＋][0-9０-９]|[0-9０-９]{2}[-‐－―−ー(（]|[(（][0-9０-９]{2}|0[0-9０-９]{9}"
 _IPV4_HINT, _PHONE_HINT = re.compile(_IPV4_PART), re.compile(_PHONE_PART)
 _D = "0-9０-９"
 _ANY_HINT = re.compile(  # a text without any of these holds no built-in kind: one scan in C decides most texts

@@ -33,7 +33,8 @@ _UNUSED_PIPES = ["parser", "morphologizer", "compound_splitter", "bunsetu_recogn
 _KANJI = re.compile("[\u4e00-\u9fff\u3005]")
 _COMPANY = re.compile(r"株式会社|有限会社|合同会社|[(（]株[)）]|社$|店$|部$|課$|センター$|グループ$")
 _PLACES = frozenset({"City", "Province", "County", "Postal_Address"})
-_BLOCK = re.compile(r"[0-9０-９一二三四五六七八九十]+(?:(?:丁目|番地?|号|[-‐－−ー])[0-9０-９一二三四五六七八九十]*)+号?")
+_BLOCK = re.compile(
+    r"[0-9０-９一二三四五六七八九十]+(?:(?:丁目|番地?|号|[-‐－−ー])[0-9０-９一二三四五六七八九十]*)+号?")
 _HONORIFIC = ("様", "さん", "殿", "くん", "ちゃん")
 
 

@@ -1,6 +1,6 @@
 """Finds people in text: customer names and street addresses, replaced by [NAME] and [ADDRESS].
 
-    python -c "from data_tools.pii_people import redact_people; print(redact_people('山田太郎様、東京都千代田区丸の内1-1-1 宛に発送しました。')[0])"
+    python -c "from data_tools.pii_people import *; print(redact_people('山田太郎様、千代田区丸の内1-1-1')[0])"
 
 Rules (offline, no model), each written from how support text names people:
 - a Japanese name before an honorific (様, さん, 殿, くん, ちゃん): up to 4 + 3 kanji, or katakana,
@@ -33,9 +33,11 @@ _JA_NAME = re.compile(rf"(?<![{_KANJI}{_KATAKANA}])([{_KANJI}]{{1,4}}(?:[ 　]?[
                       rf"(?:[ 　・][{_KATAKANA}]{{2,10}})?)(?=様|さん|殿|くん|ちゃん)")
 _NAME_WORD = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
 _EN_NAME = re.compile(rf"(?:(?<=\bDear )|(?<=\bHi )|(?<=\bHello )|(?<=\bHey )|(?<=\bThanks )|(?<=\bThank you )"
-                      rf"|(?<=\bMr\. )|(?<=\bMrs\. )|(?<=\bMs\. )|(?<=\bMiss )|(?<=\bDr\. )|(?<=\bMr )|(?<=\bMs )|(?<=\bMrs ))"
+                      rf"|(?<=\bMr\. )|(?<=\bMrs\. )|(?<=\bMs\. )|(?<=\bMiss )|(?<=\bDr\. )|(?<=\bMr )|(?<=\bMs "
+                      rf")|(?<=\bMrs ))"
                       rf"{_NAME_WORD}(?: {_NAME_WORD}){{0,2}}")
-_PREFECTURE = ("北海道|東京都|(?:京都|大阪)府|(?:青森|岩手|宮城|秋田|山形|福島|茨城|栃木|群馬|埼玉|千葉|神奈川|新潟|富山|石川|"
+_PREFECTURE = (
+    "北海道|東京都|(?:京都|大阪)府|(?:青森|岩手|宮城|秋田|山形|福島|茨城|栃木|群馬|埼玉|千葉|神奈川|新潟|富山|石川|"
                "福井|山梨|長野|岐阜|静岡|愛知|三重|滋賀|兵庫|奈良|和歌山|鳥取|島根|岡山|広島|山口|徳島|香川|愛媛|高知|福岡|"
                "佐賀|長崎|熊本|大分|宮崎|鹿児島|沖縄)県")
 _D = "0-9０-９"

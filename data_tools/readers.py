@@ -107,7 +107,8 @@ def detect_format(path: Path, declared: str) -> str:
         ".xlsx": "xlsx", ".md": "markdown", ".markdown": "markdown",
     }
     if suffix not in known:
-        raise DataError(f"{path}: unknown file format {suffix!r}; set `format:` (csv, tsv, jsonl, json, xlsx, markdown)")
+        raise DataError(
+            f"{path}: unknown file format {suffix!r}; set `format:` (csv, tsv, jsonl, json, xlsx, markdown)")
     return known[suffix]
 
 
@@ -148,7 +149,8 @@ def jsonl_row(file: str, number: int, line: str) -> RawRow | None:
     try:
         obj = jsonio.loads(line)
     except json.JSONDecodeError as error:
-        return RawRow(file, number, {"raw": line.rstrip("\r\n")}, f"broken JSON line: {error.msg} (column {error.colno})")
+        return RawRow(file, number, {"raw": line.rstrip("\r\n")},
+                      f"broken JSON line: {error.msg} (column {error.colno})")
     if not isinstance(obj, dict):
         return RawRow(file, number, {"raw": line.rstrip("\r\n")}, f"expected a JSON object, got {type(obj).__name__}")
     return RawRow(file, number, obj)
@@ -192,7 +194,8 @@ def _read_json_array(path: Path, text: str) -> Iterator[RawRow]:
         if isinstance(obj, dict):
             yield RawRow(str(path), index, obj)
         else:
-            yield RawRow(str(path), index, {"raw": json.dumps(obj, ensure_ascii=False)}, f"item {index} is not a JSON object")
+            yield RawRow(str(path), index, {"raw": json.dumps(obj, ensure_ascii=False)},
+                         f"item {index} is not a JSON object")
 
 
 def read_rows(

@@ -24,7 +24,8 @@ def all_rejected(reports: list[Any], rejects: Path, shown: int = 5) -> str:
             if number > 100_000 or len(first) == len(reasons):
                 break
             entry = loads(line)
-            first.setdefault(re.split(r" \(|:", entry["reason"], maxsplit=1)[0], f"{entry['source']}: {entry['reason'][:160]}")
+            first.setdefault(re.split(r" \(|:", entry["reason"], maxsplit=1)[0],
+                             f"{entry['source']}: {entry['reason'][:160]}")
     lines = [f"  {count} x {reason} (first: {first.get(reason, '?')})" for reason, count in reasons.most_common(shown)]
     files = ", ".join(report.file for report in reports)
     return (f"no usable records in {files}: all {sum(reasons.values())} rows were rejected; top reasons:\n"

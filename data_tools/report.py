@@ -48,7 +48,8 @@ class SourceReport:
 
     def as_json(self) -> dict[str, Any]:
         """Returns the report entry written to report.json."""
-        extra = {key: self.extra[key] for key in ("conversations", "messages", "skipped_messages", "unanswered_messages")}
+        extra = {key: self.extra[key]
+                 for key in ("conversations", "messages", "skipped_messages", "unanswered_messages")}
         return {
             "file": self.file, "unit": self.unit, "rows_in": self.rows_in, "kept": self.kept,
             "rejected": sum(self.rejected.values()), "rejected_by_reason": dict(self.rejected),
@@ -58,7 +59,9 @@ class SourceReport:
 
 def summary_table(reports: list[SourceReport], splits: dict[str, int]) -> str:
     """Returns the table `tunebot data` prints: one line per source, then the split sizes."""
-    lines = [f"{'source':<40} {'unit':<10} {'rows':>7} {'kept':>7} {'rejected':>8} {'dupes':>6} {'pii':>5}  rejected by reason"]
+    lines = [
+        f"{'source':<40} {'unit':<10} {'rows':>7} {'kept':>7} {'rejected':>8} {'dupes':>6} {'pii':>5}  rejected by "
+        f"reason"]
     for report in reports:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in report.rejected.most_common()) or "-"
         name = report.file if len(report.file) <= 40 else "…" + report.file[-39:]
@@ -88,7 +91,8 @@ def split_warnings(chosen: np.ndarray, cfg: DataConfig, largest: int) -> list[st
 def statistics(columns: dict[str, np.ndarray], kept: np.ndarray) -> dict[str, Any]:
     """Returns language counts and length statistics of the kept records."""
     ja = columns["ja"][kept]
-    stats: dict[str, Any] = {"langs": {lang: count for lang, count in (("en", int((~ja).sum())), ("ja", int(ja.sum()))) if count}}
+    stats: dict[str, Any] = {"langs": {lang: count for lang, count in (("en", int((~ja).sum())), ("ja", int(ja.sum())))
+                                       if count}}
     for name in ("question_chars", "answer_chars"):
         values = columns[name][kept]
         stats[name] = {"mean": round(float(values.mean()), 1), "max": int(values.max())} if len(values) else {}

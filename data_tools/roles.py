@@ -14,16 +14,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AGENT_ROLES = (
-    "agent", "assistant", "operator", "support", "staff", "rep", "representative", "csr", "advisor", "admin", "teammate",
+    "agent", "assistant", "operator", "support", "staff", "rep", "representative", "csr", "advisor", "admin",
+        "teammate",
     "担当", "担当者", "オペレーター", "サポート", "スタッフ", "係員", "窓口", "店舗",
     # whole names checked before first words, so "Customer Service" is not the customer
     "customer service", "customer support", "customer care", "live agent", "human agent",
     "カスタマーサポート", "カスタマーセンター", "サポートセンター",
 )
-CUSTOMER_ROLES = ("customer", "user", "client", "human", "caller", "guest", "buyer", "end-user", "end user", "enduser", "requester",
+CUSTOMER_ROLES = ("customer", "user", "client", "human", "caller", "guest", "buyer", "end-user", "end user", "enduser",
+                  "requester",
                   "lead", "contact", "visitor", "顧客", "お客様", "お客さま", "客", "ユーザー", "利用者", "会員")
 # Never answers: notes, system events, and bots / auto-replies (what a bot said is not what the team answers).
-SKIPPED_ROLES = ("system", "note", "internal", "internal note", "private note", "memo", "メモ", "社内メモ", "内部メモ", "システム",
+SKIPPED_ROLES = ("system", "note", "internal", "internal note", "private note", "memo", "メモ", "社内メモ", "内部メモ",
+                 "システム",
                  "bot", "chatbot", "auto-reply", "autoreply", "auto reply", "autoresponder", "automation", "trigger",
                  "自動応答", "自動返信", "ボット", "チャットボット")
 
@@ -82,8 +85,10 @@ def role_side(role: str, agent_roles: Iterable[str] = (), customer_roles: Iterab
 @functools.lru_cache(maxsize=32)
 def _role_keys(agent_roles: tuple[str, ...], customer_roles: tuple[str, ...],
                skip_roles: tuple[str, ...] = ()) -> tuple[tuple[str, frozenset[str]], ...]:
-    """Returns the normalized role names of each side (the user's skip names first, then agent: it wins a name on both sides)."""
-    sides = (("skip", skip_roles), ("agent", (*AGENT_ROLES, *agent_roles)), ("customer", (*CUSTOMER_ROLES, *customer_roles)),
+    """Returns the normalized role names of each side (the user's skip names first, then agent: it wins
+    a name on both sides)."""
+    sides = (("skip", skip_roles), ("agent", (*AGENT_ROLES, *agent_roles)),
+             ("customer", (*CUSTOMER_ROLES, *customer_roles)),
              ("skip", SKIPPED_ROLES))
     return tuple((side, frozenset(_key(name) for name in names)) for side, names in sides)
 

@@ -1,6 +1,6 @@
 """The read step: one source file -> shards of units (FAQ rows or conversations) in the work folder.
 
-    python -c "from data_tools.shards import expand_sources; from tunebot.config import SourceConfig; print(expand_sources([SourceConfig(path='examples/data/*.csv')]))"
+    python -c "from data_tools.shards import *; print(expand_sources([SourceConfig(path='examples/data/*.csv')]))"
 
 The format readers (readers.py, sheets.py, markdown.py, conversations.py) turn a file's bytes into
 units with their physical line; this step cuts them into shards of SHARD_UNITS, pickled, so the
@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from data_tools.readers import ANSWER_NAMES, QUESTION_NAMES, DataError, RawRow, find_category_column, pick_column, read_rows
+from data_tools.readers import (ANSWER_NAMES, QUESTION_NAMES, DataError, RawRow, find_category_column, pick_column,
+                                read_rows)
 from tunebot.config import SourceConfig
 from tunebot.rundir import atomic_open
 

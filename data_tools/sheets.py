@@ -64,7 +64,8 @@ def find_header(rows: list[list[str]], given: int | None = None) -> int:
     filled = [index for index, cells in enumerate(rows) if any(cell.strip() for cell in cells)][:HEADER_SCAN]
     names = {name.lower() for name in QUESTION_NAMES + ANSWER_NAMES}
     for index in filled:
-        if sum(cell.strip().lower() in names for cell in rows[index]) >= 1 and sum(bool(c.strip()) for c in rows[index]) >= 2:
+        if sum(cell.strip().lower() in names for cell in rows[index]) >= 1 and sum(bool(c.strip())
+                for c in rows[index]) >= 2:
             return index
     wide = [index for index in filled if sum(bool(cell.strip()) for cell in rows[index]) >= 2]
     if not wide:
@@ -98,7 +99,8 @@ def read_xlsx(path: Path, sheet: str | None = None, header_row: int | None = Non
         if any(value is None for value in raw[index][: len(header)]):
             formulas = formulas or _open(path, data_only=False)[name]
             missing = [cell.coordinate for cell in formulas[index + 1][: len(header)]
-                       if isinstance(cell.value, str) and cell.value.startswith("=") and raw[index][cell.column - 1] is None]
+                       if isinstance(cell.value, str) and cell.value.startswith("=")
+                           and raw[index][cell.column - 1] is None]
             if missing:
                 error = (f"formula in {', '.join(missing)} has no cached value (the file was never opened in "
                          "Excel): open and save it in Excel, or type the value")

@@ -54,23 +54,29 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     work.mkdir(parents=True, exist_ok=True)
     (work / "FINGERPRINT").write_text(fingerprint)
     small = sum(os.path.getsize(file) for file in files if os.path.isfile(file)) < IN_PROCESS_BYTES
-    engine = make_engine(cfg.data.engine, 1 if small and cfg.data.engine == "local" else cfg.data.workers, cfg.data.ray_address)
+    engine = make_engine(cfg.data.engine, 1 if small and cfg.data.engine == "local" else cfg.data.workers,
+                         cfg.data.ray_address)
     done = work / "done"
     try:
         read = run_tasks(engine, read_source, {f"read-{index}": (index, source, file, str(work), SHARD_UNITS)
-                                               for index, ((source, _), file) in enumerate(zip(sources, files))}, done, fingerprint)
+                                               for index, ((source, _), file) in enumerate(zip(sources, files))}, done,
+                                                   fingerprint)
         shards = [number for result in read.values() for number in result["shards"]]
-        cleaned = run_tasks(engine, clean_shard, {f"clean-{number}": (number, cfg.data, cfg.system_prompt, prefixes[number >> 16],
-                                                                       str(work)) for number in shards}, done, fingerprint)
+        cleaned = run_tasks(engine, clean_shard,
+                            {f"clean-{number}": (number, cfg.data, cfg.system_prompt, prefixes[number >> 16],
+                                                                       str(work)) for number in shards}, done,
+                                                                               fingerprint)
         shutil.rmtree(work / "units", ignore_errors=True)  # the rows as read, before PII redaction: gone once cleaned
         thresholds = (cfg.data.near_duplicate_threshold, cfg.data.leakage_threshold)
-        run_tasks(engine, match_task, {f"match-{name}": (name, str(work), shards, *thresholds) for name in match_tasks()},
+        run_tasks(engine, match_task,
+                  {f"match-{name}": (name, str(work), shards, *thresholds) for name in match_tasks()},
                   done, fingerprint)
     finally:
         engine.close()
     reports = _reports(sources, cleaned, shards)
     if not sum(report.kept for report in reports):
-        _write(out, work, shards, None, reports)  # rejects.jsonl is written all the same: it is where the user finds out why
+        _write(out, work, shards, None,
+               reports)  # rejects.jsonl is written all the same: it is where the user finds out why
         raise DataError(all_rejected(reports, out / "rejects.jsonl"))
     train_only = {file for (source, _), file in zip(sources, files) if not source.held_out}
     categories = {number: cleaned[f"clean-{number}"]["categories"] for number in shards}
@@ -100,11 +106,16 @@ def built_records(cfg: RunConfig) -> tuple[list[dict], list[dict], list[dict[str
             if not (run_dir.stage_dir("data") / "rejects.jsonl").is_file():
                 raise
         data = run_dir.stage_dir("data")
-        read = lambda name: [loads(line) for line in (data / name).read_bytes().splitlines()] if (data / name).is_file() else []  # noqa: E731
+
+        def read(name: str) -> list[dict[str, Any]]:
+            return [loads(line) for line in (data / name).read_bytes().splitlines()] if (data / name).is_file() else []
+
         records = [record for name in ("train.jsonl", "val.jsonl", "test.jsonl") for record in read(name)]
-        report = json.loads((data / "report.json").read_text(encoding="utf-8")) if (data / "report.json").is_file() else {}
+        found = data / "report.json"
+        report = json.loads(found.read_text(encoding="utf-8")) if found.is_file() else {}
         order = {file: index for index, file in enumerate(source["file"] for source in report.get("sources", []))}
-        records.sort(key=lambda record: (order.get(record["source"].rsplit(":", 1)[0], 0), int(record["source"].rsplit(":", 1)[1]), record["id"]))
+        records.sort(key=lambda record: (order.get(record["source"].rsplit(":", 1)[0], 0),
+                                         int(record["source"].rsplit(":", 1)[1]), record["id"]))
         return records, read("rejects.jsonl"), report.get("sources", [])
 
 
@@ -163,7 +174,8 @@ def _duplicate_rejects(work: Path, number: int, decisions: Decisions, dropped: l
         given = rows[index - low] if reason.startswith("duplicate") else None
         row = given if given is not None else {"question": question_of(record), "answer": answer_of(record)}
         reports[number >> 16].reject(reason)
-        found.append((int(ordinals[index]), dumps_line({"source": record["source"], "reason": reason, "field": None, "row": row})))
+        found.append((int(ordinals[index]),
+                      dumps_line({"source": record["source"], "reason": reason, "field": None, "row": row})))
     return found
 
 
@@ -174,7 +186,8 @@ def _report(cfg: RunConfig, work: Path, reports: list[SourceReport], decisions: 
     listed = [(int(a), int(b), float(similarity)) for (a, b), similarity in
               zip(conflicts[:MAX_CONFLICTS_LISTED].tolist(), conflict_similarity[:MAX_CONFLICTS_LISTED].tolist())]
     records = record_lines(work, decisions, [index for a, b, _ in listed for index in (a, b)])
-    sizes = np.bincount(np.unique(decisions.labels[kept], return_inverse=True)[1]) if kept.any() else np.zeros(0, dtype=np.int64)
+    sizes = np.bincount(np.unique(decisions.labels[kept], return_inverse=True)[1]) if kept.any() else np.zeros(0,
+            dtype=np.int64)
     largest = int(sizes.max()) if len(sizes) else 0
     return {
         "sources": [report.as_json() for report in reports],
@@ -200,7 +213,8 @@ def _print(reports: list[SourceReport], report: dict[str, Any]) -> None:
     print(summary_table(reports, report["splits"]))
     if report.get("augmented"):
         made = report["augmented"]
-        print(f"augment: {made['rows']} question variants of {made['from_records']} training records ({made['method']}) "
+        print(
+            f"augment: {made['rows']} question variants of {made['from_records']} training records ({made['method']}) "
               f"added to train.jsonl: {made['by_lang']}")
     for warning in report["warnings"]:
         print(f"warning: {warning}")

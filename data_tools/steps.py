@@ -129,9 +129,11 @@ def filter_quality(pairs: list[Pair], ctx: Context) -> list[Pair]:
         question, answer = pair.question, pair.answer
         checks = (
             (not question, "empty question", "question"), (not answer, "empty answer", "answer"),
-            (len(question) < cfg.min_question_chars, f"question shorter than {cfg.min_question_chars} characters", "question"),
+            (len(question) < cfg.min_question_chars, f"question shorter than {cfg.min_question_chars} characters",
+             "question"),
             (len(answer) < cfg.min_answer_chars, f"answer shorter than {cfg.min_answer_chars} characters", "answer"),
-            (len(question) > cfg.max_chars, f"question longer than {cfg.max_chars} characters ({len(question)})", "question"),
+            (len(question) > cfg.max_chars, f"question longer than {cfg.max_chars} characters ({len(question)})",
+             "question"),
             (len(answer) > cfg.max_chars, f"answer longer than {cfg.max_chars} characters ({len(answer)})", "answer"),
         )
         pair.reject = next(((reason, name) for failed, reason, name in checks if failed), None)

@@ -1,6 +1,6 @@
-"""Text transcripts -> conversations: `Speaker: text` logs, LINE talk histories, Teams/Slack copies, `[time] name: text`.
+"""Text transcripts -> conversations: `Speaker: text` logs, LINE talk histories, Teams/Slack copies, `[time] who: text`.
 
-    python -c "from data_tools.transcripts import from_transcript; print(list(from_transcript('chat.txt', None, ((), (), ()))))"
+    python -c "from data_tools.transcripts import from_transcript as f; print(*f('chat.txt', None, [()] * 3))"
 
 A transcript is split into conversations at `---`/`===`/`***` rules and `# heading` lines (the
 heading names the conversation). Within one:
@@ -35,25 +35,32 @@ from data_tools.helpdesk import SUPPORT_WORDS
 from data_tools.readers import open_text
 
 _TIME = r"\d{1,2}:\d{2}(?::\d{2})?\s*(?:[AaPp]\.?[Mm]\.?)?"
-_STAMP = rf"\[?(?:\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}(?:[ T,]+{_TIME})?|{_TIME})\]?"  # 2026-04-30 10:00, [4/30/2026 10:00 AM], 10:00
+# 2026-04-30 10:00, [4/30/2026 10:00 AM], 10:00
+_STAMP = rf"\[?(?:\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}(?:[ T,]+{_TIME})?|{_TIME})\]?"
 # The name starts with a non-space, so a line of spaces cannot make the scan quadratic.
-_SPEAKER = re.compile(rf"^[ \t]{{0,12}}(?P<stamp>{_STAMP}[ \t]*)?(?P<name>[^:：\n\t\s][^:：\n\t]{{0,29}}?)[ \t]*[:：][ \t]?(?P<text>.*)$")
+_SPEAKER = re.compile(
+    rf"^[ \t]{{0,12}}(?P<stamp>{_STAMP}[ \t]*)?(?P<name>[^:：\n\t\s][^:：\n\t]{{0,29}}?)[ \t]*[:：][ \t]?(?P<text>.*)$")
 # A speaker line with the text on the lines below it, as Teams (`[4/30/2026 10:32 AM] Emily Chen`) and
 # Slack (`Emily Chen  10:32 AM`, `Emily Chen [10:32 AM]`) copy a chat: a name of 1-30 characters
 # without a colon or sentence punctuation, and a time (two spaces or brackets between name and time).
 _HEAD_NAME = r"(?P<name>[^\s:：\[\]。、.!?！？,，][^:：\[\]。、!?！？,，\t]{0,29}?)"
 _HEAD = re.compile(rf"^[ \t]{{0,12}}(?:\[(?P<stamp>[^\]]{{1,30}})\][ \t]+{_HEAD_NAME}"
-                   rf"|{_HEAD_NAME.replace('name', 'name2')}(?:[ \t]{{2,}}(?P<stamp2>{_TIME})|[ \t]+\[(?P<stamp3>[^\]]{{1,30}})\]))[ \t]*$")
+                   rf"|{_HEAD_NAME.replace('name', 'name2')}(?:[ \t]{{2,}}(?P<stamp2>{_TIME})|[ "
+                   rf"\t]+\[(?P<stamp3>[^\]]{{1,30}})\]))[ \t]*$")
 _HEAD_STAMP = re.compile(rf"^(?:\d{{1,4}}[-/.]\d{{1,2}}[-/.]\d{{1,4}}(?:[ T,]+{_TIME})?|{_TIME})$")
 _LINE_MESSAGE = re.compile(r"^(?P<stamp>\d{1,2}:\d{2})\t(?P<name>[^\t]*)\t(?P<text>.*)$")
 _TEXT_LIKE_ROLES = {"note", "memo", "メモ", "system"}
 _SEPARATOR = re.compile(r"^\s*(?:[-=*]{3,}|#+\s*(.*))\s*$")
-_HEADER = re.compile(r"^\s*(?:\[LINE\].*|.*のトーク履歴\s*|保存日時\s*[:：].*|Chat history with .*|Saved on\s*[:：].*)$")
-_DATE = re.compile(r"^\s*(?:\d{4}[/.\-]\d{1,2}[/.\-]\d{1,2}|\d{4}年\d{1,2}月\d{1,2}日)\s*(?:[(（][^)）]{1,4}[)）]|[月火水木金土日]曜日?)?\s*$"
+_HEADER = re.compile(
+    r"^\s*(?:\[LINE\].*|.*のトーク履歴\s*|保存日時\s*[:：].*|Chat history with .*|Saved on\s*[:：].*)$")
+_DATE = re.compile(
+    r"^\s*(?:\d{4}[/.\-]\d{1,2}[/.\-]\d{1,2}|\d{4}年\d{1,2}月\d{1,2}日)\s*(?:[(（][^)）]{1,4}[)）]|[月火水木金土日]曜日?)?\s*$"
                    r"|^\s*(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,? [A-Z][a-z]+ \d{1,2},? \d{4}\s*$")
-_SYSTEM = re.compile(r"(?:が退出しました|が参加しました|を招待しました|がグループに参加しました|送信を取り消しました|がアルバム|"
+_SYSTEM = re.compile(
+    r"(?:が退出しました|が参加しました|を招待しました|がグループに参加しました|送信を取り消しました|がアルバム|"
                      r"left the (?:chat|group|conversation)|joined the (?:chat|group|conversation)|has (?:left|joined)|"
-                     r"unsent a message)\s*[。.]?\s*$|^\s*\[(?:スタンプ|写真|動画|ファイル|ボイスメッセージ|Sticker|Photo|Video|File)\]\s*$")
+                     r"unsent a message)\s*[。.]?\s*$"
+                     r"|^\s*\[(?:スタンプ|写真|動画|ファイル|ボイスメッセージ|Sticker|Photo|Video|File)\]\s*$")
 _BOT_NAME = re.compile(r"(?<![a-z])bot(?![a-z])|ボット|自動応答|自動返信|auto-?reply|chatbot", re.IGNORECASE)
 _BOT_TEXT = re.compile(r"^\s*[\[【(（]?\s*(?:自動応答|自動返信|auto-?reply|automatic reply)", re.IGNORECASE)
 
@@ -151,7 +158,8 @@ def _finish(conversation: Conversation) -> Conversation:
     if conversation.error:  # (a file that ends inside a quote ends the message there)
         conversation.turns = []
         return conversation
-    turns = [Turn(t.side, t.text.strip("\n").replace('""', '"'), t.line) for t in conversation.turns if t.side != "skip"]
+    turns = [Turn(t.side, t.text.strip("\n").replace('""', '"'), t.line) for t in conversation.turns
+             if t.side != "skip"]
     conversation.turns = turns
     return conversation
 

@@ -52,7 +52,8 @@ def _merged_turns(ctx: Context, conversation: Conversation, found: Counter) -> l
             side, previous, line, count, had = merged[-1]
             if side == "agent" and ctx.cleaner.is_non_answer(previous):
                 previous = ""  # "Let me check." followed by the answer: the answer is the turn
-            merged[-1] = (side, "\n".join(part for part in (previous, text) if part), line, count + 1, had or bool(in_text))
+            merged[-1] = (side, "\n".join(part for part in (previous, text) if part), line, count + 1, had
+                          or bool(in_text))
         else:
             merged.append((turn.side, text, turn.line, 1, bool(in_text)))
     return merged

@@ -3,8 +3,8 @@
     python -c "from eval.analysis import COMPARISONS; print(COMPARISONS)"
 
 Every figure is the mean of per-example scores (0-100) over the examples that define it, with a
-bootstrap 95% CI; corpus BLEU and corpus chrF are recorded beside theirs as `corpus`. Comparisons are paired over the same test
-records (eval/stats.py). With a mixed-language test set each system also gets `by_lang`.
+bootstrap 95% CI; corpus BLEU and corpus chrF are recorded beside theirs as `corpus`. Comparisons are paired over the
+same test records (eval/stats.py). With a mixed-language test set each system also gets `by_lang`.
 """
 
 from __future__ import annotations

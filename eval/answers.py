@@ -1,6 +1,7 @@
 """Which answers count as the same: answer classes, answer_match's pools, and the retriever's recall.
 
-    python -c "from eval.answers import answer_key; print(answer_key({'completion': [{'role': 'assistant', 'content': 'Yes!'}]}, 'answer'))"
+    python -c "from eval.answers import *; \\
+        print(answer_key({'completion': [{'role': 'assistant', 'content': 'Yes!'}]}, 'answer'))"
 
 Two records give the same answer when their answer texts are equal after normalisation (NFKC,
 case, punctuation and spaces: tunebot.text.normalize_answer), or, with eval.answer_class =

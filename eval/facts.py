@@ -1,6 +1,6 @@
 """Key facts of an answer: amounts, numbers with units, dates, times, contacts, codes and quoted UI labels.
 
-    python -c "from eval.facts import extract_facts; print(sorted(extract_facts('送料は５５０円、5,500円以上で無料。')))"
+    python -c "from eval.facts import extract_facts; print(sorted(extract_facts('送料は５５０円、5,500円以上で無料')))"
 
 `key_facts` (recall of the reference's facts) and `unsupported_facts` (facts given nowhere)
 compare answers by these, so "30日以内" and "within 30 days" hold the same fact, and so do
@@ -57,7 +57,8 @@ _DATE_YMD = re.compile(r"(?<!\d)(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?!
 _DATE_MD_JA = re.compile(r"(?<!\d)(\d{1,2})月(\d{1,2})日")
 _DATE_MD_SLASH = re.compile(r"(?<![\d/])(1[0-2]|0?[1-9])/(3[01]|[12]\d|0?[1-9])(?![\d/])")
 _DATE_MD_EN = re.compile(r"\b(" + "|".join(MONTHS) + r")\.? (\d{1,2})(?:st|nd|rd|th)?\b")
-_TIME = re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})(?![\d:])\s*(a\.?m\.?|p\.?m\.?)?|(?<!\d)(\d{1,2})時(?!間)(?:(\d{1,2})分|半)?"
+_TIME = re.compile(
+    r"(?<![\d:])(\d{1,2}):(\d{2})(?![\d:])\s*(a\.?m\.?|p\.?m\.?)?|(?<!\d)(\d{1,2})時(?!間)(?:(\d{1,2})分|半)?"
                    r"|(?<!\d)(\d{1,2})\s*(a\.?m\.?|p\.?m\.?)(?![a-z])")
 _CURRENCY = re.compile(r"([¥￥$€£])\s?(" + _NUMBER + r")")
 _QUANTITY = re.compile(r"(?<![0-9a-z.,])(" + _NUMBER + r")(?:\s?(?:-|to|から)\s?(" + _NUMBER + r"))?[\s-]?(" + _UNIT

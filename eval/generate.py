@@ -33,7 +33,8 @@ def generate_answers(
     """Answers each conversation (greedy unless temperature > 0); `latency_s` is its batch's wall time
     over the batch size.
 
-    >>> generate_answers(model, tok, [[{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]], 32)  # doctest: +SKIP
+    >>> chat = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]
+    >>> generate_answers(model, tok, [chat], 32)  # doctest: +SKIP
     [Generation(prompt='<|im_start|>system...', text='...', new_tokens=12, latency_s=0.4)]
     """
     import torch

@@ -41,7 +41,8 @@ def judge_rows(judge: JudgeConfig, rows: list[dict[str, Any]]) -> dict[str, dict
     def grade(row: dict[str, Any]) -> tuple[int | None, str | None]:
         try:
             response = client.chat.completions.create(
-                model=judge.model, messages=judge_prompt(judge.rubric, row["question"], row["reference"], row["prediction"]),
+                model=judge.model,
+                    messages=judge_prompt(judge.rubric, row["question"], row["reference"], row["prediction"]),
                 max_tokens=32, temperature=0.0)
         except Exception as error:  # counted below, never a silent 0
             return None, f"request failed: {error}"

@@ -79,7 +79,8 @@ class OpenAIBackend:
             with ThreadPoolExecutor(self.endpoint.concurrency) as pool:
                 answers = list(pool.map(ask, conversations))
             found[kind] = [
-                Generation(render_prompt(tokenizer, messages) if tokenizer else json.dumps(messages, ensure_ascii=False),
+                Generation(render_prompt(tokenizer, messages) if tokenizer
+                           else json.dumps(messages, ensure_ascii=False),
                            text, tokens, round(seconds, 4))
                 for messages, (text, tokens, seconds) in zip(conversations, answers)
             ]

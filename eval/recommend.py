@@ -75,11 +75,13 @@ def _flags(per_system_facts: dict[str, list[float | None]], forgetting: dict[str
     """Why a system is flagged: forgetting, or significantly more unsupported facts than the least-inventing one."""
     flags: dict[str, list[str]] = {system: [] for system in per_system_facts}
     if forgetting:
-        drops = [row for row in forgetting["comparisons"] if row["significant"] and not row.get("better", row["diff"] > 0)]
+        drops = [row for row in forgetting["comparisons"] if row["significant"]
+                 and not row.get("better", row["diff"] > 0)]
         for system in flags:
             if SYSTEMS[system].model == "tuned" and drops:
                 names = ", ".join(METRICS[row["metric"]].label for row in drops)
-                flags[system].append(f"the tuned model forgets general knowledge (significant drop on the probe: {names})")
+                flags[system].append(
+                    f"the tuned model forgets general knowledge (significant drop on the probe: {names})")
     means = {system: _mean(values) for system, values in per_system_facts.items()}
     defined = {system: mean for system, mean in means.items() if mean is not None}
     if len(defined) > 1:

@@ -45,7 +45,8 @@ def recommendation_lines(document: dict[str, Any]) -> list[str]:
              f"changes: {cost['on_faq_change']}."]
     asked = document.get("questions")
     if asked:
-        rates = {system: entry["metrics"].get("answer_match", {}).get("mean") for system, entry in asked["systems"].items()}
+        rates = {system: entry["metrics"].get("answer_match", {}).get("mean")
+                 for system, entry in asked["systems"].items()}
         best = max((system for system in rates if rates[system] is not None), key=lambda s: rates[s], default=None)
         if rates.get(chosen) is not None and best is not None:
             lines.append(f"On your {asked['n']} own questions ({asked['answerable']} with an answer in training): "
@@ -64,7 +65,8 @@ def recommendation_rows(document: dict[str, Any]) -> list[list[str]]:
     rows = [["system", metric_name(found["metric"]), "vs top (Holm p)", "latency / answer", "needs", "FAQ change"]]
     for system, mean in found["evidence"]["means"].items():
         test = tests.get(system)
-        versus = "top" if system == found["top"] else (f"{-test['diff']:+.1f} (p = {test['p_holm']:.3f})" if test else "-")
+        versus = "top" if system == found["top"] else (f"{-test['diff']:+.1f} (p = {test['p_holm']:.3f})" if test
+                                                       else "-")
         cost = found["costs"][system]
         latency = "-" if cost["latency_s_median"] is None else f"{cost['latency_s_median']:.3g} s"
         mark = " (recommended)" if system == found["system"] else ""
@@ -151,7 +153,8 @@ def probe_lines(probe: dict[str, Any] | None) -> list[str]:
             *(f"- {line}" for line in probe_findings(probe))]
 
 
-def ordered_examples(rows: list[dict[str, Any]], systems: list[str], first: str | None = None) -> list[dict[str, dict[str, Any]]]:
+def ordered_examples(rows: list[dict[str, Any]], systems: list[str],
+                     first: str | None = None) -> list[dict[str, dict[str, Any]]]:
     """Groups test prediction rows by record: `first`'s wrong answers first, then the largest spread of
     answer_match (then chrF) between systems."""
     by_id: dict[str, dict[str, dict[str, Any]]] = {}

@@ -18,7 +18,8 @@ from eval.report import (EXAMPLES_SHOWN, chart_data_uri, ci_rows, comparison_row
 def setup_line(document: dict[str, Any]) -> str:
     """Describes what was compared and how, in one sentence."""
     decoding = document["decoding"]
-    how = "greedy" if decoding["temperature"] == 0 else f"temperature {decoding['temperature']}, top_p {decoding['top_p']}"
+    how = ("greedy" if decoding["temperature"] == 0
+           else f"temperature {decoding['temperature']}, top_p {decoding['top_p']}")
     langs = ", ".join(f"{lang}: {count}" for lang, count in document["langs"].items())
     return (f"{document['n']} test records ({langs}); systems {', '.join(document['systems'])}; backend "
             f"{document['backend']}; {how} decoding, max {decoding['max_new_tokens']} new tokens; retrieval: BM25, "
@@ -70,7 +71,8 @@ def _examples_title(document: dict[str, Any]) -> str:
 def report_markdown(name: str, document: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     """Returns report.md."""
     systems = list(document["systems"])
-    lines = [f"# Evaluation: {name}", "", "## Recommendation", "", *(f"- {line}" for line in recommendation_lines(document)),
+    lines = [f"# Evaluation: {name}", "", "## Recommendation", "",
+             *(f"- {line}" for line in recommendation_lines(document)),
              "", markdown_table(recommendation_rows(document)), "", setup_line(document), "", "## Verdict", ""]
     lines += [f"- {line}" for line in verdicts(document)] or ["- Only one system ran: nothing to compare."]
     lines += ["", "## Scores (mean [95% CI])", "", markdown_table(ci_rows(document)), "", _tokenizer_line(document), ""]
@@ -95,7 +97,8 @@ def report_markdown(name: str, document: dict[str, Any], rows: list[dict[str, An
 
 
 def _questions_intro(section: dict[str, Any]) -> str:
-    return (f"{section['n']} questions of your own ({', '.join(section['files'])}), {section['answerable']} of them with "
+    return (
+        f"{section['n']} questions of your own ({', '.join(section['files'])}), {section['answerable']} of them with "
             "their answer in the training split, asked of every system like the test split.")
 
 
@@ -141,7 +144,8 @@ def report_html(name: str, document: dict[str, Any], rows: list[dict[str, Any]])
              f"<p>{escape(setup_line(document))}</p>", "<h2>Verdict</h2><ul>",
              *(f"<li>{escape(line)}</li>" for line in verdicts(document)), "</ul>",
              f'<img alt="scores with 95% confidence intervals" src="{chart_data_uri(document)}">',
-             "<h2>Scores (mean [95% CI])</h2>", _html_table(ci_rows(document)), f"<p>{escape(_tokenizer_line(document))}</p>"]
+             "<h2>Scores (mean [95% CI])</h2>", _html_table(ci_rows(document)),
+                 f"<p>{escape(_tokenizer_line(document))}</p>"]
     if document.get("retrieval"):
         parts += ["<h2>Retriever</h2>", f"<p>{escape(_retrieval_intro(document['retrieval']))}</p>",
                   _html_table(retrieval_rows(document["retrieval"]))]

@@ -1,6 +1,6 @@
 """The schema of eval/scores.json as pydantic models; the eval stage validates before writing.
 
-    python -c "from eval.schema import ScoresDocument; import json; print(json.dumps(ScoresDocument.model_json_schema())[:80])"
+    python -c "from eval.schema import ScoresDocument as S; import json; print(json.dumps(S.model_json_schema())[:80])"
 
 `tunebot.eval.scores/3`: every score is 0-100, the mean of per-example scores over the examples
 that define it, with a bootstrap 95% CI and the tokenizer it was computed with; BLEU and chrF add
@@ -135,7 +135,8 @@ class Mean(_Strict):
 class Cost(_Strict):
     """What shipping a system costs."""
 
-    latency_s_median: float | None = Field(description="Median seconds per answer in this eval (search time for retrieval).")
+    latency_s_median: float | None = Field(
+        description="Median seconds per answer in this eval (search time for retrieval).")
     needs: str
     on_faq_change: str
 

@@ -104,7 +104,8 @@ def _rows(system: str, records: list[dict], generations: list[Generation], per_e
 
 
 def _score_set(cfg: RunConfig, named_generations: dict[str, list[Generation]], references: list[str],
-               langs: list[str], pools: list, contexts: dict[str, list | None]) -> tuple[dict[str, Any], dict[str, Any]]:
+               langs: list[str], pools: list, contexts: dict[str, list | None]) -> tuple[dict[str, Any],
+                       dict[str, Any]]:
     """Scores systems on one record set; returns ({system: Scores}, {system: scores.json entry})."""
     scores, entries = {}, {}
     for system, generations in named_generations.items():
@@ -142,8 +143,10 @@ def _probe_section(cfg: RunConfig, probe: list[dict], generations: dict[str, lis
     return section, rows
 
 
-def build_document(cfg: RunConfig, backend: str, scores: dict, entries: dict, langs: list[str], k: int) -> dict[str, Any]:
-    """Assembles scores.json (without the probe, judge, retrieval and recommendation sections); k = the resolved retrieval.k."""
+def build_document(cfg: RunConfig, backend: str, scores: dict, entries: dict, langs: list[str], k: int) -> dict[str,
+        Any]:
+    """Assembles scores.json (without the probe, judge, retrieval and recommendation sections);
+    k = the resolved retrieval.k."""
     return {"schema": SCHEMA, "run": cfg.name, "backend": backend, "n": len(langs),
             "langs": {lang: langs.count(lang) for lang in sorted(set(langs))}, "rag_k": k,
             "decoding": {"temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p,
@@ -187,7 +190,8 @@ def _recommendation(cfg: RunConfig, document: dict, scores: dict, take: dict, ro
     judged = bool(document.get("judge"))
     if judged:
         for system in per_system:
-            per_system[system]["judge"] = [row.get("judge") for row in rows if row["set"] == "test" and row["system"] == system]
+            per_system[system]["judge"] = [row.get("judge") for row in rows if row["set"] == "test"
+                                           and row["system"] == system]
     latencies = {system: [g.latency_s for g in take[system]] for system in scores}
     return recommend(per_system, latencies, document.get("forgetting"), cfg.eval.seed, cfg.eval.permutations, judged)
 
@@ -216,18 +220,22 @@ def run_eval_stage(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     langs = [record["lang"] for record in records] if cfg.eval.lang == "auto" else [cfg.eval.lang] * len(records)
     pools = answer_pools(records, everything, cfg.eval.answer_class, [record["lang"] for record in records])
     contexts = {system: given.contexts for system, given in inputs.items()}
-    scores, entries = _score_set(cfg, {s: take[s] for s in systems}, [answer_of(r) for r in records], langs, pools, contexts)
+    scores, entries = _score_set(cfg, {s: take[s] for s in systems}, [answer_of(r) for r in records], langs, pools,
+                                 contexts)
     document = build_document(cfg, resolve_backend(cfg.eval) if any(SYSTEMS[s].generates for s in systems) else "none",
                               scores, entries, langs, retrieval.k)
-    rows = [row for s in systems for row in _rows(s, records, take[s], scores[s].per_example, inputs[s].retrieved, "test")]
+    rows = [row for s in systems
+            for row in _rows(s, records, take[s], scores[s].per_example, inputs[s].retrieved, "test")]
     if found is not None:
         document["retrieval"] = {"k": retrieval.k, "min_coverage": retrieval.min_coverage,
                                  **retrieval_recall(records, found.hits, train, cfg.eval.answer_class)}
     if questions:
-        document["questions"], question_rows = _questions_section(cfg, systems, questions, asked, take, everything, train)
+        document["questions"], question_rows = _questions_section(cfg, systems, questions, asked, take, everything,
+                                                                  train)
         rows += question_rows
     if probe:
-        document["forgetting"], probe_rows = _probe_section(cfg, probe, {k: take[f"probe:{k}"] for k in ("base", "tuned")})
+        document["forgetting"], probe_rows = _probe_section(cfg, probe,
+                                                            {k: take[f"probe:{k}"] for k in ("base", "tuned")})
         rows += probe_rows
     if cfg.eval.judge is not None:
         from eval.judge import judge_rows

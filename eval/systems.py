@@ -55,7 +55,8 @@ def load_probe(path: Path = PROBE_PATH) -> list[dict[str, Any]]:
 
 def probe_conversations(probe: list[dict[str, Any]], system_prompt: str) -> list[list[Message]]:
     """The probe's questions as conversations with the run's system prompt."""
-    return [[{"role": "system", "content": system_prompt}, {"role": "user", "content": row["question"]}] for row in probe]
+    return [[{"role": "system", "content": system_prompt}, {"role": "user", "content": row["question"]}]
+            for row in probe]
 
 
 @dataclass

@@ -186,9 +186,11 @@ def worker(job_path: Path, out_path: Path) -> None:
                                lora_request=lora, use_tqdm=True)
         share = (time.perf_counter() - began) / max(1, len(outputs))
         answers = [[out.outputs[0].text.strip(), _new_tokens(out.outputs[0]), round(share, 4)] for out in outputs]
-        changed = [i for i, (out, ids) in enumerate(zip(outputs, part["token_ids"])) if list(out.prompt_token_ids) != ids]
+        changed = [i for i, (out, ids) in enumerate(zip(outputs, part["token_ids"]))
+                   if list(out.prompt_token_ids) != ids]
         if changed:  # the prompt must be exactly the one hf and the server see
-            raise RuntimeError(f"vLLM changed the prompt tokens of {len(changed)} {part['kind']} prompts, e.g. #{changed[0]}")
+            raise RuntimeError(
+                f"vLLM changed the prompt tokens of {len(changed)} {part['kind']} prompts, e.g. #{changed[0]}")
         results.append({"kind": part["kind"], "prompts": part["prompts"], "answers": answers})
     tmp = out_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results), encoding="utf-8")

@@ -57,7 +57,9 @@ def main() -> int:
         writer.writeheader()
         writer.writerows(chosen)
     os.replace(tmp, args.out)
-    print(f"bitext_subset: {len(chosen)} of {len(rows)} rows ({len({r['intent'] for r in chosen})} intents) -> {args.out}")
+    print(
+        f"bitext_subset: {len(chosen)} of {len(rows)} rows ({len({r['intent'] for r in chosen})} intents) -> "
+        f"{args.out}")
     return 0
 
 

@@ -1,6 +1,6 @@
 """What the gateway does around each generation: stop sequences, a bounded queue per model, deadlines.
 
-    python -c "from serve.admission import StopScanner; s = StopScanner(['\\n\\n']); print(repr(s.feed('a\\n')), repr(s.feed('\\nb')), s.stopped)"
+    python -c "from serve.admission import *; s = StopScanner(['\\n\\n']); print(s.feed('a\\n'), s.feed('\\nb'))"
 
 - StopScanner cuts a text stream at the first of the request's `stop` strings (the stop string
   itself is not part of the answer, as in OpenAI's API), holding back a tail that may begin one.

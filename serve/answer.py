@@ -71,7 +71,8 @@ def prepare(router: SystemRouter, settings: Any, request: ChatRequest) -> tuple[
     messages = with_system_prompt(request.conversation(), settings.system_prompt)
     chars = sum(len(message["content"]) for message in messages)
     if chars > CHARS_PER_TOKEN_BOUND * settings.max_model_len:  # refused before retrieval and tokenising
-        raise RequestError(f"the conversation is {chars} characters, far over the model's {settings.max_model_len}-token "
+        raise RequestError(
+            f"the conversation is {chars} characters, far over the model's {settings.max_model_len}-token "
                            "context: shorten it", "messages")
     sampling = Sampling(request.limit(settings.default_max_tokens), request.temperature, request.top_p, request.seed,
                         tuple(request.stops()))

@@ -159,7 +159,8 @@ class TransformersEngine:
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed % 2**64)  # an int64 seed, as torch's generator takes it
         decoding = ({"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
-                    if sampling.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
+                    if sampling.temperature > 0
+                        else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
         return {"input_ids": torch.tensor([ids]), "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
                 "max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
                 "eos_token_id": self.tokenizer.eos_token_id, **decoding}

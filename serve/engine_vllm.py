@@ -63,7 +63,8 @@ def start_engine(name: str, model_dir: str, log_dir: Path, max_model_len: int, k
     command = vllm_command(model_dir, name, port, max_model_len, cpu=not torch.cuda.is_available(), flags=flags)
     # own process group (stopped as a whole), and SIGTERM from Linux if the gateway itself dies
     process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-                               preexec_fn=die_with_parent, env={**engine_env(), "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb)})
+                               preexec_fn=die_with_parent,
+                                   env={**engine_env(), "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb)})
     handle.close()
     return EngineProcess(name, model_dir, port, process, log)
 
@@ -168,13 +169,15 @@ class VllmEngines:
     def _url(self, model: str) -> str:
         return f"http://127.0.0.1:{self.processes[model].port}/v1/chat/completions"
 
-    async def stream(self, model: str, messages: list[Message], sampling: Sampling, cancel: Any = None) -> AsyncIterator[Delta]:
+    async def stream(self, model: str, messages: list[Message], sampling: Sampling,
+                     cancel: Any = None) -> AsyncIterator[Delta]:
         """Forwards a streaming request; yields the text deltas, then a Delta with the finish reason and usage."""
         import httpx
 
         finish, usage = "stop", {}
         try:
-            async with self.client.stream("POST", self._url(model), json=self._body(model, messages, sampling)) as response:
+            async with self.client.stream("POST", self._url(model),
+                                          json=self._body(model, messages, sampling)) as response:
                 if response.status_code != 200:
                     detail = (await response.aread())[:500].decode("utf-8", "replace")
                     raise EngineError(f"vLLM answered {response.status_code}: {detail}")

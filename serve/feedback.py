@@ -91,7 +91,8 @@ def read_feedback(path: Path, strict: bool = True) -> tuple[list[dict[str, Any]]
                 if not isinstance(entry, dict):
                     raise FeedbackError(f"a JSON {type(entry).__name__}, not an object")
                 _check(entry)
-                if entry["kind"] == "vote" and not all(isinstance(entry.get("answers", {}).get(side), str) for side in "AB"):
+                if entry["kind"] == "vote" and not all(isinstance(entry.get("answers", {}).get(side), str)
+                                                       for side in "AB"):
                     raise FeedbackError("a vote needs the answers of A and B")
             except (UnicodeDecodeError, json.JSONDecodeError, FeedbackError) as error:
                 reason = "not UTF-8 text" if isinstance(error, UnicodeDecodeError) else str(error)

@@ -62,7 +62,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.requests = Counter("tunebot_requests", "Chat requests by model and HTTP status", ["model", "status"],
                                 registry=self.registry)
-        self.tokens = Counter("tunebot_generated_tokens", "Generated tokens by model", ["model"], registry=self.registry)
+        self.tokens = Counter("tunebot_generated_tokens", "Generated tokens by model", ["model"],
+                              registry=self.registry)
         self.latency = Histogram("tunebot_request_seconds", "Chat request latency by model", ["model"],
                                  registry=self.registry, buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300))
 
@@ -177,7 +178,8 @@ def create_app(engine: Any, settings: GatewaySettings, on_start: Any = None) -> 
 
     @app.get("/v1/models")
     async def models() -> Any:
-        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "tunebot"} for name in router.names()]}
+        return {"object": "list",
+                "data": [{"id": name, "object": "model", "owned_by": "tunebot"} for name in router.names()]}
 
     async def chat(request: Request) -> Any:
         try:

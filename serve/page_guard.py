@@ -93,7 +93,8 @@ class PageGuard:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] not in ("http", "websocket") or not (path == self.prefix or path.startswith(self.prefix + "/")):
+        if scope["type"] not in ("http", "websocket") or not (path == self.prefix
+                                                              or path.startswith(self.prefix + "/")):
             await self.app(scope, receive, send)
             return
         inner = path[len(self.prefix):] or "/"

@@ -1,6 +1,7 @@
 """The OpenAI chat-completions request the gateway accepts, and its error shape: validated by construction.
 
-    python -c "from serve.protocol import parse_request; print(parse_request(b'{\"model\": \"base\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}'))"
+    python -c "from serve.protocol import *; \\
+        print(parse_request(b'{\"model\": \"base\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}'))"
 
 One strict model describes every field the gateway honours; anything else is refused:
 - a field the model does not declare (tools, tool_choice, response_format, logprobs, functions,
@@ -103,7 +104,8 @@ _UNION_TAGS = re.compile(r"^(?:[\w-]+\[.*\]|str|constrained-str|int|float|bool|n
 
 def _where(error: dict[str, Any]) -> str:
     """The field path of an error, without pydantic's union-member tags: messages.0.content.1.type."""
-    return ".".join(str(part) for part in error.get("loc", ()) if not (isinstance(part, str) and _UNION_TAGS.match(part)))
+    return ".".join(str(part) for part in error.get("loc", ())
+                    if not (isinstance(part, str) and _UNION_TAGS.match(part)))
 
 
 def _problem(errors: list[dict[str, Any]]) -> RequestError:
@@ -112,7 +114,8 @@ def _problem(errors: list[dict[str, Any]]) -> RequestError:
     kind = error.get("type", "")
     if kind == "json_invalid":
         detail = str(error.get("ctx", {}).get("error", error.get("msg")))
-        hint = " (a \\u escape of a lone surrogate is not valid Unicode)" if "escape" in detail or "surrogate" in detail else ""
+        lone = "escape" in detail or "surrogate" in detail
+        hint = " (a \\u escape of a lone surrogate is not valid Unicode)" if lone else ""
         return RequestError(f"malformed JSON body: {detail}{hint}")
     where = _where(error)
     if kind == "extra_forbidden":

@@ -89,7 +89,8 @@ def build_engine(cfg: Any, run_dir: Path, choice: str, report: Any = print) -> A
     from serve.engine_vllm import VllmEngines, start_engine, stop_engine, wait_healthy
 
     flags = cfg.serve.vllm.as_flags()
-    processes = [start_engine(name, str(folder), run_dir / "serve", cfg.serve.max_model_len, cfg.serve.kv_cache_gb, flags)
+    processes = [start_engine(name, str(folder), run_dir / "serve", cfg.serve.max_model_len, cfg.serve.kv_cache_gb,
+                              flags)
                  for name, folder in dirs.items()]
     report(f"serve: starting vLLM engines for {', '.join(dirs)} (~1 min on CPU; logs in {run_dir / 'serve'})")
     try:
@@ -148,7 +149,8 @@ def serve(cfg: Any, run_dir: Path, args: argparse.Namespace) -> int:
         app = mount_ui(app, f"http://127.0.0.1:{port}/v1", key, router.names(), run_dir / "serve" / "feedback.jsonl",
                        recommended_system(run_dir))
     server = holder["server"] = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                                              timeout_graceful_shutdown=max(1, round(cfg.serve.drain_s))))
+                                                              timeout_graceful_shutdown=max(1,
+                                                                      round(cfg.serve.drain_s))))
 
     # uvicorn handles SIGINT/SIGTERM (graceful stop) and re-raises the signal when it returns;
     # these handlers take that re-raise so the engines below are always stopped.

@@ -83,7 +83,8 @@ def pane_titles(labels: dict[str, str], blind: bool) -> tuple[str, str]:
     return ("A", "B") if blind else (labels["A"], labels["B"])
 
 
-def save_vote(feedback: Path, choice: str, mapping: dict, history: dict, blind: bool, session: str | None = None) -> str:
+def save_vote(feedback: Path, choice: str, mapping: dict, history: dict, blind: bool,
+              session: str | None = None) -> str:
     """Appends an A/B vote (with its page session: a re-vote replaces it at export) and reveals the models."""
     if not history["A"] or history["A"][-1]["role"] != "assistant":
         return "Ask something first, then vote."
@@ -108,9 +109,11 @@ def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path, preferred: 
     was_blind = gr.State(False)  # how this conversation was started (the vote records it, not the checkbox)
     raw = gr.State({"A": [], "B": []})
     with gr.Row():
-        left = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[0], elem_id="pane-a", height=420,
+        left = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[0], elem_id="pane-a",
+                          height=420,
                           **PLAIN_TEXT)
-        right = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[1], elem_id="pane-b", height=420,
+        right = gr.Chatbot(label=pane_titles(new_labels(models, False, preferred), False)[1], elem_id="pane-b",
+                           height=420,
                            **PLAIN_TEXT)
     message = gr.Textbox(label="Message", placeholder="Ask both models…", elem_id="ab-input")
     with gr.Row():
@@ -131,7 +134,8 @@ def _ab_tab(gr: Any, client: Any, models: list[str], feedback: Path, preferred: 
             yield history, shown_a, shown_b, "", "Type a message first."
             return
         history = {side: history[side] + [{"role": "user", "content": text}] for side in ("A", "B")}
-        shown_a, shown_b = shown_a + [{"role": "user", "content": shown(text)}], shown_b + [{"role": "user", "content": shown(text)}]
+        shown_a, shown_b = shown_a + [{"role": "user", "content": shown(text)}], shown_b + [{"role": "user",
+                "content": shown(text)}]
         texts = {"A": "", "B": ""}
         for texts in ab_answers(client, mapping, history):
             yield history, shown_a + [{"role": "assistant", "content": shown(texts["A"])}], \
@@ -160,7 +164,8 @@ def _chat_tab(gr: Any, client: Any, models: list[str], feedback: Path, preferred
         answer = ""
         for answer in (texts["A"] for texts in ab_answers(client, {"A": name, "B": name}, {"A": history, "B": []})):
             yield history, display + [{"role": "assistant", "content": shown(answer)}], ""
-        yield history + [{"role": "assistant", "content": answer}], display + [{"role": "assistant", "content": shown(answer)}], ""
+        yield history + [{"role": "assistant", "content": answer}], display + [{"role": "assistant",
+                "content": shown(answer)}], ""
 
     def rate(name: str, history: list, data: Any) -> None:
         index = data.index if isinstance(data.index, int) else data.index[0]

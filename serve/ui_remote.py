@@ -57,6 +57,7 @@ def ui_command(args: argparse.Namespace) -> int:
                          "--api-key or set TUNEBOT_API_KEY (or bind 127.0.0.1)")
     models = [name.strip() for name in args.models.split(",")] if args.models else None
     app = remote_app(args.api_url, key, Path(args.feedback), models)
-    print(f"ui: page at http://{args.host}:{args.port}/ui/ for {args.api_url} (feedback -> {args.feedback})", flush=True)
+    print(f"ui: page at http://{args.host}:{args.port}/ui/ for {args.api_url} (feedback -> {args.feedback})",
+          flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -1,6 +1,6 @@
 """Trainer checkpoints in sft/checkpoints: which one a killed run resumes from, and whether it may.
 
-    python -c "from pathlib import Path; from sft.checkpoints import last_complete; print(last_complete(Path('runs/acme-demo/sft/checkpoints')))"
+    python -c "from sft.checkpoints import *; print(last_complete(Path('runs/acme-demo/sft/checkpoints')))"
 
 A checkpoint counts only when everything `--resume` needs is on disk (the Trainer writes
 trainer_state.json last, so a process killed while saving leaves a checkpoint without it, and

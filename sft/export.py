@@ -1,4 +1,4 @@
-"""`tunebot export RUN_DIR --format gguf|ollama`: the merged model as one GGUF file, its model card, and an Ollama Modelfile.
+"""`tunebot export RUN_DIR --format gguf|ollama`: the merged model as one GGUF file, a model card, an Ollama Modelfile.
 
     tunebot export runs/acme-demo --format ollama --quant q8_0
     cd runs/acme-demo/export && ollama create acme-demo -f Modelfile && ollama run acme-demo
@@ -42,7 +42,8 @@ def modelfile(gguf_name: str, chat_template: str, system_prompt: str, context: i
     return "\n".join(lines) + "\n"
 
 
-def export_run(run_dir: str | Path, fmt: str = "gguf", quant: str = "q8_0", out: str | Path | None = None) -> list[Path]:
+def export_run(run_dir: str | Path, fmt: str = "gguf", quant: str = "q8_0",
+               out: str | Path | None = None) -> list[Path]:
     """Writes the export of a run's merged model; returns the files written."""
     import json
 
@@ -58,13 +59,15 @@ def export_run(run_dir: str | Path, fmt: str = "gguf", quant: str = "q8_0", out:
     target = Path(out) if out else root / "export"
     target.mkdir(parents=True, exist_ok=True)
     name = f"{config.get('name', root.name)}.{quant}.gguf"
-    written = [write_kquant(merged, target / name, quant) if quant in FTYPES else write_gguf(merged, target / name, quant)]
+    written = [write_kquant(merged, target / name, quant) if quant in FTYPES
+               else write_gguf(merged, target / name, quant)]
     atomic_write_text(target / "README.md", model_card(root))
     written.append(target / "README.md")
     if fmt == "ollama":
         template = read_chat_template(merged)
         context = min(json.loads((merged / "config.json").read_text(encoding="utf-8"))["max_position_embeddings"], 4096)
-        atomic_write_text(target / "Modelfile", modelfile(name, template, str(config.get("system_prompt", "")), context))
+        atomic_write_text(target / "Modelfile",
+                          modelfile(name, template, str(config.get("system_prompt", "")), context))
         written.append(target / "Modelfile")
     return written
 

@@ -33,7 +33,8 @@ class ExportError(ValueError):
 def _config(model_dir: Path) -> dict[str, Any]:
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     if config.get("model_type") != "llama":
-        raise ExportError(f"{model_dir}: model_type {config.get('model_type')!r}; the GGUF export writes Llama-architecture "
+        raise ExportError(
+            f"{model_dir}: model_type {config.get('model_type')!r}; the GGUF export writes Llama-architecture "
                           "models (SmolLM, Llama 2/3 shapes); convert others with llama.cpp's convert_hf_to_gguf.py")
     rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
     if rope.get("rope_type", "default") not in ("default", None):
@@ -73,7 +74,8 @@ def _tokenizer(writer: Any, model_dir: Path, config: dict[str, Any], chat_templa
     if spec["model"]["type"] != "BPE":
         raise ExportError(f"{model_dir}: a {spec['model']['type']} tokenizer; this export writes byte-level BPE ones")
     added = {token["id"]: token for token in spec.get("added_tokens", [])}
-    by_id = {number: text for text, number in spec["model"]["vocab"].items()} | {i: t["content"] for i, t in added.items()}
+    by_id = {number: text for text, number in spec["model"]["vocab"].items()} | {i: t["content"]
+            for i, t in added.items()}
     tokens, types = [], []
     for number in range(config["vocab_size"]):
         tokens.append(by_id.get(number, f"[PAD{number}]"))
@@ -87,7 +89,8 @@ def _tokenizer(writer: Any, model_dir: Path, config: dict[str, Any], chat_templa
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges([merge if isinstance(merge, str) else " ".join(merge) for merge in spec["model"]["merges"]])
-    for add, key in ((writer.add_bos_token_id, "bos"), (writer.add_eos_token_id, "eos"), (writer.add_pad_token_id, "pad")):
+    for add, key in ((writer.add_bos_token_id, "bos"), (writer.add_eos_token_id, "eos"),
+                     (writer.add_pad_token_id, "pad")):
         number = config.get(f"{key}_token_id", ids.get(settings.get(f"{key}_token")))
         if isinstance(number, int):
             add(number)
@@ -135,7 +138,8 @@ def _tensors(writer: Any, model_dir: Path, config: dict[str, Any], quant: Any) -
                 raise ExportError(f"{path.name}: tensor {name} has no GGUF name for a Llama model")
             kind = gguf.GGMLQuantizationType.F32 if array.ndim == 1 else quant  # norms stay F32, as llama.cpp needs
             try:
-                data = gguf.quants.quantize(array, kind) if kind != gguf.GGMLQuantizationType.F32 else array.astype(np.float32)
+                data = gguf.quants.quantize(array,
+                                            kind) if kind != gguf.GGMLQuantizationType.F32 else array.astype(np.float32)
             except gguf.quants.QuantError:  # rows that do not fill whole blocks
                 data, kind = array.astype(np.float16), gguf.GGMLQuantizationType.F16
             plain = kind in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)

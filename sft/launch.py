@@ -32,7 +32,8 @@ def check_train_flags(run_dir: RunDir, resume: bool, overwrite: bool) -> None:
     if resume or overwrite:
         return
     if run_dir.is_done("sft"):
-        raise TunebotError(f"{run_dir.path('sft', 'adapter')} holds a finished adapter; pass --overwrite to train again")
+        raise TunebotError(
+            f"{run_dir.path('sft', 'adapter')} holds a finished adapter; pass --overwrite to train again")
     found = complete_checkpoints(run_dir.path("sft", "checkpoints"))
     if found:
         raise TunebotError(

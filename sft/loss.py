@@ -52,7 +52,8 @@ def sft_trainer_class() -> type:
                     and self.compute_loss_func is None and self.label_smoother is None and not self.aux_loss_enabled
                     and not virtual_tokens)
 
-        def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False, num_items_in_batch: Any = None) -> Any:
+        def compute_loss(self, model: Any, inputs: dict, return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
             if return_outputs or not self._compact_loss_applies(model):
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             causal = model.get_base_model() if hasattr(model, "get_base_model") else model

@@ -3,9 +3,9 @@
     tunebot merge examples/acme.yaml
 
 merged/ holds safetensors, the tokenizer and its chat template, so vLLM or transformers can load
-it with no adapter, and README.md, the model card (tunebot/model_card.py) with the run's evidence (the merging itself is tunebot/merging.py, which eval's vLLM backend shares).
-prompt/prefix tuning learns virtual tokens that no weight can hold, so those runs have no merged
-model (serve and eval use base + adapter).
+it with no adapter, and README.md, the model card (tunebot/model_card.py) with the run's evidence (the merging itself is
+tunebot/merging.py, which eval's vLLM backend shares). prompt/prefix tuning learns virtual tokens that no weight can
+hold, so those runs have no merged model (serve and eval use base + adapter).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fine-tuning methods: which PEFT config (and which model loading) `sft.method` stands for.
 
-    python -c "from tunebot.config import parse_config; from sft.methods import resolve_method; print(resolve_method(parse_config({'name': 'x', 'data': {'sources': [{'path': 'f.csv'}]}}).sft, 'cpu'))"
+    python -c "from sft.methods import *; print(resolve_method(SftConfig(), 'cpu'))"
 
 auto = QLoRA on CUDA when bitsandbytes is installed, LoRA otherwise. lora, qlora, dora and ia3
 produce a PEFT adapter that `tunebot merge` folds into 16/32-bit base weights; prompt and prefix
@@ -43,7 +43,8 @@ def resolve_method(sft: SftConfig, device: str) -> str:
     if sft.method == "auto":
         return "qlora" if device == "cuda" and has_bitsandbytes() else "lora"
     if sft.method == "qlora" and device != "cuda":
-        raise MethodError("sft.method=qlora needs a CUDA GPU (4-bit bitsandbytes kernels); on this machine use method: lora")
+        raise MethodError(
+            "sft.method=qlora needs a CUDA GPU (4-bit bitsandbytes kernels); on this machine use method: lora")
     if sft.method == "qlora" and not has_bitsandbytes():
         raise MethodError("sft.method=qlora needs bitsandbytes: pip install 'tunebot[gpu]', or use method: lora")
     return sft.method
@@ -129,7 +130,8 @@ def qlora_quantization() -> Any:
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=torch.bfloat16
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16
     )
 
 

@@ -42,7 +42,8 @@ def _quiet(llama_cpp: Any) -> None:
 
 
 def write_kquant(model_dir: Path, out: Path, quant: str) -> Path:
-    """Writes `out`, the merged model in `model_dir` as a K-quant GGUF: gguf-py's f16 file, then llama.cpp's quantizer."""
+    """Writes `out`, the merged model in `model_dir` as a K-quant GGUF: gguf-py's f16 file, then llama.cpp's
+    quantizer."""
     from sft.gguf_write import write_gguf
 
     f16 = out.with_name(out.name + ".f16.partial")

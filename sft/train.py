@@ -46,7 +46,8 @@ def prepare_examples(cfg: RunConfig, run_dir: RunDir, tokenizer: Any) -> tuple[l
     k = None
     if cfg.sft.context == "retrieved":
         retrieval = resolve_k(cfg.retrieval, train, cfg.model)
-        train, val = grounded(train, train, cfg, True, retrieval), grounded(val, train, cfg, False, retrieval) if val else []
+        train, val = grounded(train, train, cfg, True, retrieval), grounded(val, train, cfg, False,
+                retrieval) if val else []
         k = retrieval.k
     lengths = {"train": token_lengths(tokenizer, train), "val": token_lengths(tokenizer, val)}
     max_length = choose_max_length(cfg, lengths["train"])
@@ -215,7 +216,8 @@ def examples_line(examples: dict[str, Any]) -> str:
     """One line on the examples: max_length, context, and what it cuts per language."""
     train = examples["train"]
     langs = ", ".join(f"{lang}: {entry['n']} (median {entry['median']}, longest {entry['longest']} tokens, "
-                      f"{entry['truncated']} truncated, {entry['dropped']} dropped)" for lang, entry in train["by_lang"].items())
+                      f"{entry['truncated']} truncated, {entry['dropped']} dropped)"
+                          for lang, entry in train["by_lang"].items())
     context = examples["context"] + (f" (k={examples['k']})" if examples.get("k") else "")
     return (f"sft: {train['n']} training examples, context {context}, max_length {examples['max_length']}; "
             f"{langs}")

@@ -45,7 +45,8 @@ def grid_space(tune: TuneConfig) -> dict[str, list[Any]]:
 def sample(trial: Any, tune: TuneConfig) -> dict[str, Any]:
     """Draws one trial's sft values (grid or TPE) and returns them as `sft` fields."""
     grid = tune.sampler == "grid"
-    lr = trial.suggest_categorical("lr", grid_space(tune)["lr"]) if grid else trial.suggest_float("lr", *tune.lr, log=True)
+    lr = trial.suggest_categorical("lr", grid_space(tune)["lr"]) if grid else trial.suggest_float("lr", *tune.lr,
+            log=True)
     dropout = (trial.suggest_categorical("lora_dropout", grid_space(tune)["lora_dropout"]) if grid
                else trial.suggest_float("lora_dropout", *tune.lora_dropout))
     r = trial.suggest_categorical("lora_r", list(tune.lora_r))
@@ -138,13 +139,17 @@ def trial_rows(study: Any) -> list[dict[str, Any]]:
                      **{name: values.get(name) for name in PARAMS}, "steps": trial.user_attrs.get("steps"),
                      "pruned_at": trial.user_attrs.get("pruned_at"), "seconds": trial.user_attrs.get("seconds")})
     order = {"complete": 0, "pruned": 1}
-    return sorted(rows, key=lambda row: (order.get(row["state"], 2), row["val_loss"] if row["val_loss"] is not None else math.inf))
+    return sorted(rows,
+                  key=lambda row: (order.get(row["state"], 2), row["val_loss"] if row["val_loss"] is not None
+                                   else math.inf))
 
 
 def results_table(rows: list[dict[str, Any]]) -> str:
     """Renders trial rows as a Markdown table, best first.
 
-    >>> print(results_table([{"trial": 0, "state": "complete", "val_loss": 1.5, "lr": 2e-4, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "epochs": 1.0, "steps": 9, "pruned_at": None, "seconds": 3.0}]).splitlines()[2])
+    >>> row = {"trial": 0, "state": "complete", "val_loss": 1.5, "lr": 2e-4, "lora_r": 8, "lora_alpha": 16,
+    ...        "lora_dropout": 0.0, "epochs": 1.0, "steps": 9, "pruned_at": None, "seconds": 3.0}
+    >>> print(results_table([row]).splitlines()[2])
     | 0 | complete | 1.5000 | 2.0e-04 | 8 | 16 | 0.00 | 1 | 9 | 3 |
     """
     lines = ["| trial | state | val loss | lr | r | alpha | dropout | epochs | steps | s |", "|" + "---|" * 10]
@@ -162,7 +167,8 @@ def results_table(rows: list[dict[str, Any]]) -> str:
 def _progress(total: int) -> Any:
     def report(study: Any, trial: Any) -> None:
         values = trial.user_attrs.get("values", {})
-        shown = ", ".join(f"{name}={values[name]:.3g}" if isinstance(values.get(name), float) else f"{name}={values.get(name)}"
+        shown = ", ".join(f"{name}={values[name]:.3g}" if isinstance(values.get(name), float)
+                          else f"{name}={values.get(name)}"
                           for name in PARAMS)
         loss = (f"val loss {trial.value:.4f}" if trial.state.name == "COMPLETE"
                 else f"{trial.state.name.lower()} at step {trial.user_attrs.get('pruned_at')}")
@@ -185,7 +191,8 @@ def tune(cfg: RunConfig, run_dir: RunDir) -> dict[str, Any]:
     finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.get_trials(deepcopy=False))
     remaining = cfg.tune.trials - finished
     if remaining > 0:
-        study.optimize(lambda trial: run_trial(cfg, run_dir, trial), n_trials=remaining, callbacks=[_progress(cfg.tune.trials)])
+        study.optimize(lambda trial: run_trial(cfg, run_dir, trial), n_trials=remaining,
+                       callbacks=[_progress(cfg.tune.trials)])
     rows = trial_rows(study)
     return _write_results(cfg, run_dir, rows)
 
@@ -200,6 +207,9 @@ def _write_results(cfg: RunConfig, run_dir: RunDir, rows: list[dict[str, Any]]) 
     best = {name: complete[0][name] for name in PARAMS}
     best_cfg = RunConfig.model_validate({**cfg.model_dump(), "sft": {**cfg.sft.model_dump(), **best}})
     atomic_write_text(out / "best.yaml", dump_config(best_cfg))
-    run_dir.mark_done("tune", cfg.fingerprint("tune"), best=best, best_val_loss=complete[0]["val_loss"], trials=len(rows))
-    print(f"\n{results_table(rows)}\n\ntune: best val loss {complete[0]['val_loss']:.4f} with {best} -> {out / 'best.yaml'}")
+    run_dir.mark_done("tune", cfg.fingerprint("tune"), best=best, best_val_loss=complete[0]["val_loss"],
+                      trials=len(rows))
+    print(
+        f"\n{results_table(rows)}\n\ntune: best val loss {complete[0]['val_loss']:.4f} with {best} -> "
+        f"{out / 'best.yaml'}")
     return best

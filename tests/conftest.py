@@ -94,7 +94,8 @@ def run_config_file(tmp_path: Path, tiny_model_dir: Path) -> Path:
         "runs_dir": str(tmp_path / "runs"),
         "data": {"sources": [{"path": str(en)}, {"path": str(ja)}], "split": {"val": 0.2, "test": 0.2, "seed": 0}},
         "sft": {"max_steps": 3, "batch_size": 2, "lr": 5e-3, "logging_steps": 1, "lora_r": 4, "lora_alpha": 8},
-        "eval": {"backend": "hf", "max_new_tokens": 8, "batch_size": 4, "bootstrap_resamples": 200, "permutations": 200},
+        "eval": {"backend": "hf", "max_new_tokens": 8, "batch_size": 4, "bootstrap_resamples": 200,
+                 "permutations": 200},
     }
     path = tmp_path / "unit.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
@@ -131,8 +132,10 @@ def build_records(data: Any, system_prompt: str) -> tuple[list[dict], list[dict]
     cfg = RunConfig.model_validate({"name": "t", "system_prompt": system_prompt, "data": data.model_dump()})
     records, rejects, sources = built_records(cfg)
     extra_keys = ("conversations", "messages", "skipped_messages", "unanswered_messages")
-    reports = [SourceReport(entry["file"], entry["unit"], entry["rows_in"], entry["kept"], Counter(entry["rejected_by_reason"]),
-                            Counter(entry["pii_found"]), Counter({key: entry[key] for key in extra_keys if key in entry}))
+    reports = [SourceReport(entry["file"], entry["unit"], entry["rows_in"], entry["kept"],
+                            Counter(entry["rejected_by_reason"]),
+                            Counter(entry["pii_found"]),
+                                Counter({key: entry[key] for key in extra_keys if key in entry}))
                for entry in sources]
     return records, rejects, reports
 

@@ -17,7 +17,8 @@ def test_help_does_not_import_heavy_libraries() -> None:
         "import sys\n"
         "from tunebot.cli import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'evaluate', 'vllm', 'gradio') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'evaluate', 'vllm', 'gradio') if m "
+        "in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -19,7 +19,8 @@ from tunebot.rundir import RunDir, read_jsonl
 @pytest.mark.parametrize(("question", "lang", "expected"), [
     ("商品の返品はできますか？", "ja", {"商品の返品はできる？", "商品の返品はできますでしょうか？"}),
     ("送料はいくらですか？", "ja", {"送料はいくら？"}),
-    ("問い合わせ方法を教えてください。", "ja", {"問い合わせ方法を知りたいです。", "問い合わせ方法を教えてもらえますか？"}),
+    ("問い合わせ方法を教えてください。", "ja",
+     {"問い合わせ方法を知りたいです。", "問い合わせ方法を教えてもらえますか？"}),
     ("Can I return an item?", "en", {"Is it possible to return an item?", "hey, can I return an item"}),
     ("How can I track my order?", "en", {"What is the way to track my order?", "track my order: how?"}),
 ])
@@ -30,11 +31,14 @@ def test_rules_write_polite_casual_and_reordered_forms(question: str, lang: str,
 
 def test_synonyms_swap_whole_words_of_one_concept() -> None:
     lexicon = Lexicon.builtin()
-    swapped = dict((rule, text) for text, rule in rule_variants("送料はいくらですか？", "ja", lexicon, random.Random(0)))
+    swapped = dict((rule, text)
+                   for text, rule in rule_variants("送料はいくらですか？", "ja", lexicon, random.Random(0)))
     assert swapped["synonym"].endswith("はいくらですか？") and not swapped["synonym"].startswith("送料")
-    password = dict((rule, text) for text, rule in rule_variants("パスワードを忘れました。", "ja", lexicon, random.Random(0)))
+    password = dict((rule, text)
+                    for text, rule in rule_variants("パスワードを忘れました。", "ja", lexicon, random.Random(0)))
     assert "パスワードワード" not in password.get("synonym", "")  # 「パス」 inside 「パスワード」 is not a word
-    track = dict((rule, text) for text, rule in rule_variants("How can I track my order?", "en", lexicon, random.Random(1)))
+    track = dict((rule, text)
+                 for text, rule in rule_variants("How can I track my order?", "en", lexicon, random.Random(1)))
     assert track["synonym"] != "How can I track my order?" and track["synonym"].startswith("How can I ")
 
 
@@ -57,7 +61,8 @@ def test_data_stage_augments_the_training_split_only(run_config_file: Path) -> N
     train = list(read_jsonl(run_dir.path("data", "train.jsonl")))
     made = [record for record in train if "augmented_from" in record]
     report = json.loads(run_dir.path("data", "report.json").read_text(encoding="utf-8"))
-    assert report["augmented"]["rows"] == len(made) > 0 and report["augmented"]["from_records"] == len(train) - len(made)
+    assert report["augmented"]["rows"] == len(made) > 0 and report["augmented"]["from_records"] == len(train) - len(
+        made)
     assert set(report["augmented"]["by_lang"]) == {"en", "ja"} and report["augmented"]["method"] == "rules"
     for split in ("val", "test"):
         assert not any("augmented_from" in record for record in read_jsonl(run_dir.path("data", f"{split}.jsonl")))

@@ -15,7 +15,8 @@ from data_tools.stage import run_data_stage
 from tunebot.config import DataConfig, parse_config
 from tunebot.rundir import RunDir, read_jsonl
 
-JA_CSV = "質問,回答,カテゴリ\n返品できますか？,\"はい、30日以内なら\r\n返品できます。\",返品\n送料は？,５，５００円以上で無料です。,配送\n"
+JA_CSV = ("質問,回答,カテゴリ\n返品できますか？,\"はい、30日以内なら\r\n返品できます。\",返品\n"
+          "送料は？,５，５００円以上で無料です。,配送\n")
 
 
 def data_config(*paths: Path, **extra: object) -> DataConfig:
@@ -166,7 +167,8 @@ def test_data_stage_writes_the_run_directory(tmp_path: Path) -> None:
 
 
 PII_ROWS = [
-    {"question": "My email is taro@example.jp, can you update it?", "answer": "Yes, from My Page. Call 0120-000-000 if stuck."},
+    {"question": "My email is taro@example.jp, can you update it?",
+     "answer": "Yes, from My Page. Call 0120-000-000 if stuck."},
     {"question": "電話090-1234-5678に折り返しをお願いします", "answer": "担当者より折り返しご連絡いたします。"},
     {"question": "Card 4111 1111 1111 1111 was charged twice", "answer": "We will refund the duplicate charge."},
 ]
@@ -220,7 +222,8 @@ def test_html_becomes_text_and_boilerplate_is_removed(tmp_path: Path) -> None:
     path = tmp_path / "faq.jsonl"
     rows = [
         {"question": "<p>How do I <b>return</b> an item?</p>",
-         "answer": "Thank you for contacting ACME!<p>Returns:</p><ul><li>within 30 days</li><li>unused</li></ul>Best regards,\nACME Support"},
+         "answer": "Thank you for contacting ACME!<p>Returns:</p><ul><li>within 30 days</li><li>unused</li></ul>Best "
+                   "regards,\nACME Support"},
         {"question": "Is a<b and c>d kept?", "answer": "Yes: {{Order Number}} & <plain> text stay as typed."},
     ]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
@@ -244,7 +247,8 @@ def test_data_stage_never_imports_torch(tmp_path: Path) -> None:
         "from tunebot.config import parse_config\n"
         "from tunebot.rundir import RunDir\n"
         "import data_tools\n"
-        f"cfg = parse_config({{'name': 'n', 'data': {{'sources': [{{'path': {str(en)!r}}}, {{'path': {str(ja)!r}}}]}}}})\n"
+        f"cfg = parse_config({{'name': 'n', 'data': {{'sources': [{{'path': {str(en)!r}}}, "
+        f"{{'path': {str(ja)!r}}}]}}}})\n"
         f"data_tools.run(cfg, RunDir({str(tmp_path / 'run')!r}))\n"
         "print('TORCH', 'torch' in sys.modules)\n"
     )
@@ -276,7 +280,8 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
         if index % 11 == 0:
             lines.append("Broken,,")  # empty answer
         if index % 13 == 0:
-            lines.append(f'Multi-line {index}?,"First, this.\nThen ""that"".\nDone.",返品')  # a quoted field over 3 lines
+            lines.append(
+                f'Multi-line {index}?,"First, this.\nThen ""that"".\nDone.",返品')  # a quoted field over 3 lines
     path.write_text("\n".join(lines) + "\n", encoding=encoding)
     _small_shards(monkeypatch, 40)  # 10 shards: duplicates, clusters and conflicts cross shard borders
     outputs, fingerprints = [], set()
@@ -297,7 +302,8 @@ def test_worker_processes_give_the_same_result(tmp_path: Path, monkeypatch: pyte
     assert all(answer in answers["train"] for answer in held if (answers["train"] + held).count(answer) > 1)
     rejects = [json.loads(line) for line in outputs[1]["rejects.jsonl"].splitlines()]
     duplicate = next(reject for reject in rejects if reject["reason"].startswith("duplicate"))
-    assert duplicate["row"] == {"question": "How do I return item 0?", "answer": "Within 30 days; call [PHONE].", "category": "返品"}
+    assert duplicate["row"] == {"question": "How do I return item 0?", "answer": "Within 30 days; call [PHONE].",
+                                "category": "返品"}
     assert [int(reject["source"].rsplit(":", 1)[1]) for reject in rejects] == sorted(
         int(reject["source"].rsplit(":", 1)[1]) for reject in rejects)  # in file order
 
@@ -337,14 +343,17 @@ def test_a_killed_stage_resumes_and_gives_the_same_result(tmp_path: Path, monkey
 def test_duplicates_across_files_and_formats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pair = {"question": "How do I return an item?", "answer": "Within 30 days, from My Page."}
     first, middle, last = tmp_path / "a.json", tmp_path / "b.csv", tmp_path / "c.json"
-    first.write_text(json.dumps([pair, {"question": "Other question?", "answer": "Other answer here."}]), encoding="utf-8")
-    middle.write_text("question,answer\nNew question here?,New answer here.\n" + f"{pair['question']},\"{pair['answer']}\"\n"
+    first.write_text(json.dumps([pair, {"question": "Other question?", "answer": "Other answer here."}]),
+                     encoding="utf-8")
+    middle.write_text(
+        "question,answer\nNew question here?,New answer here.\n" + f"{pair['question']},\"{pair['answer']}\"\n"
                       "Other question?,Other answer here.\nNew question here?,New answer here.\n", encoding="utf-8")
     last.write_text(json.dumps([{"question": "New question here?", "answer": "New answer here."}]), encoding="utf-8")
     reasons = []
     for workers in (1, 2):
         _small_shards(monkeypatch, 1)  # a shard per row
-        cfg = parse_config({"name": f"x{workers}", "data": {"workers": workers, "sources": [{"path": str(p)} for p in (first, middle, last)]}})
+        cfg = parse_config({"name": f"x{workers}",
+                            "data": {"workers": workers, "sources": [{"path": str(p)} for p in (first, middle, last)]}})
         _, rejects, _ = build_records(cfg.data, "S")
         reasons.append([(reject["source"], reject["reason"]) for reject in rejects])
     assert reasons[0] == reasons[1] == [
@@ -355,7 +364,8 @@ def test_duplicates_across_files_and_formats(tmp_path: Path, monkeypatch: pytest
     ]
 
 
-def test_the_demo_faq_holds_out_phrasings_and_trains_every_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_demo_faq_holds_out_phrasings_and_trains_every_answer(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     examples = Path(__file__).resolve().parent.parent / "examples" / "data"
     sources = [{"path": str(examples / "acme_faq_ja.csv")}, {"path": str(examples / "acme_faq_en.jsonl")}]
     splits = []
@@ -364,7 +374,9 @@ def test_the_demo_faq_holds_out_phrasings_and_trains_every_answer(tmp_path: Path
         cfg = parse_config({"name": "demo", "data": {"sources": sources, "workers": workers}})
         run_dir = RunDir(tmp_path / f"run{workers}" / "demo")
         run_data_stage(cfg, run_dir)
-        splits.append({name: [json.loads(line) for line in run_dir.path("data", f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+        splits.append({name: [json.loads(line)
+                              for line in run_dir.path("data",
+                                                       f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
                        for name in ("train", "val", "test")})
     assert splits[0] == splits[1]
     trained = {record["completion"][0]["content"] for record in splits[0]["train"]}
@@ -376,7 +388,8 @@ def test_a_bom_inside_a_jsonl_line_is_tolerated(tmp_path: Path) -> None:
     path = tmp_path / "joined.jsonl"
     first = json.dumps({"question": "How do I return an item?", "answer": "Within 30 days from My Page."})
     second = json.dumps({"question": "返品できますか？", "answer": "30日以内なら承ります。"}, ensure_ascii=False)
-    path.write_bytes(b"\xef\xbb\xbf" + first.encode() + b"\n\xef\xbb\xbf" + second.encode() + b"\n")  # two exports joined
+    path.write_bytes(
+        b"\xef\xbb\xbf" + first.encode() + b"\n\xef\xbb\xbf" + second.encode() + b"\n")  # two exports joined
     records, rejects, _ = build_records(data_config(path), "S")
     assert len(records) == 2 and rejects == []
 

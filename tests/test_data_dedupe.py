@@ -32,10 +32,12 @@ def _stage(tmp_path: Path, rows: list[dict], name: str = "d", **data: object) ->
 def test_near_duplicates_in_japanese_and_english(tmp_path: Path) -> None:
     texts = ["返品は購入後30日以内に承りますか。", "返品は購入後３０日以内に承りますか！", "送料は550円ですか。",
              "How do I reset my password?", "how do i reset my password", "Where is my parcel?"]
-    answers = ["はい、承ります。", "はい、承ります。", "はい。全国一律です。", "Use the link.", "Use the link.", "On its way."]
+    answers = ["はい、承ります。", "はい、承ります。", "はい。全国一律です。", "Use the link.", "Use the link.",
+               "On its way."]
     run_dir = _stage(tmp_path, [{"question": q, "answer": a} for q, a in zip(texts, answers)])
     rejects = list(read_jsonl(run_dir.path("data", "rejects.jsonl")))
-    assert [int(r["source"].rsplit(":", 1)[1]) for r in rejects] == [2, 5]  # full-width digits, punctuation and case hide no twin
+    assert [int(r["source"].rsplit(":", 1)[1])
+            for r in rejects] == [2, 5]  # full-width digits, punctuation and case hide no twin
     assert all(r["reason"].startswith("near-duplicate (similarity 1.00 to ") for r in rejects)
     assert jaccard(shingles(texts[0]), shingles(texts[2])) < 0.2
 

@@ -155,7 +155,8 @@ def test_pair_similarity_matches_a_plain_bottom_k_comparison() -> None:
     texts = [normalize_for_matching(text) for text in
              base + ["".join(char if rng.random() > 0.05 else "x" for char in value) for value in base]]
     values, offsets, _, _ = sketch(texts)
-    pairs = np.array([(i, i + 400) for i in range(400)] + [(rng.randrange(800), rng.randrange(800)) for _ in range(400)])
+    pairs = np.array([(i, i + 400) for i in range(400)] + [(rng.randrange(800), rng.randrange(800))
+                                                           for _ in range(400)])
     got = pair_similarity(values, offsets[:-1], np.diff(offsets), pairs)
     owner, hashes = gram_hashes(texts)
     sets = [sorted(set((hashes[owner == number] >> np.uint64(32)).tolist())) for number in range(len(texts))]

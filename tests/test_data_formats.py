@@ -107,7 +107,8 @@ def test_xlsx_as_people_lay_it_out_title_rows_merged_cells_and_formulas(tmp_path
     assert [r["source"] for r in records] == [f"{path}:4", f"{path}:5", f"{path}:6"]
     assert [r["category"] for r in records] == ["アカウント"] * 3
     assert records[0]["completion"][0]["content"] == "①新しいアドレスを入力②確認メールのリンクを開く"
-    assert len(rejects) == 1 and rejects[0]["source"] == f"{path}:7" and "C7 has no cached value" in rejects[0]["reason"]
+    assert len(rejects) == 1 and rejects[0]["source"] == f"{path}:7" and "C7 has no cached value" in rejects[0][
+        "reason"]
     assert reports[0].rows_in == 4 == reports[0].kept + sum(reports[0].rejected.values())
     given = DataConfig.model_validate({"sources": [{"path": str(path), "header_row": 3}]})
     assert len(build_records(given, "S")[0]) == 3
@@ -162,16 +163,21 @@ def test_markdown_faqs_in_the_common_shapes(tmp_path: Path) -> None:
     def rows(text: str) -> list[tuple]:
         path = tmp_path / "faq.md"
         path.write_text(text, encoding="utf-8")
-        return [(r.line, r.fields["question"], r.fields["answer"], r.fields["category"], r.error) for r in read_rows(path)]
+        return [(r.line, r.fields["question"], r.fields["answer"], r.fields["category"], r.error)
+                for r in read_rows(path)]
 
     found = rows(HELP_CENTER)
     assert [(line, question, category) for line, question, _, category, _ in found] == [
         (5, "送料はいくらですか？", "配送について"), (9, "届くまで何日？", "配送について"),
         (13, "Can I return an item?", "Returns"), (17, "パスワードを忘れました", "アカウント"),
         (20, "退会したい", "アカウント"), (23, "答えのない質問", "アカウント")]
-    assert found[0][2] == "全国一律550円です。\n5,500円以上で無料です。" and found[2][2].startswith("A flat fee applies")
+    assert found[0][2] == "全国一律550円です。\n5,500円以上で無料です。" and found[2][2].startswith(
+        "A flat fee applies")
     assert found[5][4] == "a question without an answer under it" and all(row[4] is None for row in found[:5])
-    assert not any("ヘルプセンター" in row[1] or "配送について" == row[1] for row in found)  # sections are never questions
+    assert not any("ヘルプセンター" in row[1] or "配送について" == row[1]
+                   for row in found)  # sections are never questions
     assert [(q, a, c) for _, q, a, c, _ in rows(DEFINITIONS)] == [
-        ("How much is shipping?", "A flat ¥550.\nFree from ¥5,500.", "Shipping"), ("How long does delivery take?", "1-3 days.", "Shipping")]
-    assert [(q, c) for _, q, _, c, _ in rows(SECTIONS)] == [("How much is shipping?", "Shipping"), ("Contact", "ACME FAQ")]
+        ("How much is shipping?", "A flat ¥550.\nFree from ¥5,500.", "Shipping"),
+            ("How long does delivery take?", "1-3 days.", "Shipping")]
+    assert [(q, c) for _, q, _, c, _ in rows(SECTIONS)] == [("How much is shipping?", "Shipping"),
+                                                            ("Contact", "ACME FAQ")]

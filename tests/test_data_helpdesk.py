@@ -16,10 +16,12 @@ from tunebot.config import DataConfig
 
 ZENDESK = {
     "tickets": [{
-        "id": 35436, "subject": "配送状況", "requester_id": 20978392, "requester": {"name": "山田 花子", "email": "hanako@example.jp"},
+        "id": 35436, "subject": "配送状況", "requester_id": 20978392,
+            "requester": {"name": "山田 花子", "email": "hanako@example.jp"},
         "comments": [
             {"id": 3, "type": "Comment", "author_id": 1, "public": True, "created_at": "2026-04-30T09:10:00Z",
-             "body": "山田 花子様\n本日発送いたしました。追跡番号 1234-5678-9012 でご確認いただけます。📦", "via": {"channel": "web"}},
+             "body": "山田 花子様\n本日発送いたしました。追跡番号 1234-5678-9012 でご確認いただけます。📦",
+                 "via": {"channel": "web"}},
             {"id": 1, "type": "Comment", "author_id": 20978392, "public": True, "created_at": "2026-04-30T08:00:00Z",
              "body": "注文した商品はいつ届きますか？", "via": {"channel": "email"}},
             {"id": 2, "type": "Comment", "author_id": 1, "public": False, "created_at": "2026-04-30T09:00:00Z",
@@ -38,7 +40,8 @@ INTERCOM = {
         {"part_type": "comment", "created_at": 1714464100, "body": "<p>Our bot can help! Try the FAQ.</p>",
          "author": {"type": "bot", "name": "Operator"}},
         {"part_type": "assignment", "created_at": 1714464200, "body": None, "author": {"type": "admin", "name": "Ann"}},
-        {"part_type": "note", "created_at": 1714464300, "body": "<p>VIP customer, be quick</p>", "author": {"type": "admin", "name": "Ann"}},
+        {"part_type": "note", "created_at": 1714464300, "body": "<p>VIP customer, be quick</p>",
+         "author": {"type": "admin", "name": "Ann"}},
         {"part_type": "comment", "created_at": 1714464400,
          "body": "<p>Hi Emily, use <i>Forgot password</i> on the login page; the link is valid for 24 hours.</p>",
          "author": {"type": "admin", "name": "Ann"}},
@@ -47,9 +50,11 @@ INTERCOM = {
 }
 FRESHDESK = {
     "id": 20, "created_at": "2026-05-01T10:00:00Z", "requester": {"name": "Emily Chen", "email": "emily@example.com"},
-    "description": "<div>Can I change my delivery address?</div>", "description_text": "Can I change my delivery address?",
+    "description": "<div>Can I change my delivery address?</div>",
+        "description_text": "Can I change my delivery address?",
     "conversations": [
-        {"body_text": "Internal: check if shipped", "incoming": False, "private": True, "created_at": "2026-05-01T10:05:00Z"},
+        {"body_text": "Internal: check if shipped", "incoming": False, "private": True,
+         "created_at": "2026-05-01T10:05:00Z"},
         {"body_text": "Yes, until the order ships: edit it in your order history.", "incoming": False, "private": False,
          "created_at": "2026-05-01T10:10:00Z"},
         {"body_text": "Thanks! And the fee?", "incoming": True, "private": False, "created_at": "2026-05-01T10:20:00Z"},
@@ -61,16 +66,19 @@ HELPSCOUT = {
     "id": 123, "primaryCustomer": {"first": "Emily", "last": "Chen", "email": "emily@example.com"},
     "_embedded": {"threads": [
         {"type": "lineitem", "body": "", "createdAt": "2026-05-02T09:00:00Z"},
-        {"type": "reply", "body": "<p>We accept cards and convenience store payment.</p>", "createdAt": "2026-05-02T09:30:00Z",
+        {"type": "reply", "body": "<p>We accept cards and convenience store payment.</p>",
+         "createdAt": "2026-05-02T09:30:00Z",
          "createdBy": {"type": "user", "first": "Ann"}},
-        {"type": "note", "body": "<p>refund pending</p>", "createdAt": "2026-05-02T09:20:00Z", "createdBy": {"type": "user"}},
+        {"type": "note", "body": "<p>refund pending</p>", "createdAt": "2026-05-02T09:20:00Z",
+         "createdBy": {"type": "user"}},
         {"type": "customer", "body": "<p>Which payment methods can I use?</p>", "createdAt": "2026-05-02T09:10:00Z",
          "createdBy": {"type": "customer", "first": "Emily", "last": "Chen"}},
     ]},
 }
 
 
-def _pairs(tmp_path: Path, name: str, document: object, **source: object) -> tuple[list[tuple[list[str], str]], list, object]:
+def _pairs(tmp_path: Path, name: str, document: object, **source: object) -> tuple[list[tuple[list[str], str]], list,
+        object]:
     path = tmp_path / name
     text = document if isinstance(document, str) else json.dumps(document, ensure_ascii=False)
     path.write_text(text, encoding="utf-8")
@@ -104,14 +112,16 @@ def test_freshdesk_ticket_with_description_incoming_and_private(tmp_path: Path) 
     pairs, rejects, _ = _pairs(tmp_path, "freshdesk.json", [FRESHDESK])
     assert rejects == [] and [answer for _, answer in pairs] == [
         "Yes, until the order ships: edit it in your order history.", "There is no fee for changing the address."]
-    assert pairs[1][0] == ["Can I change my delivery address?", "Yes, until the order ships: edit it in your order history.",
+    assert pairs[1][0] == ["Can I change my delivery address?",
+                           "Yes, until the order ships: edit it in your order history.",
                            "Thanks! And the fee?"]
     assert "Internal" not in json.dumps(pairs)
 
 
 def test_helpscout_threads_in_time_order_without_notes_or_line_items(tmp_path: Path) -> None:
     pairs, rejects, _ = _pairs(tmp_path, "helpscout.json", HELPSCOUT)
-    assert rejects == [] and pairs == [(["Which payment methods can I use?"], "We accept cards and convenience store payment.")]
+    assert rejects == [] and pairs == [(["Which payment methods can I use?"],
+                                        "We accept cards and convenience store payment.")]
 
 
 ZENDESK_CSV = """Ticket ID,Comment created at,Comment author role,Comment author,Comment public,Comment body
@@ -124,12 +134,16 @@ you can return unused items within 30 days."
 
 def test_zendesk_ticket_csv_as_exported(tmp_path: Path) -> None:
     pairs, rejects, _ = _pairs(tmp_path, "tickets.csv", ZENDESK_CSV)  # end-user, agent: Zendesk's own role names
-    assert rejects == [] and pairs == [(["Can I return an item?"], "Dear [NAME],\nyou can return unused items within 30 days.")]
+    assert rejects == [] and pairs == [(["Can I return an item?"],
+                                        "Dear [NAME],\nyou can return unused items within 30 days.")]
 
 
 def test_any_ticket_csv_maps_its_columns_and_roles(tmp_path: Path) -> None:
-    text = ("Case,When,Who,Visible,Text\n7,2026-05-01 10:05,Robot,yes,自動応答: 受付しました\n7,2026-05-01 10:00,Kunde,yes,返品したい\n"
-            "7,2026-05-01 10:10,Mitarbeiter,yes,30日以内なら承ります。\n7,2026-05-01 10:11,Mitarbeiter,no,メモ: 在庫確認済み\n")
+    text = (
+        "Case,When,Who,Visible,Text\n7,2026-05-01 10:05,Robot,yes,自動応答: 受付しました\n7,2026-05-01 "
+        "10:00,Kunde,yes,返品したい\n"
+            "7,2026-05-01 10:10,Mitarbeiter,yes,30日以内なら承ります。\n7,2026-05-01 10:11,Mitarbeiter,no,メモ: "
+            "在庫確認済み\n")
     fields = {"ticket": "Case", "time": "When", "role": "Who", "body": "Text", "public": "Visible"}
     pairs, rejects, report = _pairs(tmp_path, "cases.csv", text, ticket_fields=fields, agent_roles=["Mitarbeiter"],
                                     customer_roles=["Kunde"], skip_roles=["Robot"])
@@ -202,9 +216,11 @@ Yes, until it ships: My Page > Orders.
 @pytest.mark.parametrize(("name", "text", "pair"), [
     ("teams.txt", TEAMS_COPY, (["Hi, my parcel has not arrived.\nIt was due yesterday."],
                                "Sorry about that! It left our warehouse today.\nTracking: 1234-5678-9012")),
-    ("slack.txt", SLACK_COPY, (["Can I change the address before it ships?"], "Yes, until it ships: My Page > Orders.")),
+    ("slack.txt", SLACK_COPY,
+     (["Can I change the address before it ships?"], "Yes, until it ships: My Page > Orders.")),
 ])
-def test_teams_and_slack_copies_put_the_text_below_the_speaker(tmp_path: Path, name: str, text: str, pair: tuple) -> None:
+def test_teams_and_slack_copies_put_the_text_below_the_speaker(tmp_path: Path, name: str, text: str,
+                                                               pair: tuple) -> None:
     pairs, rejects, report = _pairs(tmp_path, name, text)
     assert rejects == [] and pairs == [pair]
     assert report.extra["skipped_messages"] == 1  # the join line / the bot
@@ -221,13 +237,17 @@ def test_a_ticket_csv_names_its_customer_who_is_then_redacted_everywhere(tmp_pat
 SLACK_DAY = [
     {"type": "message", "user": "U1", "text": "Hi, my order #123 has not arrived.", "ts": "1714464000.000100",
      "user_profile": {"real_name": "Emily Chen", "display_name": "emily"}},
-    {"type": "message", "subtype": "channel_join", "user": "U2", "text": "<@U2> has joined the channel", "ts": "1714464010.000100"},
-    {"type": "message", "subtype": "bot_message", "bot_id": "B1", "text": "Thanks! A human will reply soon.", "ts": "1714464020.0001"},
+    {"type": "message", "subtype": "channel_join", "user": "U2", "text": "<@U2> has joined the channel",
+     "ts": "1714464010.000100"},
+    {"type": "message", "subtype": "bot_message", "bot_id": "B1", "text": "Thanks! A human will reply soon.",
+     "ts": "1714464020.0001"},
     {"type": "message", "user": "U2", "text": "Sorry Emily Chen, it ships today.", "ts": "1714464100.000100",
      "user_profile": {"real_name": "Sam (ACME Support)"}},
-    {"type": "message", "user": "U1", "text": "Can I change the address?", "ts": "1714464300.000100", "thread_ts": "1714464300.000100",
+    {"type": "message", "user": "U1", "text": "Can I change the address?", "ts": "1714464300.000100",
+     "thread_ts": "1714464300.000100",
      "user_profile": {"real_name": "Emily Chen"}},
-    {"type": "message", "user": "U2", "text": "Yes, until it ships.", "ts": "1714464400.000100", "thread_ts": "1714464300.000100",
+    {"type": "message", "user": "U2", "text": "Yes, until it ships.", "ts": "1714464400.000100",
+     "thread_ts": "1714464300.000100",
      "user_profile": {"real_name": "Sam (ACME Support)"}},
 ]
 
@@ -240,7 +260,8 @@ def test_a_slack_day_file_becomes_one_conversation_per_thread(tmp_path: Path) ->
 
 
 def test_broken_pieces_of_an_export_do_not_crash_the_build(tmp_path: Path) -> None:
-    odd = [{"id": 1, "requester_id": 1, "comments": ["x", {"author_id": 1, "public": True, "body": "Where is it?", "via": "web"},
+    odd = [{"id": 1, "requester_id": 1,
+            "comments": ["x", {"author_id": 1, "public": True, "body": "Where is it?", "via": "web"},
                                                      {"author_id": 2, "public": True, "body": "On its way."}]},
            {"conversation_parts": {"conversation_parts": None}, "source": "text"},
            {"conversations": [None, {"incoming": True, "body_text": "Hello?"}], "description": "Hi"}]
@@ -255,11 +276,14 @@ def test_a_line_message_ending_in_an_escaped_quote_closes(tmp_path: Path) -> Non
 
 
 def test_a_message_without_a_time_keeps_its_place_in_the_export(tmp_path: Path) -> None:
-    chat = {"type": "conversation", "id": "77", "source": {"body": "<p>Do you ship to Okinawa?</p>", "author": {"type": "user"}},
+    chat = {"type": "conversation", "id": "77",
+            "source": {"body": "<p>Do you ship to Okinawa?</p>", "author": {"type": "user"}},
             "conversation_parts": {"conversation_parts": [
-                {"part_type": "comment", "created_at": 5, "body": "<p>Yes, in 3-5 days.</p>", "author": {"type": "admin"}},
+                {"part_type": "comment", "created_at": 5, "body": "<p>Yes, in 3-5 days.</p>",
+                 "author": {"type": "admin"}},
                 {"part_type": "comment", "body": "<p>And Hokkaido?</p>", "author": {"type": "user"}},
-                {"part_type": "comment", "created_at": 9, "body": "<p>Also 3-5 days.</p>", "author": {"type": "admin"}}]}}
+                {"part_type": "comment", "created_at": 9, "body": "<p>Also 3-5 days.</p>",
+                 "author": {"type": "admin"}}]}}
     pairs, rejects, _ = _pairs(tmp_path, "intercom.json", chat)
     assert rejects == [] and [answer for _, answer in pairs] == ["Yes, in 3-5 days.", "Also 3-5 days."]
     assert pairs[1][0][-1] == "And Hokkaido?"

@@ -18,9 +18,11 @@ def _files(folder: Path) -> list[Path]:
     from openpyxl import Workbook
 
     made = {
-        "zendesk.json": json.dumps(ZENDESK, ensure_ascii=False), "intercom.json": json.dumps(INTERCOM, ensure_ascii=False),
+        "zendesk.json": json.dumps(ZENDESK, ensure_ascii=False),
+            "intercom.json": json.dumps(INTERCOM, ensure_ascii=False),
         "line.txt": LINE_EXPORT,
-        "help.md": "# ヘルプ\n## 配送\n**Q:** 送料はいくら？\n**A:** 550円です。\n\n**Q:** 何日で届く？\n**A:** 1〜3日です。\n",
+        "help.md": "# ヘルプ\n## 配送\n**Q:** 送料はいくら？\n**A:** 550円です。\n\n**Q:** 何日で届く？\n**A:** "
+                   "1〜3日です。\n",
         "chat.jsonl": json.dumps({"messages": [{"role": "user", "content": "Can I return it?"},
                                                {"role": "assistant", "content": "Yes, within 30 days."}]}) + "\n",
         "odd.csv": "No,お問い合わせ内容,回答内容,担当\n1,送料はいくらですか？,全国一律550円（税込）です。,佐藤\n"
@@ -52,7 +54,8 @@ def test_init_writes_a_config_that_reads_every_file_unedited(tmp_path: Path) -> 
     assert "header in row 2" in text and "encoding cp932" in text and "question = 'お問い合わせ内容'" in text
     cfg = load_config(written)
     kinds = {Path(s.path).name: s.kind for s in cfg.data.sources}
-    assert kinds["zendesk.json"] == kinds["line.txt"] == kinds["chat.jsonl"] == "support_log" and kinds["help.md"] == "faq"
+    assert kinds["zendesk.json"] == kinds["line.txt"] == kinds["chat.jsonl"] == "support_log"
+    assert kinds["help.md"] == "faq"
     records, rejects, reports = build_records(cfg.data, cfg.system_prompt)
     assert all(report.kept >= 1 for report in reports), [(r.file, r.kept, dict(r.rejected)) for r in reports]
     assert sum("  Q: " in line for line in lines) >= len(files) and not any("could not use" in line for line in lines)

@@ -74,9 +74,11 @@ def test_jsonl_keys_lines_and_encodings(tmp_path: Path, encoding: str, newline: 
         {"conversation_id": "c-1", "conversation": [{"speaker": "お客様", "text": "配送料はいくらですか？"},
                                                     {"speaker": "担当 佐藤", "text": "全国一律550円です。"}]},
         {"dialog": [{"from": "human", "value": "Can I change my address?"}, {"from": "gpt", "value": "x"}]},
-        {"dialogue": [{"author": "Client", "body": "Invoice please."}, {"author": "Support", "body": "Sent to your e-mail."},
+        {"dialogue": [{"author": "Client", "body": "Invoice please."},
+                      {"author": "Support", "body": "Sent to your e-mail."},
                       {"author": "Client", "body": "Thanks!"}, {"author": "Client", "body": "Got it."}]},
-        {"turns": [{"sender": "ユーザー", "message": "退会したい"}, {"sender": "サポート", "message": "マイページから手続きできます。"}]},
+        {"turns": [{"sender": "ユーザー", "message": "退会したい"},
+                   {"sender": "サポート", "message": "マイページから手続きできます。"}]},
     ]
     text = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines[:2]) + "\n\n  \n"
     text += "\n".join(json.dumps(line, ensure_ascii=False) for line in lines[2:]) + "\n"
@@ -98,10 +100,12 @@ def test_openai_content_parts_keep_only_the_text(tmp_path: Path) -> None:
                                            {"type": "image_url", "image_url": {"url": "https://acme.example/a.png"}},
                                            {"type": "text", "text": "在庫がありますか？"}]}
     answer = {"role": "assistant", "content": [{"type": "text", "text": "在庫がございます。"}]}
-    path = write(tmp_path / "chats.jsonl", json.dumps({"id": 7, "messages": [message, answer]}, ensure_ascii=False) + "\n")
+    path = write(tmp_path / "chats.jsonl",
+                 json.dumps({"id": 7, "messages": [message, answer]}, ensure_ascii=False) + "\n")
     (conversation,) = read_conversations(path)
     assert conversation.conv_id == "7"
-    assert turns_of(conversation) == [("customer", "この画像の商品は\n在庫がありますか？", 1), ("agent", "在庫がございます。", 1)]
+    assert turns_of(conversation) == [("customer", "この画像の商品は\n在庫がありますか？", 1),
+                                      ("agent", "在庫がございます。", 1)]
 
 
 def test_jsonl_bad_lines_become_errors_not_exceptions(tmp_path: Path) -> None:
@@ -110,11 +114,13 @@ def test_jsonl_bad_lines_become_errors_not_exceptions(tmp_path: Path) -> None:
         '{"messages": [{"role": "customer", "content": "truncated',
         '["customer", "agent"]',
         '{"messages": [{"role": "customer", "content": "hi"}, {"role": "agent"}]}',
-        '{"messages": [{"role": "customer", "content": "a"}, {"role": "system", "content": "b"}, {"role": "vendor", "content": "c"}]}',
+        '{"messages": [{"role": "customer", "content": "a"}, {"role": "system", "content": "b"}, {"role": "vendor", '
+        '"content": "c"}]}',
         '{"messages": "customer: hi"}',
         '{"id": "last", "messages": [{"role": "note", "content": "VIP"}, {"role": "user", "content": "hi"}]}',
     ]
-    good, broken, listed, no_text, unknown, not_list, last = read_conversations(write(tmp_path / "c.jsonl", "\n".join(rows) + "\n"))
+    good, broken, listed, no_text, unknown, not_list, last = read_conversations(write(tmp_path / "c.jsonl",
+            "\n".join(rows) + "\n"))
     assert good.error is None and [turn.side for turn in good.turns] == ["customer", "agent"]
     assert broken.line == 2 and broken.error.startswith("broken JSON line: ") and broken.turns == []
     assert broken.raw == rows[1]
@@ -122,7 +128,8 @@ def test_jsonl_bad_lines_become_errors_not_exceptions(tmp_path: Path) -> None:
     assert no_text.error == "message 2 has no role or text field" and no_text.turns == []
     assert unknown.line == 5 and unknown.turns == []
     assert unknown.error == "unknown role 'vendor' in message 3; add it to agent_roles or customer_roles"
-    assert not_list.error.startswith("no message list (one of ['messages', 'conversation', 'turns', 'dialog', 'dialogue'])")
+    assert not_list.error.startswith(
+        "no message list (one of ['messages', 'conversation', 'turns', 'dialog', 'dialogue'])")
     assert (last.conv_id, last.skipped, turns_of(last)) == ("last", 1, [("customer", "hi", 7)])
 
 
@@ -176,16 +183,19 @@ def test_ticket_export_groups_sorts_and_keeps_physical_lines(tmp_path: Path, enc
 
 
 def test_tsv_with_japanese_headers_and_no_timestamp_keeps_file_order(tmp_path: Path) -> None:
-    text = "問い合わせ番号\t発言者\t本文\n" "Q1\tお客様\t請求書を再発行できますか？\n" "Q1\tオペレーター\tマイページから再発行できます。\n" \
-           "Q1\t社内メモ\t対応済み\n" "Q1\t利用者\tありがとうございます\n"
+    text = ("問い合わせ番号\t発言者\t本文\n" "Q1\tお客様\t請求書を再発行できますか？\n"
+            "Q1\tオペレーター\tマイページから再発行できます。\n" "Q1\t社内メモ\t対応済み\n"
+            "Q1\t利用者\tありがとうございます\n")
     (conversation,) = read_conversations(write(tmp_path / "log.tsv", text, "cp932", "\r\n"))
     assert (conversation.conv_id, conversation.skipped) == ("Q1", 1)
-    assert turns_of(conversation) == [("customer", "請求書を再発行できますか？", 2), ("agent", "マイページから再発行できます。", 3),
+    assert turns_of(conversation) == [("customer", "請求書を再発行できますか？", 2),
+                                      ("agent", "マイページから再発行できます。", 3),
                                       ("customer", "ありがとうございます", 5)]
 
 
 def test_ticket_headers_match_after_nfkc_and_case_folding(tmp_path: Path) -> None:
-    text = "ＴＩＣＫＥＴ ＩＤ,Sent_At,AUTHOR_ROLE,Ｍｅｓｓａｇｅ\n9,2024-01-02 10:01,agent,a\n9,2024-01-02 10:00,customer,q\n"
+    text = ("ＴＩＣＫＥＴ ＩＤ,Sent_At,AUTHOR_ROLE,Ｍｅｓｓａｇｅ\n"
+            "9,2024-01-02 10:01,agent,a\n9,2024-01-02 10:00,customer,q\n")
     (conversation,) = read_conversations(write(tmp_path / "t.csv", text))
     assert turns_of(conversation) == [("customer", "q", 3), ("agent", "a", 2)]
 
@@ -210,7 +220,8 @@ def test_bad_rows_reject_their_whole_ticket_only(tmp_path: Path) -> None:
     [
         ("id,created_at,role,body", r"t\.csv: no ticket column found among \['id', 'created_at', 'role', 'body'\]"),
         ("チケットID,日時,本文", r"t\.csv: no role column found among \['チケットID', '日時', '本文'\]"),
-        ("ticket_id,role,reply", r"t\.csv: no body column found among \['ticket_id', 'role', 'reply'\]; a ticket export needs"),
+        ("ticket_id,role,reply",
+         r"t\.csv: no body column found among \['ticket_id', 'role', 'reply'\]; a ticket export needs"),
     ],
 )
 def test_missing_ticket_columns_name_the_file_and_the_columns_found(tmp_path: Path, header: str, message: str) -> None:
@@ -275,7 +286,9 @@ def test_transcripts_split_on_rules_and_headings(tmp_path: Path, encoding: str, 
     assert (first.conv_id, first.line, first.skipped) == ("Ticket 123", 2, 0)
     assert turns_of(first) == [
         ("customer", "注文をキャンセルしたいです。", 2),
-        ("agent", "かしこまりました。\n\n発送前であればマイページからキャンセルできます。\nNote: see https://acme.example/help/cancel", 3),
+        ("agent",
+         "かしこまりました。\n\n発送前であればマイページからキャンセルできます。\nNote: see "
+         "https://acme.example/help/cancel", 3),
         ("customer", "ありがとうございます", 8),
         ("customer", "助かりました", 9),  # same side twice: kept as two turns
     ]
@@ -315,9 +328,11 @@ def test_numbered_speakers_start_their_own_turns(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("role", "side"),
     [
-        ("assistant", "agent"), ("Representative", "agent"), ("スタッフ", "agent"), ("係員", "agent"), ("ｵﾍﾟﾚｰﾀｰ", "agent"),
+        ("assistant", "agent"), ("Representative", "agent"), ("スタッフ", "agent"), ("係員", "agent"),
+            ("ｵﾍﾟﾚｰﾀｰ", "agent"),
         ("Support Team", "agent"), ("担当（佐藤）", "agent"), ("Agent [bot]", "agent"), ("Ａｇｅｎｔ", "agent"),
-        ("caller", "customer"), ("Guest", "customer"), ("客", "customer"), ("お客様 山田", "customer"), ("  USER\t", "customer"),
+        ("caller", "customer"), ("Guest", "customer"), ("客", "customer"), ("お客様 山田", "customer"),
+            ("  USER\t", "customer"),
         ("note", "skip"), ("Internal Note", "skip"), ("メモ", "skip"), ("社内メモ", "skip"),
         ("Agentur", None), ("customers", None), ("vendor", None),
     ],
@@ -330,7 +345,8 @@ def test_extra_roles_are_added_to_the_defaults() -> None:
     assert role_side("ＶＥＮＤＯＲ", agent_roles=["vendor"]) == "agent"
     assert role_side("Vendor Sato", agent_roles=["Vendor"]) == "agent"
     assert role_side("Member", customer_roles=["member"]) == "customer"
-    assert role_side("agent", agent_roles=["vendor"]) == "agent" and role_side("user", customer_roles=["member"]) == "customer"
+    assert role_side("agent", agent_roles=["vendor"]) == "agent" and role_side("user",
+            customer_roles=["member"]) == "customer"
     assert role_side("member") is None
 
 

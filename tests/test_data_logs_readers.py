@@ -73,8 +73,10 @@ def test_jsonl_conversations_with_roles_content_parts_and_broken_lines(tmp_path:
 def test_transcripts_with_speaker_prefixes(tmp_path: Path) -> None:
     path = tmp_path / "chat.txt"
     path.write_text(
-        "# Chat 7\n顧客：会員登録は無料ですか？\n担当：はい、無料です。\n\n年会費もかかりません。\nNote: see https://acme.example/help\n"
-        "---\n[10:02] Customer: Can I pay by bank transfer?\n10:03:10 Agent (Sato): Yes.\n社内メモ: internal\nnot shown\n"
+        "# Chat 7\n顧客：会員登録は無料ですか？\n担当：はい、無料です。\n\n年会費もかかりません。\nNote: see "
+        "https://acme.example/help\n"
+        "---\n[10:02] Customer: Can I pay by bank transfer?\n10:03:10 Agent (Sato): Yes.\n社内メモ: internal\nnot "
+        "shown\n"
         "---\nhello there\nCustomer: hi\n", encoding="utf-8")
     first, second, third = read_conversations(path)
     assert first.conv_id == "Chat 7" and first.line == 2
@@ -89,7 +91,8 @@ def test_transcripts_with_speaker_prefixes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("role", "side"),
-    [("Agent", "agent"), ("担当者", "agent"), ("担当 佐藤", "agent"), ("Agent (Sato)", "agent"), ("ＵＳＥＲ", "customer"),
+    [("Agent", "agent"), ("担当者", "agent"), ("担当 佐藤", "agent"), ("Agent (Sato)", "agent"),
+     ("ＵＳＥＲ", "customer"),
      ("お客様", "customer"), ("internal note", "skip"), ("システム", "skip"), ("vendor", None), ("", None)],
 )
 def test_role_names(role: str, side: str | None) -> None:
@@ -105,7 +108,8 @@ def test_timestamps() -> None:
 
 def test_json_array_of_conversations(tmp_path: Path) -> None:
     path = tmp_path / "chats.json"
-    path.write_text(json.dumps([{"dialog": [{"author": "顧客", "body": "領収書は？"}, {"author": "担当", "body": "発行できます。"}]},
+    path.write_text(json.dumps([{"dialog": [{"author": "顧客", "body": "領収書は？"},
+                                            {"author": "担当", "body": "発行できます。"}]},
                                 "not a conversation"], ensure_ascii=False), encoding="utf-8")
     good, bad = read_conversations(path)
     assert [(t.side, t.text) for t in good.turns] == [("customer", "領収書は？"), ("agent", "発行できます。")]

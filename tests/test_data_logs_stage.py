@@ -31,7 +31,8 @@ CONVERSATIONS = [
 
 
 def write_log(path: Path, conversations: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conversations) + "{broken\n", encoding="utf-8")
+    path.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conversations) + "{broken\n",
+                    encoding="utf-8")
     return path
 
 

@@ -36,7 +36,8 @@ def test_nfkc_fast_path_agrees_with_full_normalization() -> None:
 
 
 @pytest.mark.parametrize(
-    "placeholder", ["{{Order Number}}", "{customer_name}", "%(name)s", "[[URL]]", "<<氏名>>", "｛｛注文番号｝｝", "${ACCOUNT_ID}"]
+    "placeholder",
+        ["{{Order Number}}", "{customer_name}", "%(name)s", "[[URL]]", "<<氏名>>", "｛｛注文番号｝｝", "${ACCOUNT_ID}"]
 )
 def test_template_placeholders_survive_every_step(placeholder: str) -> None:
     cleaner = TextCleaner(html=True, form="nfkc-ja", boilerplate=[])
@@ -47,7 +48,8 @@ def test_template_placeholders_survive_every_step(placeholder: str) -> None:
 @pytest.mark.parametrize(
     "answer",
     ["N/A", "TBD", "-", "？", "Let me check that for you.", "Please wait a moment.", "Thank you for contacting us!",
-     "少々お待ちください。", "確認いたします。", "お問い合わせありがとうございます。", "未定", "I'll get back to you shortly."],
+     "少々お待ちください。", "確認いたします。", "お問い合わせありがとうございます。", "未定",
+         "I'll get back to you shortly."],
 )
 def test_non_answers_are_recognised(answer: str) -> None:
     assert TextCleaner(False, "none", [], NON_ANSWERS).is_non_answer(answer)
@@ -65,11 +67,14 @@ def test_real_answers_are_not_non_answers(answer: str) -> None:
 def test_non_answer_rows_are_rejected_and_filter_is_configurable(tmp_path: Path) -> None:
     path = tmp_path / "faq.jsonl"
     rows = [{"question": "Refund time?", "answer": "TBD"}, {"question": "返金は？", "answer": "少々お待ちください。"},
-            {"question": "Do you ship abroad?", "answer": "No, Japan only."}, {"question": "Gift wrap?", "answer": "Ask Bob"}]
+            {"question": "Do you ship abroad?", "answer": "No, Japan only."},
+                {"question": "Gift wrap?", "answer": "Ask Bob"}]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     records, rejects, _ = build_records(DataConfig.model_validate({"sources": [{"path": str(path)}]}), "S")
-    assert [r["reason"] for r in rejects] == ["non-answer (says nothing the customer can use)"] * 2 and len(records) == 2
-    cfg = DataConfig.model_validate({"sources": [{"path": str(path)}], "non_answer_filter": False, "non_answer_patterns": ["ask \\w+"]})
+    assert [r["reason"]
+            for r in rejects] == ["non-answer (says nothing the customer can use)"] * 2 and len(records) == 2
+    cfg = DataConfig.model_validate({"sources": [{"path": str(path)}], "non_answer_filter": False,
+                                     "non_answer_patterns": ["ask \\w+"]})
     records, rejects, _ = build_records(cfg, "S")
     assert [r["source"].rsplit(":", 1)[1] for r in rejects] == ["4"] and len(records) == 3
 
@@ -127,7 +132,8 @@ def test_retrieval_indexes_the_faq_not_the_support_log_replies() -> None:
     from tunebot.retrieval import build_index
 
     faq = make_record("faq-1", "faq.csv:2", "en", "S", "How much is shipping?", "A flat ¥550.")
-    reply = make_record("log-1-t1", "logs.jsonl:1", "en", "S", "How much is shipping to Okinawa?", "For you, ¥990 today.")
+    reply = make_record("log-1-t1", "logs.jsonl:1", "en", "S", "How much is shipping to Okinawa?",
+                        "For you, ¥990 today.")
     reply["kind"] = "support_log"
     index = build_index([faq, reply], RetrievalConfig())
     assert len(index) == 1 and index.search("How much is shipping to Okinawa?", 1)[0].record_id == "faq-1"

@@ -41,8 +41,10 @@ def test_names_and_addresses_the_rules_cannot_see(scrubber: PiiScrubber, text: s
 
 @pytest.mark.parametrize(
     "text",
-    ["佐川急便または日本郵便でお届けします。", "三井住友カード、楽天カードがご利用いただけます。", "渋谷店で受け取れます。",
-     "ヤマトでお届けします。", "高橋商店にお問い合わせください。", "森永乳業の商品です。", "送料は550円、5,500円以上で無料です。",
+    ["佐川急便または日本郵便でお届けします。", "三井住友カード、楽天カードがご利用いただけます。",
+     "渋谷店で受け取れます。",
+     "ヤマトでお届けします。", "高橋商店にお問い合わせください。", "森永乳業の商品です。",
+         "送料は550円、5,500円以上で無料です。",
      "伝票番号1234-5678-9012で追跡できます。", "営業時間は平日9:00〜18:00です。", "SmolLM2 v1.2.3の設定方法",
      "Emily asked about the refund."],
 )
@@ -51,7 +53,8 @@ def test_companies_places_and_numbers_survive(scrubber: PiiScrubber, text: str) 
 
 
 def test_the_stage_redacts_with_the_model_and_counts_it(tmp_path: Path) -> None:
-    rows = [{"question": "佐藤です。配送先を大阪市北区梅田2-4-9に変えたいです。", "answer": "マイページの「配送先」から変更できます。"},
+    rows = [{"question": "佐藤です。配送先を大阪市北区梅田2-4-9に変えたいです。",
+             "answer": "マイページの「配送先」から変更できます。"},
             {"question": "返品できますか？", "answer": "到着から14日以内なら返品できます。担当：中村"}]
     source = tmp_path / "faq.jsonl"
     source.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")

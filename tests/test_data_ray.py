@@ -34,7 +34,8 @@ def _inputs(folder: Path) -> list[Path]:
     log = folder / "tickets.jsonl"
     with open(log, "w", encoding="utf-8") as handle:
         for index in range(60):
-            messages = [{"role": "customer", "content": f"Order {index % 20} has not arrived, call 090-1234-{index:04d}"},
+            messages = [{"role": "customer",
+                         "content": f"Order {index % 20} has not arrived, call 090-1234-{index:04d}"},
                         {"role": "agent", "content": f"Order {index % 20} ships tomorrow from the Osaka depot."}]
             handle.write(json.dumps({"id": index, "messages": messages}) + "\n")
         handle.write("{broken\n")
@@ -43,14 +44,16 @@ def _inputs(folder: Path) -> list[Path]:
 
 def _run(folder: Path, sources: list[Path], **data: object) -> dict[str, str]:
     kinds = ("faq", "support_log")
-    cfg = parse_config({"name": "r", "data": {"sources": [{"path": str(path), "kind": kind} for path, kind in zip(sources, kinds)],
+    cfg = parse_config({"name": "r",
+                        "data": {"sources": [{"path": str(path), "kind": kind} for path, kind in zip(sources, kinds)],
                                               **data}})
     run_dir = RunDir(folder / "r")
     run_data_stage(cfg, run_dir)
     return {name: run_dir.path("data", name).read_text(encoding="utf-8") for name in OUTPUTS}
 
 
-def test_a_two_node_ray_cluster_gives_the_local_engines_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_two_node_ray_cluster_gives_the_local_engines_outputs(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import data_tools.stage
     from ray.cluster_utils import Cluster
 

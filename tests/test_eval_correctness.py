@@ -36,7 +36,8 @@ def test_facts_are_found_and_normalised(text: str, facts: set[str]) -> None:
 def test_labels_count_quoted_or_not() -> None:
     assert missing_facts({"label:coupon code", "550 JPY"}, "Type it in the coupon code field; ¥550.") == set()
     assert missing_facts({"label:coupon code"}, "Type it in the promo field.") == {"label:coupon code"}
-    assert unsupported_facts("Tap 「マイページ」 then 「届けのみせん」.", ["マイページから変更できます。"]) == ["label:届けのみせん"]
+    assert unsupported_facts("Tap 「マイページ」 then 「届けのみせん」.",
+                             ["マイページから変更できます。"]) == ["label:届けのみせん"]
 
 
 def test_key_facts_recall() -> None:

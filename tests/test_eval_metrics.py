@@ -230,7 +230,8 @@ def test_exact_match_hand_values() -> None:
 
 
 def test_score_texts_fields_and_per_example() -> None:
-    scores = score_texts([JA_PRED, "The cat sat on the mat.", "ＡＢＣ１２３"], [JA_REF, "The cat is on the mat.", "abc123"])
+    scores = score_texts([JA_PRED, "The cat sat on the mat.", "ＡＢＣ１２３"],
+                         [JA_REF, "The cat is on the mat.", "abc123"])
     assert isinstance(scores, Scores)
     assert scores.n == 3
     assert scores.langs == {"ja": 1, "en": 2}
@@ -320,7 +321,8 @@ def test_exact_match_keeps_number_separators_and_implies_token_f1_100() -> None:
     from eval.scoring import score_texts
 
     pairs = [("It costs 500 yen.", "It costs 5.00 yen."), ("15kg", "1.5kg"), ("送料は５，５００円", "送料は5500円"),
-             ("Ｙｅｓ,  we can!", "yes we can"), ("はい、できます。", "はい できます"), ("Open 10:00 to 18:00", "open 10:00 to 18:00.")]
+             ("Ｙｅｓ,  we can!", "yes we can"), ("はい、できます。", "はい できます"),
+                 ("Open 10:00 to 18:00", "open 10:00 to 18:00.")]
     scores = score_texts([p for p, _ in pairs], [r for _, r in pairs])
     assert [row["exact_match"] for row in scores.per_example] == [0.0, 0.0, 100.0, 100.0, 100.0, 100.0]
     assert all(row["f1"] == 100.0 for row in scores.per_example if row["exact_match"] == 100.0)

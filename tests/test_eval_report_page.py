@@ -47,7 +47,8 @@ def _document_and_rows() -> tuple[dict, list[dict]]:
                          "scores": {key: value for key, value in row.items() if key not in ("lang", "unsupported")},
                          "unsupported": row["unsupported"]})
     document = {"schema": SCHEMA, "run": "page", "backend": "hf", "n": 4, "langs": {"en": 2, "ja": 2}, "rag_k": 3,
-                "decoding": {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 96, "seed": 0}, "answer_class": "answer",
+                "decoding": {"temperature": 0.0, "top_p": 1.0, "max_new_tokens": 96, "seed": 0},
+                    "answer_class": "answer",
                 "questions": None,
                 "systems": entries, "comparisons": comparisons(scores, COMPARISONS, 0, 200), "retrieval": None,
                 "forgetting": None, "judge": None,

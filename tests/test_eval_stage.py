@@ -28,7 +28,8 @@ PARAPHRASES = [
     {"question": "What are your support hours?", "answer": "Support answers from 9 am to 6 pm on weekdays."},
     {"question": "My password does not work, how can I reset it?", "answer": "Reset it from the sign-in page."},
     {"question": "How much does shipping cost?", "answer": "Shipping is free on orders over 50 dollars."},
-    {"question": "商品の返品方法を教えてください。", "answer": "30日以内であれば未使用の商品の返品を受け付けています。"},
+    {"question": "商品の返品方法を教えてください。",
+     "answer": "30日以内であれば未使用の商品の返品を受け付けています。"},
     {"question": "注文を取り消すことはできますか？", "answer": "発送前であればキャンセルできます。"},
     {"question": "ログインのパスワードを再設定したい。", "answer": "ログイン画面から再設定できます。"},
     {"question": "配送料について教えてください。", "answer": "5,500円以上のご購入で送料は無料です。"},
@@ -44,7 +45,8 @@ def evaluated(run_config_file: Path, capsys: pytest.CaptureFixture[str]) -> tupl
     raw["data"]["split"]["test"] = 0.3
     mine = run_config_file.parent / "data" / "mine.jsonl"
     mine.write_text(json.dumps({"question": "Do refunds take long?", "same_as": "How long do refunds take?"}) + "\n"
-                    + json.dumps({"question": "送料は？", "answer": "5,500円以上のご購入で送料無料です。"}, ensure_ascii=False)
+                    + json.dumps({"question": "送料は？", "answer": "5,500円以上のご購入で送料無料です。"},
+                                 ensure_ascii=False)
                     + "\n", encoding="utf-8")
     raw["eval"]["questions"] = ["data/mine.jsonl"]  # relative to the config's folder
     run_config_file.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
@@ -60,7 +62,8 @@ def test_eval_compares_every_system_with_statistics(evaluated: tuple[Path, RunDi
     validate_scores(document)
     assert document["backend"] == "hf" and set(document["systems"]) == SYSTEMS
     assert {(row["a"], row["b"]) for row in document["comparisons"]} == set(COMPARISONS)
-    assert {row["metric"] for row in document["comparisons"]} >= {"answer_match", "key_facts", "unsupported_facts", "chrf"}
+    assert {row["metric"] for row in document["comparisons"]} >= {"answer_match", "key_facts", "unsupported_facts",
+                                                                  "chrf"}
     assert set(document["langs"]) == {"en", "ja"}
     for entry in document["systems"].values():
         assert set(entry["by_lang"]) == {"en", "ja"}  # mixed test set: per-language breakdown
@@ -71,7 +74,8 @@ def test_eval_compares_every_system_with_statistics(evaluated: tuple[Path, RunDi
     asked = document["questions"]
     assert asked["n"] == 2 and asked["langs"] == {"en": 1, "ja": 1} and set(asked["systems"]) == SYSTEMS
     rows = [row for row in read_jsonl(run_dir.path("eval", "predictions.jsonl")) if row["set"] == "questions"]
-    assert len(rows) == 2 * 5 and {row["reference"] for row in rows} == {"Refunds reach your card within 5 business days.",
+    assert len(rows) == 2 * 5 and {row["reference"]
+                                   for row in rows} == {"Refunds reach your card within 5 business days.",
                                                                           "5,500円以上のご購入で送料無料です。"}
     retrieval = document["retrieval"]
     assert retrieval["n"] == document["n"] and 0 <= retrieval["recall_at_1"] <= retrieval["recall_at_3"] <= 100
@@ -104,7 +108,8 @@ def test_every_system_gets_the_same_prompt_plus_only_retrieval(evaluated: tuple[
             assert set(row["retrieved"]) <= train_ids
             assert any(heading in row["prompt"] for heading in CONTEXT_HEADINGS.values())
             assert row["prompt"].startswith(plain.split(cfg.system_prompt)[0] + cfg.system_prompt + "\n\n")
-            assert row["prompt"].endswith(plain.split(cfg.system_prompt)[1][plain.split(cfg.system_prompt)[1].index("<|im_end|>"):])
+            assert row["prompt"].endswith(
+                plain.split(cfg.system_prompt)[1][plain.split(cfg.system_prompt)[1].index("<|im_end|>"):])
     assert sum(bool(row.get("retrieved")) for row in rows) >= len(test)  # most rag prompts found pairs
     by_system = {s: [r["prompt"] for r in rows if r["system"] == s] for s in ("base", "tuned", "rag", "tuned_rag")}
     assert by_system["base"] == by_system["tuned"] and by_system["rag"] == by_system["tuned_rag"]
@@ -152,7 +157,8 @@ def test_examples_start_with_the_recommended_systems_wrong_answers(evaluated: tu
     document = json.loads(run_dir.path("eval", "scores.json").read_text(encoding="utf-8"))
     rows = list(read_jsonl(run_dir.path("eval", "predictions.jsonl")))
     chosen = document["recommendation"]["system"]
-    wrong = [answers[chosen]["scores"]["answer_match"] == 0 for answers in ordered_examples(rows, list(SYSTEMS), chosen)]
+    wrong = [answers[chosen]["scores"]["answer_match"] == 0
+             for answers in ordered_examples(rows, list(SYSTEMS), chosen)]
     assert wrong == sorted(wrong, reverse=True)  # every wrong answer of the recommended system comes first
 
 

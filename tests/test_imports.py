@@ -25,14 +25,16 @@ def _imports(path: Path) -> set[str]:
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = {f"{path.parent.name}.{path.stem}": path for package in PACKAGES for path in (ROOT / package).glob("*.py")}
+    modules = {f"{path.parent.name}.{path.stem}": path for package in PACKAGES
+               for path in (ROOT / package).glob("*.py")}
     return {name: {target for target in _imports(path) if target in modules and target != name}
             for name, path in modules.items()}
 
 
 def test_no_stage_package_imports_another() -> None:
     crossing = sorted(f"{module} -> {target}" for module, targets in _graph().items() for target in targets
-                      if module.split(".")[0] in STAGES and target.split(".")[0] not in (module.split(".")[0], "tunebot"))
+                      if module.split(".")[0] in STAGES
+                          and target.split(".")[0] not in (module.split(".")[0], "tunebot"))
     assert crossing == []
 
 
@@ -43,7 +45,8 @@ def test_the_spine_imports_no_stage_but_the_cli_dispatching_to_them() -> None:
 
 @pytest.mark.parametrize("package", ("tunebot", "data_tools", "sft", "eval", "serve"))
 def test_no_import_circles(package: str) -> None:
-    graph = {m: {t for t in ts if t.startswith(package + ".")} for m, ts in _graph().items() if m.startswith(package + ".")}
+    graph = {m: {t for t in ts if t.startswith(package + ".")} for m, ts in _graph().items()
+             if m.startswith(package + ".")}
     circles, done = [], set()
 
     def visit(module: str, path: list[str]) -> None:

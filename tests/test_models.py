@@ -24,7 +24,8 @@ def test_default_tokenizer_facts(default_model_dir: Path) -> None:
     assert tokenizer.eos_token == tokenizer.pad_token == "<|im_end|>"
     assert tokenizer.model_max_length == 8192
     rendered = tokenizer.apply_chat_template(
-        [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}], tokenize=False, add_generation_prompt=True
+        [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}], tokenize=False,
+            add_generation_prompt=True
     )
     assert rendered == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
 

@@ -66,10 +66,12 @@ MARKDOWN_FAQ = """# Help center
 INTERCOM_CHAT = {"type": "conversation", "id": "77", "source": {
     "type": "conversation", "body": "<p>Do you ship to Okinawa?</p>", "author": {"type": "user", "name": "Emily Chen"}},
     "conversation_parts": {"conversation_parts": [
-        {"part_type": "comment", "created_at": 2, "body": "<p>Yes, in 3-5 days.</p>", "author": {"type": "admin", "name": "Ann"}}]}}
+        {"part_type": "comment", "created_at": 2, "body": "<p>Yes, in 3-5 days.</p>",
+         "author": {"type": "admin", "name": "Ann"}}]}}
 
 
-def test_run_data_inits_and_runs_a_users_own_files(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
+def test_run_data_inits_and_runs_a_users_own_files(tmp_path: Path, tiny_model_dir: Path,
+                                                   capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """`tunebot run --data FILE...`: a config written from the files, then every stage, without edits."""
     en, ja = write_faq_files(tmp_path / "in")
@@ -78,12 +80,14 @@ def test_run_data_inits_and_runs_a_users_own_files(tmp_path: Path, tiny_model_di
     (markdown := tmp_path / "in" / "help.md").write_text(MARKDOWN_FAQ, encoding="utf-8")
     (chat := tmp_path / "in" / "intercom.json").write_text(json.dumps(INTERCOM_CHAT), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    settings = [f"model={tiny_model_dir}", "sft.max_steps=2", "sft.batch_size=2", "eval.backend=hf", "eval.max_new_tokens=4",
+    settings = [f"model={tiny_model_dir}", "sft.max_steps=2", "sft.batch_size=2", "eval.backend=hf",
+                "eval.max_new_tokens=4",
                 "eval.bootstrap_resamples=100", "eval.permutations=100"]
     assert main(["run", "--data", str(en), str(sjis), str(markdown), str(chat),
                  *[part for setting in settings for part in ("--set", setting)]]) == 0
     out = capsys.readouterr().out
-    assert "init: wrote faq_en.yaml" in out and "Q: Which cards do you accept?" in out and "Q: Do you ship to Okinawa?" in out
+    assert "init: wrote faq_en.yaml" in out
+    assert "Q: Which cards do you accept?" in out and "Q: Do you ship to Okinawa?" in out
     cfg = load_config(tmp_path / "faq_en.yaml")
     assert [source.kind for source in cfg.data.sources] == ["faq", "faq", "faq", "support_log"]
     run_dir = RunDir(tmp_path / cfg.runs_dir / cfg.name)
@@ -116,7 +120,8 @@ def test_demo_on_the_real_model_improves_over_base(tmp_path: Path, capsys: pytes
     by_lang = scores["systems"][chosen]["by_lang"]
     assert by_lang["ja"]["answer_match"]["mean"] >= 80 and by_lang["en"]["answer_match"]["mean"] >= 80
     asked = scores["questions"]["systems"][chosen]["metrics"]["answer_match"]["mean"]
-    assert asked >= 75 and asked == max(q["metrics"]["answer_match"]["mean"] for q in scores["questions"]["systems"].values())
+    assert asked >= 75 and asked == max(q["metrics"]["answer_match"]["mean"]
+                                        for q in scores["questions"]["systems"].values())
 
 
 def test_runs_lists_the_runs_and_compares_two(run_config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -136,9 +141,11 @@ def test_runs_lists_the_runs_and_compares_two(run_config_file: Path, capsys: pyt
         assert document["recommendation"]["system"] in rows[name] and f"{right['mean']:.1f} [" in rows[name]
     assert main(["runs", str(runs_dir), "--compare", "unit", str(second.root)]) == 0
     compared = capsys.readouterr().out
-    assert "  sft.lr: 0.005 -> 0.001" in compared and "name" not in compared.split("settings that differ")[1].split("data:")[0]
+    assert "  sft.lr: 0.005 -> 0.001" in compared and "name" not in compared.split("settings that "
+        "differ")[1].split("data:")[0]
     assert "a like-for-like comparison" in compared  # the same data and splits: only training differs
-    assert "  retrieval  answer_match" in compared and "+0.0" in compared.split("  retrieval  answer_match")[1].split("\n")[0]
+    assert "  retrieval  answer_match" in compared and "+0.0" in compared.split("  retrieval  "
+        "answer_match")[1].split("\n")[0]
     assert main(["runs", str(runs_dir), "--compare", "unit", "nowhere"]) == 2
     assert "nowhere: no run of that name" in capsys.readouterr().err
 
@@ -147,7 +154,8 @@ def test_runs_lists_the_runs_and_compares_two(run_config_file: Path, capsys: pyt
     meta = yaml.safe_load(card.split("---\n")[1])
     assert meta["library_name"] == "transformers" and meta["base_model"] and set(meta["language"]) == {"en", "ja"}
     recommended = scores[0]["recommendation"]["system"]
-    assert f"**Recommendation: ship `{recommended}`.**" in card and "| lr | 0.005 |" in card and "| method | lora |" in card
+    assert f"**Recommendation: ship `{recommended}`.**" in card
+    assert "| lr | 0.005 |" in card and "| method | lora |" in card
     right = scores[0]["systems"]["tuned"]["metrics"]["answer_match"]
     assert f"| tuned | {right['mean']:.1f} [{right['ci_low']:.1f}, {right['ci_high']:.1f}]" in card
     assert f"test {scores[0]['n']}" in card and "Personal data: `redact`" in card and "Forgetting probe" in card

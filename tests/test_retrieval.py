@@ -100,8 +100,10 @@ def test_the_lexicon_joins_words_of_one_concept(tmp_path) -> None:
     lexicon = Lexicon.builtin()
     assert "§en:track" in lexicon.concepts("Where's my package?", "en")
     assert "§en:track" in lexicon.concepts("How can I track my order?", "en")
-    assert "§en:return" in lexicon.concepts("Can I send it back?", "en") and "§en:return" in lexicon.concepts("returned", "en")
-    assert "§ja:email" in lexicon.concepts("メアドを変えたい", "ja") and "§ja:email" in lexicon.concepts("メールアドレス", "ja")
+    assert "§en:return" in lexicon.concepts("Can I send it back?",
+                                            "en") and "§en:return" in lexicon.concepts("returned", "en")
+    assert "§ja:email" in lexicon.concepts("メアドを変えたい",
+                                           "ja") and "§ja:email" in lexicon.concepts("メールアドレス", "ja")
     assert "§ja:item" not in lexicon.concepts("荷物はどこ？", "ja")  # 「物」 inside 「荷物」 is no word of its own
     assert "§ja:login" in lexicon.concepts("アプリに入れない", "ja")  # a term over two words: 入れ|ない
     own = tmp_path / "lexicon.txt"

@@ -73,7 +73,8 @@ def _wait(condition: Any, limit_s: float = 20) -> None:
     ({"stream": "true"}, "stream"), ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
     ({"tool_choice": "auto"}, "tool_choice"), ({"response_format": {"type": "json_object"}}, "response_format"),
     ({"logprobs": True}, "logprobs"), ({"n": 2}, "n"), ({"functions": []}, "functions"),
-    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, "messages.0.content.0.type"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
+     "messages.0.content.0.type"),
     ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"), ({"stop": ["a"] * 5}, "stop"),
 ])
 def test_every_field_is_validated_and_unsupported_parameters_are_refused(engine: TransformersEngine, extra: dict,
@@ -83,7 +84,8 @@ def test_every_field_is_validated_and_unsupported_parameters_are_refused(engine:
         assert response.status_code == 400, response.text
         error = response.json()["error"]
         assert param in error["message"] and (error["param"] or param) == param
-        assert engine.history.maxlen and _post(url, {"model": "base", "messages": HI, "max_tokens": 2}).status_code == 200
+        assert engine.history.maxlen and _post(url, {"model": "base", "messages": HI,
+                                                     "max_tokens": 2}).status_code == 200
 
 
 @pytest.mark.parametrize("raw", [b'{"model": "base", "messages": [{"role": "user", "content": "\\ud800 hi"}]}',
@@ -171,7 +173,8 @@ def test_a_request_whose_client_left_while_waiting_never_starts(engine: Transfor
         assert 'status="499"} 2.0' in _metrics(url)
 
 
-def test_a_full_queue_gets_429_with_retry_after_and_a_deadline_gives_504(engine: TransformersEngine, slow: None) -> None:
+def test_a_full_queue_gets_429_with_retry_after_and_a_deadline_gives_504(engine: TransformersEngine,
+        slow: None) -> None:
     with serving(_app(engine, max_queue=1, request_timeout_s=1.0)) as url:
         first = threading.Thread(target=_post, args=(url, {"model": "base", "messages": HI, "max_tokens": 200}))
         first.start()
@@ -222,7 +225,8 @@ def test_shutdown_cancels_a_running_generation_after_the_drain_time(engine: Tran
         def listen() -> None:
             try:
                 with httpx.stream("POST", f"{url}/v1/chat/completions", headers=HEADERS, timeout=60,
-                                  json={"model": "base", "messages": HI, "max_tokens": 200, "stream": True}) as response:
+                                  json={"model": "base", "messages": HI, "max_tokens": 200,
+                                        "stream": True}) as response:
                     for line in response.iter_lines():
                         chunks.append(line)
             except httpx.HTTPError:

@@ -21,7 +21,8 @@ SYSTEM = "You are ACME support. あなたはACMEのサポート担当です。"
 @pytest.fixture(scope="module")
 def server(tiny_model_dir: Path, tiny_adapter: Path) -> Iterator[tuple[str, TransformersEngine]]:
     engine = TransformersEngine(str(tiny_model_dir), tiny_adapter, max_model_len=256)
-    app = create_app(engine, GatewaySettings(system_prompt=SYSTEM, api_key=KEY, max_model_len=256, default_max_tokens=16))
+    app = create_app(engine,
+                     GatewaySettings(system_prompt=SYSTEM, api_key=KEY, max_model_len=256, default_max_tokens=16))
     with serving(app) as url:
         yield url, engine
 
@@ -36,7 +37,8 @@ def test_models_and_answers_from_base_and_tuned(server: tuple[str, TransformersE
     assert [m.id for m in client.models.list().data] == ["base", "tuned"]
     answers = {}
     for model in ("base", "tuned"):
-        response = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "返品できますか？"}],
+        response = client.chat.completions.create(model=model,
+                                                  messages=[{"role": "user", "content": "返品できますか？"}],
                                                   max_tokens=12)
         assert response.usage.completion_tokens > 0 and response.choices[0].finish_reason in ("stop", "length")
         answers[model] = response.choices[0].message.content
@@ -61,7 +63,8 @@ def test_serving_prompt_equals_training_prompt(server: tuple[str, TransformersEn
     trained = apply_chat_template({"prompt": record["prompt"], "completion": record["completion"]}, engine.tokenizer)
     from tunebot.prompts import with_system_prompt
 
-    served = render_prompt(engine.tokenizer, with_system_prompt([{"role": "user", "content": "返品できますか？"}], SYSTEM))
+    served = render_prompt(engine.tokenizer,
+                           with_system_prompt([{"role": "user", "content": "返品できますか？"}], SYSTEM))
     assert served == trained["prompt"]
 
 

@@ -39,7 +39,8 @@ def test_both_panes_show_the_message_and_answers(tiny_model_dir: Path, tiny_adap
         page.locator("#ab-input textarea").fill("返品できますか？ <b>bold?</b>")
         page.locator("#ab-send").click()
         for pane in ("#pane-a", "#pane-b"):
-            page.wait_for_function(f"document.querySelector('{pane}').innerText.includes('返品できますか？')", timeout=60_000)
+            page.wait_for_function(f"document.querySelector('{pane}').innerText.includes('返品できますか？')",
+                                   timeout=60_000)
             page.locator(f"{pane} [data-testid='bot']").first.wait_for(state="attached", timeout=60_000)
         # the tiny random base model answers only newlines (a blank bubble); the random LoRA gives words
         bot = "#pane-b [data-testid='bot']"
@@ -125,5 +126,6 @@ def test_an_answer_with_a_markdown_image_makes_the_browser_fetch_nothing(tiny_mo
         images = page.locator("#pane-b img").evaluate_all("nodes => nodes.map(n => n.src)")
         links = page.locator("#pane-b a").evaluate_all("nodes => nodes.map(n => n.href)")
         browser.close()
-    assert "![logo](http://tracker.example/p.png?q=secret)" in shown_text and '<img src="http://tracker.example/i.png">' in shown_text
+    assert "![logo](http://tracker.example/p.png?q=secret)" in shown_text
+    assert '<img src="http://tracker.example/i.png">' in shown_text
     assert not any("tracker.example" in src for src in images + links) and outside == []

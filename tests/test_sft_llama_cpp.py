@@ -64,9 +64,11 @@ def test_llama_cpp_loads_the_export_and_answers_as_the_merged_model(merged_run_d
                 assert picks[0] == sequence[start], f"{quant}: another first answer token for {question!r}"
             if quant == "f16":  # the same greedy answer, also prompted through the GGUF's own chat template
                 llm.reset()
-                greedy = [token for token, _ in zip(llm.generate(sequence[:start], temp=0.0), range(len(sequence) - start))]
+                greedy = [token
+                          for token, _ in zip(llm.generate(sequence[:start], temp=0.0), range(len(sequence) - start))]
                 assert greedy == sequence[start:start + len(greedy)]
-                reply = llm.create_chat_completion([{"role": "user", "content": question}], temperature=0, max_tokens=16)
+                reply = llm.create_chat_completion([{"role": "user", "content": question}], temperature=0,
+                                                   max_tokens=16)
                 assert reply["choices"][0]["message"]["content"].strip().startswith(answer.rstrip("\ufffd"))
         print(f"{quant}: {same}/{total} greedy tokens agree")
         assert same / total >= AGREEMENT[quant], f"{quant}: {same}/{total} greedy tokens agree"

@@ -34,7 +34,8 @@ def test_qlora_quantizes_the_base_to_nf4_with_double_quantization_and_bf16_compu
 
 
 def test_freeze_trains_with_gradient_checkpointing(run_config_file: Path) -> None:
-    cfg = load_config(run_config_file, ["sft.method=freeze", "sft.gradient_checkpointing=true", "sft.freeze_train_layers=1"])
+    cfg = load_config(run_config_file,
+                      ["sft.method=freeze", "sft.gradient_checkpointing=true", "sft.freeze_train_layers=1"])
     run_dir = open_run_dir(cfg)
     run_data_stage(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir)
@@ -118,7 +119,8 @@ def test_virtual_token_methods_generate_and_are_not_merged(run_config_file: Path
         merge_adapter(cfg, run_dir)
     tokenizer = load_tokenizer(cfg.model)
     tuned = load_adapted(cfg.model, run_dir.path("sft", "adapter"), "cpu")
-    assert not torch_allclose(_logits(tuned, PROMPT, tokenizer), _logits(load_causal_lm(cfg.model, "cpu"), PROMPT, tokenizer), 1e-3)
+    assert not torch_allclose(_logits(tuned, PROMPT, tokenizer),
+                              _logits(load_causal_lm(cfg.model, "cpu"), PROMPT, tokenizer), 1e-3)
     conversation = [{"role": "system", "content": cfg.system_prompt}, {"role": "user", "content": "返品できますか？"}]
     answer = generate_answers(tuned, tokenizer, [conversation], max_new_tokens=3)[0]
     assert answer.new_tokens <= 3 and "返品できますか" not in answer.text  # only new tokens come back
@@ -126,7 +128,8 @@ def test_virtual_token_methods_generate_and_are_not_merged(run_config_file: Path
 
 def test_early_stopping_ends_training_when_val_loss_stops_falling(run_config_file: Path) -> None:
     # a huge learning rate keeps the val loss from falling for long
-    cfg = load_config(run_config_file, ["sft.max_steps=12", "sft.eval_steps=1", "sft.early_stopping_patience=2", "sft.lr=5.0"])
+    cfg = load_config(run_config_file,
+                      ["sft.max_steps=12", "sft.eval_steps=1", "sft.early_stopping_patience=2", "sft.lr=5.0"])
     run_dir = open_run_dir(cfg)
     run_data_stage(cfg, run_dir)
     summary = train(cfg, run_dir)

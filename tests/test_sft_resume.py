@@ -31,8 +31,10 @@ def _adapter_weights(run_dir: RunDir) -> dict:
 
 def _kill_after_checkpoint(config: Path, run_dir: RunDir, step: int) -> int:
     """Starts `tunebot train` in a subprocess and kill -9s it once a checkpoint at >= `step` is complete."""
-    command = [sys.executable, "-m", "tunebot", "train", str(config), "--set", "name=killed", *sum((["--set", s] for s in SETTINGS), [])]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(Path.cwd())})
+    command = [sys.executable, "-m", "tunebot", "train", str(config), "--set", "name=killed",
+               *sum((["--set", s] for s in SETTINGS), [])]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONPATH": str(Path.cwd())})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         found = complete_checkpoints(run_dir.path("sft", "checkpoints"))

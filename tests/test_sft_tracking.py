@@ -1,4 +1,5 @@
-"""sft.report_to: HF Trainer's curves and eval's scores in one tracked run, in local stores (MLflow file store, TensorBoard events)."""
+"""sft.report_to: HF Trainer's curves and eval's scores in one tracked run, in local stores (MLflow file store,
+TensorBoard events)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def _isolate(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
-def test_mlflow_file_store_holds_training_and_eval_of_one_run(run_config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mlflow_file_store_holds_training_and_eval_of_one_run(run_config_file: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from mlflow import MlflowClient
 
     _isolate(monkeypatch)
@@ -55,7 +57,8 @@ def _scalars(folder: Path) -> dict[str, float]:
     return found
 
 
-def test_tensorboard_events_hold_the_loss_and_the_eval_scores(run_config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tensorboard_events_hold_the_loss_and_the_eval_scores(run_config_file: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     _isolate(monkeypatch)
     assert main(["run", str(run_config_file), "--set", "sft.report_to=tensorboard"]) == 0
     cfg = load_config(run_config_file)
@@ -73,7 +76,8 @@ def test_trackio_local_store_holds_training_and_eval_of_one_run(run_config_file:
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKIO", "MLFLOW", "TENSORBOARD"))}
-    done = subprocess.run([sys.executable, "-m", "tunebot", "run", str(run_config_file), "--set", "sft.report_to=trackio"],
+    done = subprocess.run([sys.executable, "-m", "tunebot", "run", str(run_config_file), "--set",
+                           "sft.report_to=trackio"],
                           env=env, capture_output=True, text=True, timeout=600, cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0, done.stderr[-2000:]
     cfg = load_config(run_config_file)

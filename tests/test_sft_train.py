@@ -80,7 +80,8 @@ def test_the_cpu_answer_loss_equals_trls_loss_and_gradients(run_config_file: Pat
     on a padded batch and on a padding-free packed one."""
     import torch
 
-    cfg = load_config(run_config_file, [f"sft.packing={str(packing).lower()}", "sft.max_length=256", "sft.context=none"])
+    cfg = load_config(run_config_file,
+                      [f"sft.packing={str(packing).lower()}", "sft.max_length=256", "sft.context=none"])
     run_dir = open_run_dir(cfg)
     run_data_stage(cfg, run_dir)
     trainer = build_trainer(cfg, run_dir)
@@ -97,7 +98,8 @@ def test_the_cpu_answer_loss_equals_trls_loss_and_gradients(run_config_file: Pat
         trainer.model.zero_grad()
         loss = compute(trainer.model, dict(batch), num_items_in_batch=labelled)
         loss.backward()
-        found[name] = (loss.item(), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+        found[name] = (loss.item(),
+                       {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
     assert found["ours"][0] == pytest.approx(found["trl"][0], rel=1e-5)
     assert found["ours"][1].keys() == found["trl"][1].keys() and found["ours"][1]
     for name, grad in found["ours"][1].items():

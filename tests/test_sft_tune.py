@@ -20,7 +20,8 @@ def _args(config: Path, *extra: str) -> list[str]:
     return ["tune", str(config), *[part for value in SEARCH for part in ("--set", value)], *extra]
 
 
-def test_tpe_search_writes_table_and_a_best_config_that_runs(run_config_file: Path, capsys: pytest.CaptureFixture) -> None:
+def test_tpe_search_writes_table_and_a_best_config_that_runs(run_config_file: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
     assert main(["data", str(run_config_file)]) == 0
     assert main(_args(run_config_file, "--trials", "4")) == 0
     out = capsys.readouterr().out
@@ -32,7 +33,8 @@ def test_tpe_search_writes_table_and_a_best_config_that_runs(run_config_file: Pa
     complete = [row["val_loss"] for row in rows if row["state"] == "complete"]
     assert complete == sorted(complete)
     for row in rows:
-        assert 2e-5 <= row["lr"] <= 2e-3 and row["lora_r"] in (2, 4) and row["lora_alpha"] in (row["lora_r"], 2 * row["lora_r"])
+        assert 2e-5 <= row["lr"] <= 2e-3 and row["lora_r"] in (2, 4) and row["lora_alpha"] in (row["lora_r"],
+                2 * row["lora_r"])
         assert row["steps"] <= 6
     best = yaml.safe_load(run_dir.path("tune", "best.yaml").read_text(encoding="utf-8"))
     assert best["sft"]["lr"] == rows[0]["lr"] and best["sft"]["lora_r"] == rows[0]["lora_r"]

@@ -41,7 +41,8 @@ def test_detect_lang(text: str, lang: str) -> None:
 def test_mecab_segments_japanese_words() -> None:
     assert mecab_available()
     assert word_tokenizer_name("ja") == "mecab-unidic"
-    assert tokenize_words("返品は30日以内に受け付けます。", "ja") == ["返品", "は", "30", "日", "以内", "に", "受け付け", "ます"]
+    assert tokenize_words("返品は30日以内に受け付けます。", "ja") == ["返品", "は", "30", "日", "以内", "に",
+                                                                      "受け付け", "ます"]
 
 
 def test_japanese_tokens_are_nfkc_and_lower_cased_without_punctuation() -> None:
@@ -56,7 +57,8 @@ def test_full_width_and_half_width_give_the_same_tokens() -> None:
 
 def test_numbers_keep_their_separators_and_lose_only_the_thousands_one() -> None:
     assert tokenize_words("It costs 500 yen.", "en") != tokenize_words("It costs 5.00 yen.", "en")
-    assert tokenize_words("15kg", "en") == tokenize_words("15 kg", "en") == ["15", "kg"] != tokenize_words("1.5kg", "en")
+    assert tokenize_words("15kg", "en") == tokenize_words("15 kg", "en") == ["15", "kg"] != tokenize_words("1.5kg",
+            "en")
     assert tokenize_words("送料は5,500円です", "ja") == tokenize_words("送料は５５００円です", "ja")
     assert tokenize_words("10:00〜18:00", "ja") == ["10:00", "18:00"]
     assert tokenize_words("T0000000000000 v2", "en") == ["t0000000000000", "v2"]

@@ -29,7 +29,8 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--overwrite", action="store_true", help="start over, replacing a finished adapter or checkpoints")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over, replacing a finished adapter or checkpoints")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     parser.add_argument(
         "--num-processes", type=int, default=1, metavar="N",
@@ -52,10 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", nargs="?", help="YAML run config (see examples/); or give --data FILE...")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. --set sft.lr=1e-4 (repeatable)")
-    run.add_argument("--data", nargs="+", metavar="FILE", help="your own files: `tunebot init` them into NAME.yaml, then run it")
+    run.add_argument("--data", nargs="+", metavar="FILE",
+                     help="your own files: `tunebot init` them into NAME.yaml, then run it")
     run.add_argument("--force", action="store_true", help="redo stages that already finished")
     init = commands.add_parser("init", help="inspect your own files and write a commented config for them")
-    init.add_argument("files", nargs="+", metavar="FILE", help="FAQs (.csv .tsv .xlsx .json .jsonl .md) and support logs")
+    init.add_argument("files", nargs="+", metavar="FILE",
+                      help="FAQs (.csv .tsv .xlsx .json .jsonl .md) and support logs")
     init.add_argument("--out", help="where the config goes (default NAME.yaml)")
     init.add_argument("--name", help="the run's name (default: from the first file)")
     helps = {
@@ -89,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_serving_commands(commands: argparse._SubParsersAction) -> None:
     """Adds `serve`, `ui` and `feedback`."""
-    serve = commands.add_parser("serve", help="OpenAI-compatible API for base and tuned (vLLM or transformers), --ui for the A/B page")
+    serve = commands.add_parser("serve",
+                                help="OpenAI-compatible API for base and tuned (vLLM or transformers), --ui for the "
+                                     "A/B page")
     serve.add_argument("run_dir", help="a run directory (runs/<name>) with config.yaml")
     serve.add_argument("--engine", choices=["auto", "vllm", "transformers"], help="default: serve.engine (auto)")
     serve.add_argument("--host", help="address to bind (default serve.host, 127.0.0.1)")
@@ -104,12 +109,15 @@ def _add_serving_commands(commands: argparse._SubParsersAction) -> None:
     ui.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     ui.add_argument("--models", help="comma-separated model ids (default: the endpoint's /v1/models)")
     ui.add_argument("--feedback", default="feedback.jsonl", help="where votes go (default ./feedback.jsonl)")
-    export = commands.add_parser("export", help="the merged model as GGUF for llama.cpp/Ollama (+ model card, Modelfile)")
+    export = commands.add_parser("export",
+                                 help="the merged model as GGUF for llama.cpp/Ollama (+ model card, Modelfile)")
     export.add_argument("run_dir", help="a run directory with merged/")
     export.add_argument("--format", default="gguf", choices=["gguf", "ollama"], help="ollama also writes a Modelfile")
-    export.add_argument("--quant", default="q8_0", help="q8_0 (default), f16, or q4_k_m (llama.cpp's quantizer: pip install 'tunebot[gguf]')")
+    export.add_argument("--quant", default="q8_0",
+                        help="q8_0 (default), f16, or q4_k_m (llama.cpp's quantizer: pip install 'tunebot[gguf]')")
     export.add_argument("--out", help="default: RUN_DIR/export")
-    runs = commands.add_parser("runs", help="list the runs with their config, data size and right answers; --compare A B")
+    runs = commands.add_parser("runs",
+                               help="list the runs with their config, data size and right answers; --compare A B")
     runs.add_argument("runs_dir", nargs="?", default="runs", help="the runs folder (default ./runs)")
     runs.add_argument("--compare", nargs=2, metavar=("A", "B"), help="two runs (names in RUNS_DIR, or paths)")
     feedback = commands.add_parser("feedback", help="export A/B votes as DPO preference pairs")
@@ -124,7 +132,8 @@ def _cmd_stage(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides)
     if args.command == "tune":
-        overrides += [f"tune.{name}={getattr(args, name)}" for name in ("trials", "sampler") if getattr(args, name) is not None]
+        overrides += [f"tune.{name}={getattr(args, name)}" for name in ("trials", "sampler")
+                      if getattr(args, name) is not None]
     cfg = load_config(args.config, overrides)
     run_dir = open_run_dir(cfg)
     if args.command == "train":
@@ -224,9 +233,11 @@ def _cmd_score(args: argparse.Namespace) -> int:
     except ValueError as error:  # unreadable or mismatched files: say which, no traceback
         print(f"tunebot: error: {error}", file=sys.stderr)
         return 2
-    if args.json:  # every metric of eval/registry.py (null where undefined, e.g. key_facts without facts) and its tokenizer
+    # every metric of eval/registry.py (null where undefined, e.g. key_facts without facts) and its tokenizer
+    if args.json:
         metrics = {key: None if value is None else round(value, 4) for key, value in scores.values.items()}
-        print(json.dumps({"metrics": metrics, "tokenizers": scores.tokenizers, "langs": scores.langs}, ensure_ascii=False))
+        print(json.dumps({"metrics": metrics, "tokenizers": scores.tokenizers, "langs": scores.langs},
+                         ensure_ascii=False))
     else:
         print(format_scores_table({Path(args.pred).name: scores}))
     return 0

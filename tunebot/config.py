@@ -59,7 +59,8 @@ class SourceConfig(_Section):
         None, ge=1, description="Row number of an .xlsx file's header; None = found below any title rows."
     )
     encoding: str | None = Field(
-        None, description="Text encoding; None = detect (UTF-8 with or without BOM, UTF-16 with BOM, CP932/Shift_JIS, EUC-JP)."
+        None, description="Text encoding; None = detect (UTF-8 with or without BOM, UTF-16 with BOM, CP932/Shift_JIS, "
+                          "EUC-JP)."
     )
     question_field: str | None = Field(
         None, description="Column/key holding the question; None = detect from common names."
@@ -83,7 +84,8 @@ class SourceConfig(_Section):
     ticket_fields: dict[Literal["ticket", "time", "role", "body", "public", "name"], str] = Field(
         {}, description="support_log CSV: the column of each part of a message, where the names are not the common "
         "ones (Zendesk's 'Comment author role' and 'Comment body' are known), e.g. {role: Sender type}. "
-        "`public`: a column whose false/no/0 marks an internal note; `name`: the author's name (a customer's is redacted "
+        "`public`: a column whose false/no/0 marks an internal note; `name`: the author's name (a customer's is "
+        "redacted "
         "wherever it occurs)."
     )
 
@@ -126,7 +128,8 @@ class DataConfig(_Section):
     min_answer_chars: int = Field(2, ge=1, description="Shorter answers are rejected.")
     max_chars: int = Field(8000, ge=16, description="Longer questions or answers are rejected.")
     near_duplicate_threshold: float = Field(
-        0.9, gt=0, le=1, description="Pairs whose question and answer are this similar (char 3-gram Jaccard) are duplicates."
+        0.9, gt=0, le=1,
+            description="Pairs whose question and answer are this similar (char 3-gram Jaccard) are duplicates."
     )
     leakage_threshold: float = Field(
         0.6, gt=0, le=1, description="Questions this similar are kept in the same split, so none leaks into test."
@@ -153,7 +156,8 @@ class DataConfig(_Section):
         "(`pip install 'tunebot[scale]'`, see README 'Data at scale'). Never changes the output.",
     )
     ray_address: str | None = Field(
-        None, description="engine: ray: the cluster to join (ray://host:10001, or auto); None = start one on this machine."
+        None, description="engine: ray: the cluster to join (ray://host:10001, or auto); None = start one on this "
+                          "machine."
     )
     max_context_turns: int = Field(
         8, ge=1, description="support_log: earlier messages kept in a record's prompt (older ones are left out)."
@@ -264,7 +268,8 @@ class SftConfig(_Section):
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop after this many evaluations without a lower val loss; None = never stop early."
     )
-    keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept in sft/checkpoints (the best one is never deleted).")
+    keep_checkpoints: int = Field(2, ge=1,
+                                  description="Checkpoints kept in sft/checkpoints (the best one is never deleted).")
     seed: int = Field(0, description="Seed for initialisation and data order.")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch; None = all cores.")
     report_to: Literal["none", "tensorboard", "mlflow", "trackio"] = Field(

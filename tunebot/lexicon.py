@@ -6,8 +6,10 @@
 and 「登録メールアドレスを変更したい」. The lexicon (tunebot/support_lexicon.txt: groups of support
 terms per language, or a file of your own in the same format) adds a token per concept found in
 a text, so BM25 can match them. English terms match whole words with their plural and -ed/-ing
-forms (a phrase also with one word in between: "send it back"); Japanese terms match whole MeCab words or runs of them (「物」 does not match inside
-「荷物」, 「入れない」 matches 「入れ|ない」), after NFKC and lower-casing.
+forms (a phrase also with one word in between: "send it
+back"); Japanese terms match whole MeCab words or runs of
+them (「物」 does not match inside 「荷物」, 「入れない」 matches
+「入れ|ない」), after NFKC and lower-casing.
 """
 
 from __future__ import annotations

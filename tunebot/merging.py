@@ -1,6 +1,6 @@
 """Merges an adapter into its base model's weights: what the merge stage writes and what eval's vLLM backend needs.
 
-    python -c "from tunebot.merging import mergeable; print(mergeable(__import__('pathlib').Path('runs/acme/sft/adapter')))"
+    python -c "from tunebot.merging import *; print(mergeable(Path('runs/acme/sft/adapter')))"
 
 The base is loaded unquantized (float32 on CPU, bf16 on CUDA) and merged there, also after
 QLoRA: merging into 4-bit weights ruins quality. A whole tuned model (freeze/full training) is

@@ -1,6 +1,6 @@
 """Writes a tuned model's evidence beside its weights: README.md in the Hugging Face model-card format.
 
-    python -c "from tunebot.model_card import model_card; print(model_card(__import__('pathlib').Path('runs/acme-demo'))[:400])"
+    python -c "from tunebot.model_card import *; print(model_card(Path('runs/acme-demo'))[:400])"
 
 Built only from the run directory's documented files (config.yaml, data/report.json,
 eval/scores.json), so whoever receives merged/ (or an export of it) can tell what it was trained
@@ -40,11 +40,14 @@ def _value(value: Any) -> str:
 
 
 def _training(config: dict[str, Any], trained: dict[str, Any]) -> list[str]:
-    sft = {**(config.get("sft") or {}), **{key: trained[key] for key in ("method",) if key in trained}}  # auto, resolved
-    keys = ("method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "lr", "lr_scheduler", "epochs", "max_steps",
+    sft = {**(config.get("sft") or {}),
+           **{key: trained[key] for key in ("method",) if key in trained}}  # auto, resolved
+    keys = ("method", "lora_r", "lora_alpha", "lora_dropout", "target_modules", "lr", "lr_scheduler", "epochs",
+            "max_steps",
             "batch_size", "grad_accum", "max_length", "context", "packing", "seed")
     rows = [f"| {key} | {_value(sft[key])} |" for key in keys if key in sft]
-    rows += [f"| {label} | {_value(trained[key])} |" for key, label in (("steps", "steps trained"), ("train_loss", "final train loss"),
+    rows += [f"| {label} | {_value(trained[key])} |"
+             for key, label in (("steps", "steps trained"), ("train_loss", "final train loss"),
              ("best_val_loss", "best val loss")) if trained.get(key) is not None]
     return ["## Training", "", f"Base model: `{config.get('model', 'default')}`. Trained with TRL's SFTTrainer "
             "(completion-only loss) through tunebot; merged into the base weights.", "",
@@ -101,7 +104,8 @@ def model_card(run_root: Path) -> str:
     langs = sorted((report.get("langs") or {}).keys())
     lines = [_front_matter(config, langs), f"# {config.get('name', run_root.name)}: a customer-support model", "",
              "Fine-tuned with tunebot on a company's FAQ and support logs.", "",
-             *_training(config, run.done_info("sft")), *_data(report, config), *_evaluation(scores), "## Provenance", "",
+             *_training(config, run.done_info("sft")), *_data(report, config), *_evaluation(scores), "## Provenance",
+                 "",
              f"tunebot {tunebot.__version__}, config fingerprint `{fingerprint}`; eval made "
              f"{run.done_info('eval').get('finished_at', 'never')}. License: that of the base model.", ""]
     return "\n".join(lines)

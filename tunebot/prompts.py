@@ -1,6 +1,6 @@
 """Record -> chat messages -> prompt text: the one place train, eval and serve build prompts.
 
-    python -c "from tunebot.prompts import make_record; print(make_record('q-1', 'faq.csv:2', 'en', 'Be brief.', 'Hi?', 'Hello.'))"
+    python -c "from tunebot.prompts import *; print(make_record('q-1', 'faq.csv:2', 'en', 'Brief.', 'Hi?', 'Hello.'))"
 
 Records use TRL's conversational prompt-completion format (DESIGN.md), so SFTTrainer puts the
 loss on the answer only and every consumer sees the same system prompt.

@@ -1,6 +1,8 @@
 """The one retriever of training pairs: BM25 over language-aware content words and concepts, with a cut-off.
 
-    python -c "from tunebot.retrieval import PairIndex; from tunebot.prompts import make_record; print(PairIndex([make_record('a', 'f:2', 'en', 'S', 'Refund?', 'Within 30 days.')]).search('refund', 1))"
+    python -c "from tunebot.retrieval import *; \\
+        from tunebot.prompts import make_record as r; \\
+        print(PairIndex([r('a', 'f:2', 'en', 'S', 'Refund?', 'Within 30 days.')]).search('refund', 1))"
 
 Eval (the `retrieval`, `rag` and `tuned_rag` systems), grounded training and serving all search
 with this class (built by `build_index` from the `retrieval` config), so a pair found for a
@@ -12,8 +14,8 @@ question is the same everywhere. Each pair (question + answer) is indexed by:
   "track my order" and 「メアド」 finds 「メールアドレス」;
 - optionally character n-grams (Japanese bigrams, English 4-grams) in a second BM25 whose
   scores, scaled to the best hit, are added with weight `gram_weight`.
-rank-bm25 (BM25Okapi, with Lucene's always-positive IDF) ranks them. A question is answered from pairs of its own language when
-the index has any.
+rank-bm25 (BM25Okapi, with Lucene's always-positive IDF) ranks them. A question is answered from pairs of its own
+language when the index has any.
 
 The retriever decides for itself whether a pair is close enough: a hit must cover at least
 `min_coverage` of the question's words and concepts, weighted by their IDF (a question sharing
@@ -147,7 +149,8 @@ class PairIndex:
     def _coverage(self, tokens: set[str], index: int) -> float:
         weights = {token: self._idf.get(token, self._unseen_idf) for token in tokens}
         total = sum(weights.values())
-        return sum(weight for token, weight in weights.items() if token in self._tokens[index]) / total if total else 0.0
+        return sum(weight for token, weight in weights.items()
+                   if token in self._tokens[index]) / total if total else 0.0
 
     def _scores(self, question: str, lang: str, tokens: list[str]) -> tuple[Any, Any]:
         """Fused scores of every pair, and which pairs may answer (the question's language, if indexed)."""

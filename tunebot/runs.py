@@ -133,7 +133,8 @@ def find_run(runs_dir: Path, name_or_path: str) -> RunSummary:
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         return {key: leaf for name, item in value.items() for key, leaf in _flat(item, f"{prefix}{name}.").items()}
-    return {prefix.rstrip("."): json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, list) else value}
+    return {prefix.rstrip("."): json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, list)
+            else value}
 
 
 def _metric_rows(a: RunSummary, b: RunSummary) -> list[str]:
@@ -156,7 +157,8 @@ def compare_runs(a: RunSummary, b: RunSummary) -> str:
                if key.split(".")[0] not in _NOT_SETTINGS and flat_a.get(key) != flat_b.get(key)]
     lines += [f"  {key}: {flat_a.get(key, '(unset)')} -> {flat_b.get(key, '(unset)')}" for key in changed] or ["  none"]
     if a.data_fingerprint and a.data_fingerprint == b.data_fingerprint:
-        lines.append(f"data: the same records and splits (data fingerprint {a.data_fingerprint}): a like-for-like comparison")
+        lines.append(
+            f"data: the same records and splits (data fingerprint {a.data_fingerprint}): a like-for-like comparison")
     else:
         lines.append(f"data: different records or splits (A {a.records or '-'}, B {b.records or '-'}): the scores "
                      "below come from different test sets")

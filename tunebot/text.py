@@ -246,7 +246,8 @@ def retrieval_tokens(text: str, lang: str) -> list[str]:
     tokens = []
     for word in tagger(text):
         lemma = getattr(word.feature, "lemma", None) or word.surface
-        if word.feature.pos1 in _JA_FUNCTION_POS or lemma in _JA_LIGHT_LEMMAS or lemma in _JA_STOP_LEMMAS or _is_punctuation_or_symbol(word.surface):
+        if (word.feature.pos1 in _JA_FUNCTION_POS or lemma in _JA_LIGHT_LEMMAS or lemma in _JA_STOP_LEMMAS
+                or _is_punctuation_or_symbol(word.surface)):
             continue
         tokens.append(lemma.split("-")[0].lower())  # UniDic lemmas may carry a gloss: "パスワード-password"
     return tokens

@@ -1,4 +1,4 @@
-"""Experiment tracking (`sft.report_to`): training curves and the eval scores of a run in one tracked run, offline by default.
+"""Experiment tracking (sft.report_to): a run's training curves and eval scores in one tracked run, offline by default.
 
     tunebot run examples/acme-demo.yaml --set sft.report_to=mlflow && mlflow ui --backend-store-uri runs/mlruns
 
@@ -26,7 +26,8 @@ from typing import Any
 
 from tunebot.errors import TunebotError
 
-PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "trackio": "trackio"}  # sft.report_to -> the package it needs
+PACKAGES = {"tensorboard": "tensorboardX", "mlflow": "mlflow",
+            "trackio": "trackio"}  # sft.report_to -> the package it needs
 EXPERIMENT = "tunebot"
 
 

@@ -1,4 +1,4 @@
-"""vLLM child processes, as eval and serve both run them: is vLLM here, its environment, and process groups that die with us.
+"""vLLM child processes, as eval and serve run them: is vLLM here, its environment, process groups that die with us.
 
     python -c "from tunebot.vllm_proc import vllm_installed; print(vllm_installed())"
 """

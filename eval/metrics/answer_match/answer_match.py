@@ -15,9 +15,9 @@ gets None and is left out of the mean. A pool may instead be {"others": [...], "
 (eval.answer_class: category, for support logs whose replies are all worded anew): then the
 reply must be closer to its reference or to another answer of its class (kin) than to every
 answer of another class, and the reference's own facts are not required (another agent's reply
-of the same intent states other details; key_facts still reports them). With pools of more than CANDIDATES answers, chrF is
-computed for the CANDIDATES closest by character 3-gram overlap (the others cannot come close).
-Load it from this path. Imports stay one per line: evaluate parses them to check dependencies.
+of the same intent states other details; key_facts still reports them). With pools of more than CANDIDATES answers, chrF
+is computed for the CANDIDATES closest by character 3-gram overlap (the others cannot come close). Load it from this
+path. Imports stay one per line: evaluate parses them to check dependencies.
 """
 
 import datasets
@@ -26,7 +26,8 @@ from eval.facts import extract_facts
 from eval.facts import missing_facts
 from sacrebleu.metrics import CHRF
 
-_DESCRIPTION = "100 when the reply states the reference's facts and is closer (sentence chrF) to it than to every other answer."
+_DESCRIPTION = ("100 when the reply states the reference's facts and is closer (sentence chrF) to it than to every"
+                " other answer.")
 
 _INPUTS = """
 Args:
@@ -89,7 +90,8 @@ class AnswerMatch(evaluate.Metric):
             description=_DESCRIPTION,
             citation="",
             inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            features=datasets.Features({"predictions": datasets.Value("string"),
+                                        "references": datasets.Value("string")}),
         )
 
     def _compute(self, predictions: list[str], references: list[str], pools: list | None = None,

@@ -70,7 +70,8 @@ def tokenize_lines(texts: list[str], langs: list[str]) -> list[str]:
     """Tokenizes each line with its language's sacrebleu tokenizer; tokens joined by spaces."""
     # sacrebleu strips trailing whitespace before tokenizing: do the same so numbers match.
     # NFKC first, as every metric here: full-width ５５０ and half-width 550 are the same characters.
-    return [sacrebleu_tokenizer(lang)[1](unicodedata.normalize("NFKC", text).rstrip()) for text, lang in zip(texts, langs)]
+    return [sacrebleu_tokenizer(lang)[1](unicodedata.normalize("NFKC", text).rstrip())
+            for text, lang in zip(texts, langs)]
 
 
 def reference_streams(references: list[list[str]]) -> list[list[str | None]]:

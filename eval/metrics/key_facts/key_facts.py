@@ -27,7 +27,8 @@ Returns:
     per_example: recall per line, 0-100, or None.
 Examples:
     >>> key_facts = evaluate.load("eval/metrics/key_facts/key_facts.py")
-    >>> key_facts.compute(predictions=["送料は５５０円です。"], references=["送料は550円、5,500円以上で無料です。"])["key_facts"]
+    >>> key_facts.compute(predictions=["送料は５５０円です。"],
+    ...                   references=["送料は550円、5,500円以上で無料です。"])["key_facts"]
     50.0
 """
 
@@ -49,7 +50,8 @@ class KeyFacts(evaluate.Metric):
             description=_DESCRIPTION,
             citation="",
             inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            features=datasets.Features({"predictions": datasets.Value("string"),
+                                        "references": datasets.Value("string")}),
         )
 
     def _compute(self, predictions: list[str], references: list[str], langs: list[str] | None = None) -> dict:

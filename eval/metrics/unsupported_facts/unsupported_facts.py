@@ -14,7 +14,8 @@ import datasets
 import evaluate
 from eval.facts import unsupported_facts
 
-_DESCRIPTION = "Share of replies stating a key fact found in neither the reference nor the context, 0-100, lower is better."
+_DESCRIPTION = ("Share of replies stating a key fact found in neither the reference nor the context, 0-100, lower is"
+                " better.")
 
 _INPUTS = """
 Args:
@@ -47,7 +48,8 @@ class UnsupportedFacts(evaluate.Metric):
             description=_DESCRIPTION,
             citation="",
             inputs_description=_INPUTS,
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            features=datasets.Features({"predictions": datasets.Value("string"),
+                                        "references": datasets.Value("string")}),
         )
 
     def _compute(self, predictions: list[str], references: list[str], contexts: list | None = None,
