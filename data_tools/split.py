@@ -101,8 +101,8 @@ def _assign_file(members: np.ndarray, sizes: np.ndarray, strata: np.ndarray, val
     for name in names:
         order = np.random.default_rng(rng.getrandbits(64)).permutation(by_stratum[name])
         leftovers += _fill(order, sizes, {2: room[2][name], 1: room[1][name]}, keeper, chosen)
-    spare = {split: (n_test, n_val)[2 - split] - int(sizes[members[chosen[members] == split]].sum())
-             for split in (2, 1)}
+    wanted = {2: n_test, 1: n_val}
+    spare = {split: wanted[split] - int(sizes[members[chosen[members] == split]].sum()) for split in wanted}
     left = np.asarray(leftovers, dtype=np.int64)
     fits = left[sizes[left] <= max(spare.values())]  # room a stratum could not use goes to other clusters
     _fill(fits, sizes, spare, keeper, chosen)
