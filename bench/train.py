@@ -6,9 +6,11 @@
 
 CPU: the bundled SmolLM2-135M-Instruct trains LoRA on real support pairs (the Bitext set from
 ../shared when present, else the ACME sample) with
-  naive    every sequence padded to sft.max_length, random batches, no packing;
-  default  tunebot's defaults (length-grouped batches padded to the longest in the batch);
+  naive    every sequence padded to sft.max_length, random batches, no packing, TRL's own loss
+           (which computes every position, padding included);
+  default  tunebot's defaults (length-grouped batches; on CPU the loss leaves the padding out);
   packing  sft.packing=true (best-fit packing, padding-free, no cross-example attention).
+The comparison that counts is against the tools a user would pick instead: --peer (bench/train_peer.py).
 GPU: a Llama model of the Llama-3.2-1B shape (random weights, the default tokenizer's vocabulary)
 trains naive LoRA (bf16, padded to max_length, random batches), LoRA bf16 with our defaults and
 QLoRA (4-bit NF4) on the same data. Each variant runs in a fresh child
@@ -103,8 +105,9 @@ def child(run_dir: Path, variant: list[str], steps: int, naive: bool) -> dict[st
     trainer = build_trainer(cfg, RunDir(run_dir), out=Path(tempfile.mkdtemp()), save=False)
     trainer.eval_dataset = None  # the end-of-run evaluation is not training speed
     trainer.args.eval_strategy = "no"
-    if naive:  # pad every batch to the full max_length, as a naive setup does
-        trainer.data_collator.pad_to_multiple_of = cfg.sft.max_length
+    if naive:  # pad every batch to the full max_length and compute it all, as a naive setup does: TRL's own
+        trainer.data_collator.pad_to_multiple_of = cfg.sft.max_length  # loss (on CPU tunebot's skips padding)
+        trainer._compact_loss_applies = lambda model: False
     counter = CountingCollator(trainer.data_collator)
     trainer.data_collator = counter
     marks: list[tuple[float, int]] = []

@@ -1,15 +1,17 @@
-"""The same LoRA job trained by tunebot, LLaMA-Factory and a plain transformers Trainer + PEFT, interleaved.
+"""The same LoRA job trained by tunebot, LLaMA-Factory (twice) and a plain transformers Trainer + PEFT, interleaved.
 
     .venv/bin/python bench/train.py --peer llamafactory            # 2 rounds, the demo's 72 training pairs
     .venv/bin/python bench/train.py --peer llamafactory --quick    # 1 round of 6 steps each
 
-The job (one for all three): the bundled SmolLM2-135M-Instruct, the demo's training split
+The job (one for all): the bundled SmolLM2-135M-Instruct (a float32 copy), the demo's training split
 (examples/acme-demo.yaml through `tunebot data`), its system prompt, the prompt masked out of the
 loss, LoRA r16 / alpha 32 / dropout 0 on every linear layer, batch 4, cut at 512 tokens, one epoch,
 lr 2e-3 cosine without warm-up, seed 0, float32 on the CPU, no evaluation and no checkpoints.
   tunebot      sft.train.build_trainer with the job's settings (TRL's SFTTrainer and tunebot's defaults);
   llamafactory LLaMA-Factory 0.9.5 (`run_exp`, template smollm2, mask_history), in its own venv under
-               bench/.cache (made on first use; a benchmark-only dependency, never the project's);
+               bench/.cache (made on first use; a benchmark-only dependency, never the project's), with its
+               defaults, gradient checkpointing included;
+  llamafactory-nockpt  the same with `disable_gradient_checkpointing: true`, as tunebot and Trainer run;
   trainer      the textbook recipe: chat template, labels -100 on the prompt, DataCollatorForSeq2Seq,
                peft.get_peft_model, transformers.Trainer.
 Each run is a fresh process. The same patch on transformers.Trainer times every step and counts the
@@ -47,7 +49,7 @@ def __getattr__(name):
     raise ImportError(f"torchaudio.{name}: torchaudio is a shim in this benchmark venv")
 '''
 JOB = {"lora_r": 16, "lora_alpha": 32, "batch_size": 4, "max_length": 512, "epochs": 1, "lr": 2e-3, "seed": 0}
-TOOLS = ("tunebot", "llamafactory", "trainer")
+TOOLS = ("tunebot", "llamafactory", "llamafactory-nockpt", "trainer")
 
 
 def ensure_llamafactory() -> Path:
@@ -92,13 +94,29 @@ def prepare_job(folder: Path, max_steps: int | None) -> Path:
                     "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                              "assistant_tag": "assistant"}}}
     (dataset / "dataset_info.json").write_text(json.dumps(info), encoding="utf-8")
-    job = {**JOB, "model": str(ensure_default_model()), "run_dir": str(run_dir.root),
+    job = {**JOB, "model": str(float32_copy(ensure_default_model(), folder / "model")), "run_dir": str(run_dir.root),
            "config": str(run_dir.root / "config.yaml"),
            "records": str(run_dir.root / "data" / "train.jsonl"), "system_prompt": cfg.system_prompt,
            "lf_dataset": str(dataset), "max_steps": max_steps or -1, "examples": len(records)}
     path = folder / "job.json"
     path.write_text(json.dumps(job, indent=1), encoding="utf-8")
     return path
+
+
+def float32_copy(model: Path, folder: Path) -> Path:
+    """Saves the model with float32 weights (config dtype float32) in `folder`: the job's one precision.
+
+    The bundled model is stored in bf16. LLaMA-Factory loads a checkpoint in its stored dtype
+    (`torch_dtype="auto"`) and trains the frozen base in it; on a CPU without bf16 instructions
+    (AVX2 only, as here) bf16 matmuls fall back to a scalar kernel (~60x slower than float32, seen
+    here). tunebot and the Trainer recipe load float32 on CPU; with this copy all three do.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(model).save_pretrained(folder)
+    return folder
 
 
 def install_meter(marks: list[tuple[float, int]], result: dict[str, Any]) -> None:
@@ -138,20 +156,25 @@ def train_tunebot(job: dict[str, Any]) -> None:
                 "batch_size": job["batch_size"],
                 "max_length": job["max_length"], "epochs": job["epochs"], "lr": job["lr"], "seed": job["seed"],
                 "lr_scheduler": "cosine", "warmup_ratio": 0.0, "context": "none", "max_steps": job["max_steps"]}
-    cfg = load_config(job["config"],
-                      [f"sft.{key}={value}" for key, value in settings.items()] + job.get("tunebot_set", []))
+    cfg = load_config(job["config"], [f"model={job['model']}"]
+                      + [f"sft.{key}={value}" for key, value in settings.items()] + job.get("tunebot_set", []))
     run_dir = RunDir(Path(job["run_dir"]))
     (run_dir.root / "data" / "val.jsonl").write_text("", encoding="utf-8")  # the job has no evaluation
     build_trainer(cfg, run_dir, out=Path(tempfile.mkdtemp()), save=False).train()
 
 
-def train_llamafactory(job: dict[str, Any]) -> None:
-    """LLaMA-Factory's SFT on the job, as `llamafactory-cli train` runs it (in LLaMA-Factory's venv)."""
+def train_llamafactory(job: dict[str, Any], checkpointing: bool = True) -> None:
+    """LLaMA-Factory's SFT on the job, as `llamafactory-cli train` runs it (in LLaMA-Factory's venv).
+
+    checkpointing=False sets `disable_gradient_checkpointing: true`: LLaMA-Factory's default
+    recomputes activations in the backward pass (less memory, slower); tunebot's and the Trainer's don't.
+    """
     import tempfile
 
     from llamafactory.train.tuner import run_exp
 
-    run_exp({"stage": "sft", "do_train": True, "model_name_or_path": job["model"], "finetuning_type": "lora",
+    run_exp({"disable_gradient_checkpointing": not checkpointing, "stage": "sft", "do_train": True,
+             "model_name_or_path": job["model"], "finetuning_type": "lora",
              "lora_rank": job["lora_r"], "lora_alpha": job["lora_alpha"], "lora_dropout": 0.0, "lora_target": "all",
              "dataset": "job", "dataset_dir": job["lf_dataset"], "template": "smollm2", "cutoff_len": job["max_length"],
              "mask_history": True, "overwrite_cache": True, "output_dir": tempfile.mkdtemp(), "logging_steps": 1,
@@ -192,7 +215,8 @@ def train_plain(job: dict[str, Any]) -> None:
             data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)).train()
 
 
-RUNNERS = {"tunebot": train_tunebot, "llamafactory": train_llamafactory, "trainer": train_plain}
+RUNNERS = {"tunebot": train_tunebot, "llamafactory": train_llamafactory,
+           "llamafactory-nockpt": lambda job: train_llamafactory(job, checkpointing=False), "trainer": train_plain}
 
 
 def child(tool: str, job_path: Path) -> dict[str, Any]:
@@ -214,7 +238,7 @@ def child(tool: str, job_path: Path) -> dict[str, Any]:
 
 def run_tool(tool: str, job_path: Path) -> dict[str, Any]:
     """Runs `tool` on the job in a fresh process (LLaMA-Factory's own python for it) and returns its figures."""
-    python = str(ensure_llamafactory()) if tool == "llamafactory" else sys.executable
+    python = str(ensure_llamafactory()) if tool.startswith("llamafactory") else sys.executable
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "TOKENIZERS_PARALLELISM": "false", "DISABLE_VERSION_CHECK": "1"}
     done = subprocess.run([python, __file__, tool, str(job_path)], capture_output=True, text=True, env=env,
@@ -237,12 +261,12 @@ def measure(folder: Path, rounds: int, max_steps: int | None, tools: tuple[str, 
 
 def summary(runs: dict[str, list[dict]]) -> tuple[str, dict[str, Any]]:
     """The table (a line a run, then the medians) and the tunebot / peer tokens/s ratios."""
-    lines = [f"{'tool':<13} {'run':>3} {'steps':>5} {'timed s':>8} {'trainer s':>9} {'real tok/s':>10} {'padding':>7} "
+    lines = [f"{'tool':<19} {'run':>3} {'steps':>5} {'timed s':>8} {'trainer s':>9} {'real tok/s':>10} {'padding':>7} "
              f"{'peak RSS MB':>11} {'train loss':>10} {'last loss':>9}"]
     for tool, entries in runs.items():
         for number, row in enumerate(entries, 1):
             lines.append(
-                f"{tool:<13} {number:>3} {row['steps']:>5} {row['seconds']:>8.1f} {row['runtime_s'] or 0:>9.1f} "
+                f"{tool:<19} {number:>3} {row['steps']:>5} {row['seconds']:>8.1f} {row['runtime_s'] or 0:>9.1f} "
                          f"{row['tokens_per_s']:>10.1f} {row['padding_share']:>7.1%} {row['peak_rss_mb']:>11.0f} "
                          f"{row['train_loss']:>10.4f} "
                          f"{row['last_loss'] or 0:>9.4f}")
