@@ -50,7 +50,11 @@ CPU_VARIANTS = {"naive": ["sft.group_by_length=false"], "default": [], "packing"
 CKPT = "sft.gradient_checkpointing=true"
 GPU_VARIANTS = {"naive-bf16": ["sft.method=lora", "sft.group_by_length=false"], "lora-bf16": ["sft.method=lora"],
                 "qlora": ["sft.method=qlora"], "lora-bf16-ckpt": ["sft.method=lora", CKPT],
-                "qlora-ckpt": ["sft.method=qlora", CKPT]}
+                "qlora-ckpt": ["sft.method=qlora", CKPT],
+                # options chosen by measurement (issue 20): Liger's layer kernels, and padding-free packing
+                "lora-bf16-liger": ["sft.method=lora", "sft.liger=true"],
+                "qlora-ckpt-liger": ["sft.method=qlora", CKPT, "sft.liger=true"],
+                "lora-bf16-packing": ["sft.method=lora", "sft.packing=true"]}
 WARMUP_STEPS = {"cpu": 1, "cuda": 5}
 SPEED_TARGET = 1.5
 MEMORY_TARGET = 0.45

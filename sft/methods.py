@@ -50,6 +50,17 @@ def resolve_method(sft: SftConfig, device: str) -> str:
     return sft.method
 
 
+def check_liger(sft: SftConfig, device: str) -> None:
+    """Refuses `sft.liger` where Liger's kernels cannot run: they are Triton, for CUDA GPUs."""
+    if not sft.liger:
+        return
+    if device != "cuda":
+        raise MethodError("sft.liger needs a CUDA GPU (Liger's kernels are Triton); on this machine set sft.liger: "
+                          "false")
+    if importlib.util.find_spec("liger_kernel") is None:
+        raise MethodError("sft.liger needs liger-kernel: pip install 'tunebot[gpu]', or set sft.liger: false")
+
+
 def adapter_config(sft: SftConfig, method: str, init_text: str = "", tokenizer_path: str | None = None) -> Any:
     """Returns the PEFT config of `method`, or None for freeze/full (plain parameter freezing).
 

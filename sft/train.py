@@ -18,7 +18,7 @@ from typing import Any
 
 from tunebot.config import RunConfig
 from sft.checkpoints import require_resumable, resumable, start_fresh, trim_metrics
-from sft.methods import adapter_config, load_for_training, resolve_method
+from sft.methods import adapter_config, check_liger, load_for_training, resolve_method
 from tunebot.models import compute_device, load_tokenizer, resolve_model
 from sft.loss import sft_trainer_class
 from sft.examples import check_losses, choose_max_length, grounded, length_report, read_records, token_lengths
@@ -100,6 +100,7 @@ def sft_arguments(cfg: RunConfig, output_dir: Path, has_val: bool, device: str, 
         train_sampling_strategy="group_by_length" if sft.group_by_length else "random",
         completion_only_loss=True,
         gradient_checkpointing=sft.gradient_checkpointing,
+        use_liger_kernel=sft.liger,
         logging_steps=sft.logging_steps,
         eval_strategy=every if has_val else "no",
         eval_steps=sft.eval_steps,
@@ -140,6 +141,7 @@ def build_trainer(cfg: RunConfig, run_dir: RunDir, out: Path | None = None, save
     train_set, val_set = _dataset(train), _dataset(val)
     device = compute_device()
     method = resolve_method(cfg.sft, device)
+    check_liger(cfg.sft, device)
     model = load_for_training(model_path, method, device, cfg.sft)
     out = out or run_dir.stage_dir("sft")
     trainer = sft_trainer_class()(

@@ -123,3 +123,17 @@ def test_qlora_with_gradient_checkpointing_updates_the_adapter(gpu_tiny_model: P
     after = dict(trainer.model.named_parameters())
     assert torch.isfinite(torch.tensor(result.training_loss)) and trainer.args.gradient_checkpointing
     assert all(not torch.equal(after[name].detach().float(), value) for name, value in before.items())
+
+
+def test_liger_kernels_replace_the_layers_and_train(gpu_tiny_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("liger_kernel")
+    from sft.train import build_trainer
+
+    cfg, run_dir = _run(tmp_path, gpu_tiny_model, "lora")
+    cfg = cfg.model_copy(update={"sft": cfg.sft.model_copy(update={"liger": True})})
+    trainer = build_trainer(cfg, run_dir, save=False)
+    result = trainer.train()
+    norms = [type(module).__name__ for name, module in trainer.model.named_modules()
+             if name.endswith("input_layernorm")]
+    assert norms and all(name.startswith("Liger") for name in norms), norms
+    assert result.global_step == 4 and torch.isfinite(torch.tensor(result.training_loss))

@@ -8,8 +8,8 @@ import pytest
 
 from data_tools.stage import run_data_stage
 from sft.merge import merge_adapter
-from sft.methods import MethodError, resolve_method
-from sft.train import build_trainer, train
+from sft.methods import MethodError, check_liger, resolve_method
+from sft.train import build_trainer, sft_arguments, train
 from tunebot.config import SftConfig, load_config
 from tunebot.models import load_adapted, load_causal_lm, load_tokenizer
 from tunebot.pipeline import open_run_dir
@@ -21,6 +21,18 @@ def test_auto_is_lora_on_cpu_and_qlora_needs_cuda() -> None:
     assert resolve_method(SftConfig(method="dora"), "cpu") == "dora"
     with pytest.raises(MethodError, match="needs a CUDA GPU .* use method: lora"):
         resolve_method(SftConfig(method="qlora"), "cpu")
+
+
+def test_liger_is_refused_off_cuda_and_reaches_the_trainer_on_it(run_config_file: Path, tmp_path: Path) -> None:
+    cfg = load_config(run_config_file, ["sft.liger=true"])
+    run_dir = open_run_dir(cfg)
+    run_data_stage(cfg, run_dir)
+    with pytest.raises(MethodError, match="sft.liger needs a CUDA GPU"):
+        build_trainer(cfg, run_dir)
+    check_liger(cfg.sft.model_copy(update={"liger": False}), "cpu")  # off: nothing to check
+    # on CUDA the setting becomes TRL's use_liger_kernel (the GPU test trains with it)
+    assert sft_arguments(cfg, tmp_path, False, "cpu").use_liger_kernel
+    assert not sft_arguments(load_config(run_config_file), tmp_path, False, "cpu").use_liger_kernel
 
 
 def test_qlora_quantizes_the_base_to_nf4_with_double_quantization_and_bf16_compute() -> None:

@@ -261,6 +261,10 @@ class SftConfig(_Section):
     gradient_checkpointing: bool = Field(
         False, description="Recompute activations to save memory (slower; useful for long sequences on GPU)."
     )
+    liger: bool = Field(
+        False, description="Liger's Triton kernels for RMSNorm, SwiGLU and RoPE (CUDA only; pip install "
+        "'tunebot[gpu]'): less activation memory; whether it is faster depends on the model and GPU (bench/train.py "
+        "--gpu). TRL's own fused LM head stays.")
     logging_steps: int = Field(5, ge=1, description="Log loss every N steps.")
     eval_steps: int | None = Field(
         None, ge=1, description="Evaluate on the val split (and checkpoint) every N steps; None = every epoch."
