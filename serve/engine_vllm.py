@@ -27,6 +27,8 @@ from serve.engine_hf import Delta, EngineError, Sampling, collect
 from serve.threaded import free_port
 from tunebot.prompts import Message, render_prompt
 
+KEEPALIVE_S = 2.0  # below vLLM's VLLM_HTTP_TIMEOUT_KEEP_ALIVE (5 s)
+
 
 @dataclass
 class EngineProcess:
@@ -140,7 +142,10 @@ class VllmEngines:
 
         self.processes = {process.name: process for process in processes}
         self.tokenizer = load_tokenizer(tokenizer_dir)
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5))
+        # vLLM's server (uvicorn) closes idle connections after 5 s, httpx's default expiry; a pooled
+        # connection reused at that instant fails with ReadError, so the gateway lets its go first.
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(600, connect=5),
+                                        limits=httpx.Limits(keepalive_expiry=KEEPALIVE_S))
         self.concurrency = concurrency
         self.slots = asyncio.Semaphore(concurrency)  # vLLM batches; the gateway's queue limit bounds the rest
 
@@ -171,31 +176,47 @@ class VllmEngines:
 
     async def stream(self, model: str, messages: list[Message], sampling: Sampling,
                      cancel: Any = None) -> AsyncIterator[Delta]:
-        """Forwards a streaming request; yields the text deltas, then a Delta with the finish reason and usage."""
+        """Forwards a streaming request; yields the text deltas, then a Delta with the finish reason and usage.
+
+        A connection that fails before any answer arrived (a pooled one the server had just closed)
+        is retried once on a fresh connection; a failure after the first byte ends the request.
+        """
         import httpx
 
+        for attempt in (1, 2):
+            answered = False
+            try:
+                async for delta in self._forward(model, messages, sampling, cancel):
+                    answered = True
+                    yield delta
+                return
+            except httpx.TransportError as error:
+                if answered or attempt == 2:
+                    raise EngineError(f"vLLM server for {model} failed: {type(error).__name__}: {error}") from error
+            except httpx.HTTPError as error:
+                raise EngineError(f"vLLM server for {model} failed: {type(error).__name__}: {error}") from error
+
+    async def _forward(self, model: str, messages: list[Message], sampling: Sampling,
+                       cancel: Any) -> AsyncIterator[Delta]:
+        """One streaming request to the model's server: its text deltas, then the finish reason and usage."""
         finish, usage = "stop", {}
-        try:
-            async with self.client.stream("POST", self._url(model),
-                                          json=self._body(model, messages, sampling)) as response:
-                if response.status_code != 200:
-                    detail = (await response.aread())[:500].decode("utf-8", "replace")
-                    raise EngineError(f"vLLM answered {response.status_code}: {detail}")
-                async for line in response.aiter_lines():
-                    if cancel is not None and cancel.is_set():
-                        return
-                    if not line.startswith("data: ") or line == "data: [DONE]":
-                        continue
-                    chunk = json.loads(line[6:])
-                    if "error" in chunk:
-                        raise EngineError(f"vLLM: {chunk['error'].get('message', chunk['error'])}")
-                    usage = chunk.get("usage") or usage
-                    for choice in chunk.get("choices") or []:
-                        finish = choice.get("finish_reason") or finish
-                        if delta := (choice.get("delta") or {}).get("content"):
-                            yield Delta(delta)
-        except httpx.HTTPError as error:
-            raise EngineError(f"vLLM server for {model} failed: {type(error).__name__}: {error}") from error
+        async with self.client.stream("POST", self._url(model), json=self._body(model, messages, sampling)) as response:
+            if response.status_code != 200:
+                detail = (await response.aread())[:500].decode("utf-8", "replace")
+                raise EngineError(f"vLLM answered {response.status_code}: {detail}")
+            async for line in response.aiter_lines():
+                if cancel is not None and cancel.is_set():
+                    return
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                chunk = json.loads(line[6:])
+                if "error" in chunk:
+                    raise EngineError(f"vLLM: {chunk['error'].get('message', chunk['error'])}")
+                usage = chunk.get("usage") or usage
+                for choice in chunk.get("choices") or []:
+                    finish = choice.get("finish_reason") or finish
+                    if delta := (choice.get("delta") or {}).get("content"):
+                        yield Delta(delta)
         yield Delta("", finish, usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
 
     async def complete(self, model: str, messages: list[Message], sampling: Sampling) -> Delta:
