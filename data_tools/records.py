@@ -31,7 +31,6 @@ from tunebot.config import DataConfig
 from tunebot.rundir import atomic_open
 
 
-
 def reason_name(reason: str) -> str:
     """The short name a reject is counted under in the report (the reason before any detail)."""
     return re.split(r" \(|:", reason, maxsplit=1)[0]
@@ -87,7 +86,7 @@ def _write_records(folder: Path, number: int, pairs: list[Pair], places: list[in
         "question_chars": np.array([len(pair.question) for pair in pairs], dtype=np.int32),
         "answer_chars": np.array([len(pair.answer) for pair in pairs], dtype=np.int32),
         "ja": np.array(langs, dtype=bool),
-            "conversation": np.array([pair.conversation for pair in pairs], dtype=np.int64),
+        "conversation": np.array([pair.conversation for pair in pairs], dtype=np.int64),
         "category": np.array([names.setdefault(pair.category, len(names)) for pair in pairs], dtype=np.int32),
         "ends": np.array(ends, dtype=np.int64),
         "rejected": (np.int64(number) << np.int64(PLACE_BITS)) + np.array(rejected, dtype=np.int64),

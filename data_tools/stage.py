@@ -59,24 +59,21 @@ def run_data_stage(cfg: RunConfig, run_dir: RunDir) -> None:
     done = work / "done"
     try:
         read = run_tasks(engine, read_source, {f"read-{index}": (index, source, file, str(work), SHARD_UNITS)
-                                               for index, ((source, _), file) in enumerate(zip(sources, files))}, done,
-                                                   fingerprint)
+                                               for index, ((source, _), file) in enumerate(zip(sources, files))},
+                         done, fingerprint)
         shards = [number for result in read.values() for number in result["shards"]]
-        cleaned = run_tasks(engine, clean_shard,
-                            {f"clean-{number}": (number, cfg.data, cfg.system_prompt, prefixes[number >> 16],
-                                                                       str(work)) for number in shards}, done,
-                                                                               fingerprint)
+        cleaned = run_tasks(engine, clean_shard, {f"clean-{number}": (number, cfg.data, cfg.system_prompt,
+                                                                      prefixes[number >> 16], str(work))
+                                                  for number in shards}, done, fingerprint)
         shutil.rmtree(work / "units", ignore_errors=True)  # the rows as read, before PII redaction: gone once cleaned
         thresholds = (cfg.data.near_duplicate_threshold, cfg.data.leakage_threshold)
-        run_tasks(engine, match_task,
-                  {f"match-{name}": (name, str(work), shards, *thresholds) for name in match_tasks()},
-                  done, fingerprint)
+        matches = {f"match-{name}": (name, str(work), shards, *thresholds) for name in match_tasks()}
+        run_tasks(engine, match_task, matches, done, fingerprint)
     finally:
         engine.close()
     reports = _reports(sources, cleaned, shards)
     if not sum(report.kept for report in reports):
-        _write(out, work, shards, None,
-               reports)  # rejects.jsonl is written all the same: it is where the user finds out why
+        _write(out, work, shards, None, reports)  # rejects.jsonl is written all the same: the user finds out why there
         raise DataError(all_rejected(reports, out / "rejects.jsonl"))
     train_only = {file for (source, _), file in zip(sources, files) if not source.held_out}
     categories = {number: cleaned[f"clean-{number}"]["categories"] for number in shards}

@@ -127,16 +127,7 @@ def filter_quality(pairs: list[Pair], ctx: Context) -> list[Pair]:
         if pair.reject is not None:
             continue
         question, answer = pair.question, pair.answer
-        checks = (
-            (not question, "empty question", "question"), (not answer, "empty answer", "answer"),
-            (len(question) < cfg.min_question_chars, f"question shorter than {cfg.min_question_chars} characters",
-             "question"),
-            (len(answer) < cfg.min_answer_chars, f"answer shorter than {cfg.min_answer_chars} characters", "answer"),
-            (len(question) > cfg.max_chars, f"question longer than {cfg.max_chars} characters ({len(question)})",
-             "question"),
-            (len(answer) > cfg.max_chars, f"answer longer than {cfg.max_chars} characters ({len(answer)})", "answer"),
-        )
-        pair.reject = next(((reason, name) for failed, reason, name in checks if failed), None)
+        pair.reject = _length_reject(question, answer, cfg)
         if pair.reject is None:
             folded_question, folded_answer = fold(question), fold(answer)
             if folded_question == folded_answer:
@@ -147,6 +138,21 @@ def filter_quality(pairs: list[Pair], ctx: Context) -> list[Pair]:
                 digest = hashlib.blake2b(f"{folded_question}\0{folded_answer}".encode(), digest_size=8).digest()
                 pair.key = int.from_bytes(digest, "little")
     return pairs
+
+
+def _length_reject(question: str, answer: str, cfg: DataConfig) -> tuple[str, str] | None:
+    """The first length check a pair fails, as (reason, field): empty, then too short, then too long."""
+    texts = (("question", question, cfg.min_question_chars), ("answer", answer, cfg.min_answer_chars))
+    for name, text, _ in texts:
+        if not text:
+            return f"empty {name}", name
+    for name, text, least in texts:
+        if len(text) < least:
+            return f"{name} shorter than {least} characters", name
+    for name, text, _ in texts:
+        if len(text) > cfg.max_chars:
+            return f"{name} longer than {cfg.max_chars} characters ({len(text)})", name
+    return None
 
 
 def to_record(pair: Pair, ctx: Context) -> dict[str, Any]:

@@ -133,6 +133,31 @@ def test_lsh_bands_find_the_pairs_a_brute_force_search_finds() -> None:
         assert len(wanted) > 20 and hit >= least * len(wanted), (layout, hit, len(wanted))
 
 
+def test_the_signature_estimate_never_rules_out_a_similar_pair() -> None:
+    """The match tasks skip the exact check of a candidate whose signatures' estimate is more than MARGIN
+    under the threshold: on texts at every similarity, no pair at 0.9 (or 0.6) or above is that far under,
+    and nearly every dissimilar pair is."""
+    import numpy as np
+
+    from data_tools.matching import normalize_for_matching, pair_similarity, sketch
+    from data_tools.pairs import MARGIN
+
+    rng = random.Random(9)
+    letters = "abcdefghijklmnopqrstuvwxyzあいうえおかきくけこさしすせそ返品配送注文"
+    base = ["".join(rng.choice(letters) for _ in range(rng.randint(30, 90))) for _ in range(60)]
+    texts = base + ["".join(char if rng.random() > rate else rng.choice(letters) for char in value)
+                    for value in base for rate in (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12)]
+    values, offsets, _, signatures = sketch([normalize_for_matching(text) for text in texts])
+    every = np.array([(a, b) for a in range(len(texts)) for b in range(a + 1, len(texts))])
+    truth = pair_similarity(values, offsets[:-1], np.diff(offsets), every)
+    estimate = (signatures[every[:, 0]] == signatures[every[:, 1]]).mean(axis=1)
+    for threshold in (0.9, 0.6):
+        close = truth >= threshold
+        near = close & (truth < threshold + 0.05)
+        assert near.sum() > 50 and (estimate[close] >= threshold - MARGIN).all(), threshold
+    assert (estimate[truth < 0.5] < 0.9 - MARGIN).mean() > 0.99
+
+
 def test_rensa_signatures_do_not_change() -> None:
     """The band keys of a fixed text are pinned: a rensa release that changes its sketches shows here."""
     import hashlib
