@@ -121,3 +121,26 @@ def test_stage_warns_when_one_cluster_starves_the_test_split(tmp_path: Path) -> 
     assert report["largest_cluster"] == 30 and report["splits"] == {"train": 30, "val": 0, "test": 0}
     assert [w.split(" holds")[0] for w in report["warnings"]] == ["val", "test"]
     assert "raise data.leakage_threshold" in report["warnings"][1]
+
+
+def test_a_near_duplicate_is_decided_on_the_exact_similarity(tmp_path: Path) -> None:
+    """Every record dropped as a near-duplicate has a question at least 0.9 similar, exactly, to the one it
+    names (the leakage pass joins clusters on its signatures' estimate; that estimate decides no drop)."""
+    import random
+
+    rng = random.Random(3)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    rows = []
+    for family in range(40):
+        base = "".join(rng.choice(letters) for _ in range(70))
+        answer = f"Answer {family}: " + "".join(rng.choice(letters) for _ in range(30))
+        for _ in range(25):  # variants ~0.85 similar to each other: around the 0.9 threshold, either side
+            question = "".join(char if rng.random() > 0.012 else rng.choice(letters) for char in base)
+            rows.append({"question": question, "answer": answer})
+    run_dir = _stage(tmp_path, rows)
+    rejects = [r for r in read_jsonl(run_dir.path("data", "rejects.jsonl")) if r["reason"].startswith("near-dup")]
+    assert len(rejects) > 100
+    for reject in rejects:
+        line = int(reject["reason"].rsplit(":", 1)[1].rstrip(")"))
+        similarity = jaccard(shingles(reject["row"]["question"]), shingles(rows[line - 1]["question"]))
+        assert similarity >= 0.9, (reject["reason"], similarity)
