@@ -4,9 +4,12 @@
 
 Partition P holds every record's duplicate key and duplicate-layout band keys that hash to P, from
 every shard (parts/P/*.npz), so each task sees whole buckets and nothing else: memory is one
-partition, not the data. The leakage task reads the leakage layout's bands one at a time. Candidate
-pairs are checked with their exact 3-gram Jaccard similarity (the sets come from the shards' sets/
-files, memory-mapped); the pairs found go to pairs/P.npz and pairs/leakage.npz.
+partition, not the data. The leakage task reads the leakage layout's bands one at a time. A
+candidate's signatures first give an estimate of its similarity; one more than MARGIN under the
+threshold is dropped, the others are checked with their exact 3-gram Jaccard similarity (the sets
+come from the shards' sets/ files, memory-mapped), except the leakage pairs the estimate is sure of
+(decide rechecks any of those that could make a near-duplicate). The pairs found go to pairs/P.npz
+and pairs/leakage.npz.
 """
 
 from __future__ import annotations
