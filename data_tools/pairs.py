@@ -58,7 +58,7 @@ def leakage_pairs(work: str, shards: list[int], leakage: float) -> dict[str, int
 
     One task, band by band (each band's keys read from every shard: 8 bytes a record); the candidates'
     signatures are read from the shards' files (memory-mapped) a chunk at a time, so memory does not
-    hold every record's. The signatures' estimate decides a candidate more than MARGIN (3 sd) from the
+    hold every record's. The signatures' estimate decides a candidate more than MARGIN (3.5 sd) from the
     threshold; the sure pairs join first, then the rest get their exact similarity CHECK_CHUNK at a
     time. A candidate whose records are already joined (by an earlier band, a sure pair or an earlier
     chunk) is not checked: only connectivity matters here, so the clusters are the same. Families of

@@ -179,7 +179,7 @@ class VllmEngines:
         """Forwards a streaming request; yields the text deltas, then a Delta with the finish reason and usage.
 
         A connection that fails before any answer arrived (a pooled one the server had just closed)
-        is retried once on a fresh connection; a failure after the first byte ends the request.
+        is retried once on a fresh connection; a failure after the first delta ends the request.
         """
         import httpx
 
@@ -190,11 +190,9 @@ class VllmEngines:
                     answered = True
                     yield delta
                 return
-            except httpx.TransportError as error:
-                if answered or attempt == 2:
-                    raise EngineError(f"vLLM server for {model} failed: {type(error).__name__}: {error}") from error
             except httpx.HTTPError as error:
-                raise EngineError(f"vLLM server for {model} failed: {type(error).__name__}: {error}") from error
+                if answered or attempt == 2 or not isinstance(error, httpx.TransportError):
+                    raise EngineError(f"vLLM server for {model} failed: {type(error).__name__}: {error}") from error
 
     async def _forward(self, model: str, messages: list[Message], sampling: Sampling,
                        cancel: Any) -> AsyncIterator[Delta]:
