@@ -130,14 +130,17 @@ def _exact_where_estimated(folder: Path, ordinal: np.ndarray, pairs: np.ndarray,
 def _near_duplicates(folder: Path, decisions: Decisions, files: list[str], pairs: np.ndarray, similarity: np.ndarray,
                      threshold: float, chunk: int = 100_000) -> None:
     """Pairs whose questions and answers are both `threshold` similar: the later one is dropped;
-    the same question with a different answer is a conflict a team should resolve. The answers are
-    read back `chunk` pairs at a time, so memory does not grow with the number of pairs."""
+    the same question with a different answer is a conflict a team should resolve. Answers that differ
+    are read back `chunk` pairs at a time, so memory does not grow with the number of pairs."""
     close = similarity >= threshold
     pairs, similarity = pairs[close], similarity[close]
     order = np.argsort(pairs[:, 1] * len(decisions.columns["ordinal"]) + pairs[:, 0])  # by later, then earlier record
     pairs, similarity = pairs[order], similarity[order]
-    answers = np.concatenate([_answer_similarity(folder, decisions, pairs[at : at + chunk])
-                              for at in range(0, len(pairs), chunk)]) if len(pairs) else np.zeros(0)
+    answer_key = decisions.columns["answer"]
+    answers = np.ones(len(pairs))  # the same answer: similarity 1, nothing to read back
+    differ = np.flatnonzero(answer_key[pairs[:, 0]] != answer_key[pairs[:, 1]])
+    for at in range(0, len(differ), chunk):
+        answers[differ[at : at + chunk]] = _answer_similarity(folder, decisions, pairs[differ[at : at + chunk]])
     for at in np.flatnonzero(answers >= threshold).tolist():
         a, b = pairs[at].tolist()
         if b not in decisions.dropped:

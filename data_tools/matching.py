@@ -1,6 +1,7 @@
 """Question similarity for dedupe and leakage: character 3-grams, rensa MinHash bands, exact Jaccard.
 
-    python -c "from data_tools.matching import *; print(jaccard(shingles('返品可？'), shingles('返品可')))"
+    python -c "from data_tools.matching import *; v, o = gram_sets(['返品できますか', '返品できますか至急']); \
+print(pair_similarity(v, o[:-1], np.diff(o), np.array([[0, 1]])))"
 
 Character n-grams work for Japanese (no spaces) as well as English. Each question gets:
 - its 3-gram set as sorted 32-bit hashes (at most SKETCH_K of them: for questions up to ~130
@@ -33,19 +34,6 @@ def normalize_for_matching(text: str) -> str:
     'returnit'
     """
     return _NON_WORD.sub("", fold(text))
-
-
-def shingles(text: str, size: int = 3) -> set[str]:
-    """Returns the set of character n-grams of the normalized text (the whole text if shorter)."""
-    norm = normalize_for_matching(text)
-    if len(norm) <= size:
-        return {norm} if norm else set()
-    return {norm[i : i + size] for i in range(len(norm) - size + 1)}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    """Returns |a ∩ b| / |a ∪ b| (1.0 for two empty sets)."""
-    return len(a & b) / len(a | b) if a or b else 1.0
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -101,7 +89,7 @@ def _sets(norms: list[str], k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     keyed = np.sort((owner.astype(_U64) << _U64(32)) | (hashes >> _U64(32)))
     keyed = keyed[np.concatenate([[True], keyed[1:] != keyed[:-1]])] if len(keyed) else keyed  # one per distinct gram
     text = (keyed >> _U64(32)).astype(np.int64)
-    first = np.searchsorted(text, np.arange(len(norms) + 1))
+    first = np.concatenate([[0], np.cumsum(np.bincount(text, minlength=len(norms)))])  # text is sorted
     kept = np.arange(len(keyed)) - first[text] < k
     values = (keyed[kept] & _U64(0xFFFFFFFF)).astype(np.uint32)
     offsets = np.concatenate([[0], np.cumsum(np.bincount(text[kept], minlength=len(norms)))]).astype(np.int64)

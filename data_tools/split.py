@@ -108,33 +108,22 @@ def _assign_file(members: np.ndarray, sizes: np.ndarray, strata: np.ndarray, val
     _fill(fits, sizes, spare, keeper, chosen)
 
 
-def assign_splits(
-    files: list[str], strata: list[str], groups: np.ndarray | list[int], val: float, test: float, seed: int,
-    answers: np.ndarray | list[int] | None = None, train_only: set[str] | frozenset[str] = frozenset(),
-) -> np.ndarray:
-    """Returns a split number per record (0 train, 1 val, 2 test); a group never straddles splits.
-
-    A group belongs to the file and stratum of its first record. A file with at least 3 records
-    gets at least one test record when `test > 0`. With `answers` (a key per record), an answer
-    given by several records keeps one of them in train. A group with a record of a `train_only`
-    file (`held_out: false`) trains whole.
-
-    >>> assign_splits(["a.csv"] * 4, [""] * 4, [0, 0, 2, 3], 0.0, 0.25, 0).tolist()
-    [0, 0, 0, 2]
-    """
-    file_names, file_codes = np.unique(np.asarray(files, dtype=object), return_inverse=True)
-    stratum_names, stratum_codes = np.unique(np.asarray(strata, dtype=object), return_inverse=True)
-    return assign_split_codes(file_codes, file_names.tolist(), stratum_codes, groups, val, test, seed, answers,
-                              train_only)
-
-
 def assign_split_codes(
     file_codes: np.ndarray, file_names: list[str], stratum_codes: np.ndarray, groups: np.ndarray | list[int],
     val: float, test: float, seed: int, answers: np.ndarray | list[int] | None = None,
     train_only: set[str] | frozenset[str] = frozenset(),
 ) -> np.ndarray:
-    """`assign_splits` over codes: a file index and a stratum number per record (what the stage has
-    for millions of records, in arrays of a few bytes a record)."""
+    """Returns a split number per record (0 train, 1 val, 2 test); a group never straddles splits.
+
+    Records come as codes, a few bytes a record: `file_codes` index `file_names`, `stratum_codes`
+    number the categories. A group belongs to the file and stratum of its first record. A file with
+    at least 3 records gets at least one test record when `test > 0`. With `answers` (a key per
+    record), an answer given by several records keeps one of them in train. A group with a record of
+    a `train_only` file (`held_out: false`) trains whole.
+
+    >>> assign_split_codes(np.zeros(4, int), ["a.csv"], np.zeros(4, int), [0, 0, 2, 3], 0.0, 0.25, 0).tolist()
+    [0, 0, 0, 2]
+    """
     labels, first, cluster = np.unique(np.asarray(groups), return_index=True, return_inverse=True)
     cluster = cluster.reshape(-1)
     sizes = np.bincount(cluster, minlength=len(labels))

@@ -142,11 +142,12 @@ def _write(out: Path, work: Path, shards: list[int], decisions: Decisions | None
             entries = list(zip(meta["rejected"].tolist(), lines))
             if decisions is not None:
                 low, high = int(decisions.shard_starts[position]), int(decisions.shard_starts[position + 1])
-                data = (work / "records" / f"{number}.jsonl").read_bytes()
-                ends = decisions.columns["ends"][low:high].tolist()
-                for begin, end, split in zip([0, *ends[:-1]], ends, decisions.split[low:high].tolist()):
-                    if split >= 0:
-                        handles[split].write(data[begin:end])
+                data = memoryview((work / "records" / f"{number}.jsonl").read_bytes())
+                ends, split = decisions.columns["ends"][low:high], decisions.split[low:high]
+                runs = np.flatnonzero(np.diff(split, prepend=-2, append=-2))  # where a run of one split begins
+                for first, end in zip(runs[:-1].tolist(), runs[1:].tolist()):  # one write a run of records
+                    if split[first] >= 0:
+                        handles[split[first]].write(data[int(ends[first - 1]) if first else 0 : int(ends[end - 1])])
                 dropped = [index for index in range(low, high) if index in decisions.dropped]
                 entries += _duplicate_rejects(work, number, decisions, dropped, reports, low)
             for _, line in sorted(entries, key=lambda entry: entry[0]):

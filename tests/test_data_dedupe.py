@@ -5,11 +5,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from data_tools.matching import jaccard, shingles
+from data_tools.matching import normalize_for_matching
 from data_tools.stage import run_data_stage
 from tunebot.config import parse_config
 from tunebot.prompts import question_of
 from tunebot.rundir import RunDir, read_jsonl
+
+
+def shingles(text: str, size: int = 3) -> set[str]:
+    """The character n-grams of the normalized text, as plain sets: the tests' own measure of similarity,
+    independent of the stage's hashed, vectorized one."""
+    norm = normalize_for_matching(text)
+    if len(norm) <= size:
+        return {norm} if norm else set()
+    return {norm[i : i + size] for i in range(len(norm) - size + 1)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    """|a ∩ b| / |a ∪ b| (1.0 for two empty sets)."""
+    return len(a & b) / len(a | b) if a or b else 1.0
+
 
 BASE_QUESTIONS = [
     "Where is my parcel now?", "Can I pay by bank transfer?", "How long is the warranty?", "Do you gift wrap?",

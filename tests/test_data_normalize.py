@@ -6,12 +6,22 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import build_records
 from data_tools.normalize import NON_ANSWERS, TextCleaner, normalize_unicode
-from data_tools.split import assign_splits
+from data_tools.split import assign_split_codes
 from tunebot.config import DataConfig
+
+
+def assign_splits(files: list[str], strata: list[str], groups: list[int], val: float, test: float, seed: int,
+                  answers: list[int] | None = None, train_only: frozenset[str] | set[str] = frozenset()) -> np.ndarray:
+    """assign_split_codes over file names and category names, as the stage builds its codes."""
+    file_names, file_codes = np.unique(np.asarray(files, dtype=object), return_inverse=True)
+    _, stratum_codes = np.unique(np.asarray(strata, dtype=object), return_inverse=True)
+    return assign_split_codes(file_codes, file_names.tolist(), stratum_codes, groups, val, test, seed, answers,
+                              train_only)
 
 
 @pytest.mark.parametrize(
