@@ -33,7 +33,12 @@ def normalize_for_matching(text: str) -> str:
     >>> normalize_for_matching("Ｒｅｔｕｒｎ  it？")
     'returnit'
     """
-    return _NON_WORD.sub("", fold(text))
+    return match_text(fold(text))
+
+
+def match_text(folded: str) -> str:
+    """normalize_for_matching of a text already folded (`normalize.fold`)."""
+    return _NON_WORD.sub("", folded)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

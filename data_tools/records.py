@@ -67,7 +67,7 @@ def clean_shard(number: int, cfg: DataConfig, system_prompt: str, prefix: str, w
 def _write_records(folder: Path, number: int, pairs: list[Pair], places: list[int], ctx: Context,
                    rejected: list[int]) -> list[str]:
     """Writes records/N.jsonl, meta/N.npz and parts/*/N.npz; returns the category names meta indexes."""
-    from data_tools.matching import layout_bands, normalize_for_matching, sketch
+    from data_tools.matching import layout_bands, sketch
 
     ends, langs = [], []
     with atomic_open(folder / "records" / f"{number}.jsonl", binary=True) as handle:
@@ -77,7 +77,7 @@ def _write_records(folder: Path, number: int, pairs: list[Pair], places: list[in
             ends.append(handle.tell() + handle.write(dumps_line(record)))
     names: dict[str, int] = {}
     ordinal = (np.int64(number) << np.int64(PLACE_BITS)) + np.array(places, dtype=np.int64)
-    values, offsets, bands, signatures = sketch([normalize_for_matching(pair.question) for pair in pairs])
+    values, offsets, bands, signatures = sketch([pair.match for pair in pairs])
     key = np.array([pair.key for pair in pairs], dtype=np.uint64)
     meta = {
         "ordinal": ordinal,

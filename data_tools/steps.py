@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from data_tools.matching import match_text
 from data_tools.normalize import NON_ANSWERS, TextCleaner, clean_text, fold
 from tunebot.config import DataConfig
 from tunebot.prompts import make_record
@@ -39,7 +40,7 @@ class Pair:
     found: Counter = field(default_factory=Counter)
     reject: tuple[str, str | None] | None = None
     key: int = 0  # exact-duplicate key: question and answer, folded
-    match: str = ""  # the question as similarity reads it
+    match: str = ""  # the question as similarity reads it (matching.normalize_for_matching)
 
 
 @dataclass
@@ -136,7 +137,7 @@ def filter_quality(pairs: list[Pair], ctx: Context) -> list[Pair]:
                 pair.reject = ("non-answer (says nothing the customer can use)", "answer")
             else:
                 digest = hashlib.blake2b(f"{folded_question}\0{folded_answer}".encode(), digest_size=8).digest()
-                pair.key = int.from_bytes(digest, "little")
+                pair.key, pair.match = int.from_bytes(digest, "little"), match_text(folded_question)
     return pairs
 
 
