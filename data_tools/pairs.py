@@ -14,7 +14,9 @@ and pairs/leakage.npz.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
 import numpy as np
 
 from data_tools.matching import NUM_PERM, bucket_pairs, layout_bands, pair_similarity
@@ -157,14 +159,11 @@ class SketchStore:
     def sets(self, ordinals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns (values, starts, lengths) of the sorted unique `ordinals`' sets, in their order."""
         values, lengths = [], []
-        shard_of = ordinals >> PLACE_BITS
-        for number in np.unique(shard_of).tolist():
-            mine = ordinals[shard_of == number]
-            local = np.searchsorted(self.ordinals(int(number)), mine)
-            offsets = np.asarray(self.mapped(int(number), "offsets"))
+        for number, _, local in self._by_shard(ordinals):  # sorted: the shards' parts join in order
+            offsets = np.asarray(self.mapped(number, "offsets"))
             starts, sizes = offsets[local], offsets[local + 1] - offsets[local]
             index = np.repeat(starts, sizes) + np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-            values.append(np.asarray(self.mapped(int(number), "values"))[index])
+            values.append(np.asarray(self.mapped(number, "values"))[index])
             lengths.append(sizes)
         if not values:
             return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -183,12 +182,17 @@ class SketchStore:
     def signatures(self, ordinals: np.ndarray) -> np.ndarray:
         """Returns the signatures of the sorted unique `ordinals`, in their order."""
         rows = np.empty((len(ordinals), NUM_PERM), dtype=np.uint8)
+        for number, mine, local in self._by_shard(ordinals):
+            rows[mine] = self.mapped(number, "signature")[local]
+        return rows
+
+    def _by_shard(self, ordinals: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """Yields, per shard holding some of `ordinals`: its number, which of them it holds, and where
+        they are in the shard's files."""
         shard_of = ordinals >> PLACE_BITS
         for number in np.unique(shard_of).tolist():
             mine = shard_of == number
-            rows[mine] = self.mapped(int(number), "signature")[np.searchsorted(self.ordinals(int(number)),
-                                                                                ordinals[mine])]
-        return rows
+            yield int(number), mine, np.searchsorted(self.ordinals(int(number)), ordinals[mine])
 
     def similarity(self, pairs: np.ndarray, chunk: int = 200_000) -> np.ndarray:
         """Returns the exact 3-gram Jaccard similarity of each (a, b) ordinal pair."""

@@ -143,11 +143,12 @@ def _write(out: Path, work: Path, shards: list[int], decisions: Decisions | None
             if decisions is not None:
                 low, high = int(decisions.shard_starts[position]), int(decisions.shard_starts[position + 1])
                 data = memoryview((work / "records" / f"{number}.jsonl").read_bytes())
-                ends, split = decisions.columns["ends"][low:high], decisions.split[low:high]
-                runs = np.flatnonzero(np.diff(split, prepend=-2, append=-2))  # where a run of one split begins
-                for first, end in zip(runs[:-1].tolist(), runs[1:].tolist()):  # one write a run of records
+                bounds = np.concatenate([[0], decisions.columns["ends"][low:high]]).tolist()  # record i: i to i + 1
+                split = decisions.split[low:high]
+                runs = np.flatnonzero(np.diff(split, prepend=-2, append=-2)).tolist()  # where a run of one split begins
+                for first, end in zip(runs[:-1], runs[1:]):  # one write a run of records
                     if split[first] >= 0:
-                        handles[split[first]].write(data[int(ends[first - 1]) if first else 0 : int(ends[end - 1])])
+                        handles[split[first]].write(data[bounds[first] : bounds[end]])
                 dropped = [index for index in range(low, high) if index in decisions.dropped]
                 entries += _duplicate_rejects(work, number, decisions, dropped, reports, low)
             for _, line in sorted(entries, key=lambda entry: entry[0]):
