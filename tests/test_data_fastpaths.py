@@ -13,7 +13,7 @@ from data_tools.jsonio import dumps_line, loads
 from data_tools.normalize import _trim, clean_text
 from tunebot import text
 
-GOLDEN_BANDS = "ec6e7ef3470c7cfd"  # rensa 0.5.0 (ALGORITHM_VERSION 2), NUM_PERM 128, SEED 20261202
+GOLDEN_BANDS = "d04c5c11b0083b1e"  # rensa 0.5.0 (ALGORITHM_VERSION 2), NUM_PERM 128, SEED 20261202, LAYOUTS 10 + 4
 
 # Spaces of every kind, line breaks, kana, kanji, full-width and odd letters: where the fast
 # paths and the regexes could disagree.
