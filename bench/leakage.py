@@ -28,22 +28,26 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BITEXT = ROOT.parent / "shared" / "datasets" / "bitext-customer-support" / "customer_support_training.csv"
-CONFIG = "name: leak\nruns_dir: {runs}\nmodel: default\nsystem_prompt: S\ndata:\n  sources:\n{sources}\n" \
-         "  split: {{val: 0.05, test: 0.05, seed: 0}}\n"
+
+
+def bench_data_tools() -> Any:
+    """Returns bench/data_tools.py as a module: its row generator and its run config."""
+    spec = importlib.util.spec_from_file_location("bench_data_tools", ROOT / "bench" / "data_tools.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
 
 
 def run_stage(folder: Path, files: list[Path]) -> Path:
-    """Runs `tunebot data` on the files; returns its data folder."""
+    """Runs `tunebot data` on the files with the data bench's config; returns its data folder."""
     from tunebot.cli import main
 
-    sources = "\n".join(f"    - {{path: {json.dumps(str(path))}}}" for path in files)
-    config = folder / "leak.yaml"
-    config.write_text(CONFIG.format(runs=json.dumps(str(folder / "runs")), sources=sources), encoding="utf-8")
+    config = bench_data_tools().write_config(folder, files)
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # its summary table: not ours to print
         code = main(["data", str(config)])
     if code != 0:
         raise SystemExit(f"the data stage failed on {files}")
-    return folder / "runs" / "leak" / "data"
+    return folder / "runs" / "bench" / "data"
 
 
 def nearest_in_train(data: Path) -> tuple[list[str], list[float], list[str]]:
@@ -93,11 +97,8 @@ def main() -> int:
     if args.bitext.is_file():
         results.append(measure("bitext", [args.bitext]))
     if args.rows:
-        spec = importlib.util.spec_from_file_location("bench_data_tools", ROOT / "bench" / "data_tools.py")
-        generator = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(generator)  # type: ignore[union-attr]
         with tempfile.TemporaryDirectory(prefix="tunebot-leak-rows-") as folder:
-            results.append(measure(f"generated {args.rows:,}", generator.generate(args.rows, Path(folder))))
+            results.append(measure(f"generated {args.rows:,}", bench_data_tools().generate(args.rows, Path(folder))))
     print(f"{'set':>18} {'held out':>8} {'twin >= 0.6 in train':>21} {'twin >= 0.9':>11} {'highest':>7}")
     for r in results:
         print(f"{r['set']:>18} {r['held_out']:>8,} {r['leak_0.6']:>21,} {r['leak_0.9']:>11,} {r['highest']!s:>7}")
